@@ -1,0 +1,6 @@
+#include "commands.h"
+
+namespace ef::ctl {
+// Placeholder until this command set lands; it registers nothing yet.
+void add_inspect(CLI::App&) {}
+}  // namespace ef::ctl

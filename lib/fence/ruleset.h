@@ -1,0 +1,208 @@
+// The abstract ruleset: the one model that ADD (compile -> apply), CHECK
+// (compile, read back, compare) and `render` (compile -> text) share.
+//
+// It is a plain value: no I/O, equality by content. Statements are the closed
+// set of things the compiler emits, at the level an admin reads in `nft list`
+// (implicit dependencies such as `meta nfproto ipv4` before `ip daddr` are the
+// encoder's business, not the model's). Anything the decoder cannot map back
+// becomes an `Unrecognized` statement, which never equals a compiled one, so a
+// tampered rule always shows up in a diff.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace ef::fence {
+
+using Bytes = std::vector<uint8_t>;
+
+// nftables datatypes used as set keys. Values are stored in the byte order the
+// kernel keeps in interval sets: network order, uid included (nft converts
+// skuid with a byteorder expression before the lookup).
+enum class FieldType : uint8_t { ipv4_addr, ipv6_addr, inet_proto, inet_service, uid };
+
+// Bytes one field's value occupies (4, 16, 1, 2, 4).
+size_t field_len(FieldType t);
+// nft's name for the type, e.g. "ipv4_addr".
+const char* field_type_name(FieldType t);
+
+// One field of a set element: an inclusive range [lo, hi]; lo == hi for a
+// single value. Both have field_len(type) bytes.
+struct FieldRange {
+    Bytes lo;
+    Bytes hi;
+    bool operator==(const FieldRange&) const = default;
+    auto operator<=>(const FieldRange&) const = default;
+};
+
+struct Element {
+    std::vector<FieldRange> fields;  // one per key field, in key order
+    bool operator==(const Element&) const = default;
+    auto operator<=>(const Element&) const = default;
+};
+
+// A named set. Every set the compiler emits has `flags interval` (so element
+// order is canonical and ranges are allowed); a key with several fields is a
+// concatenation (`ipv4_addr . inet_proto . inet_service`).
+struct Set {
+    std::string name;
+    std::vector<FieldType> key;
+    bool interval = true;
+    std::vector<Element> elements;  // canonical: sorted, no duplicates
+    bool operator==(const Set&) const = default;
+};
+
+// A named counter object. Its values are reported but never compared.
+struct Counter {
+    std::string name;
+    uint64_t packets = 0;
+    uint64_t bytes = 0;
+    bool operator==(const Counter& o) const { return name == o.name; }
+};
+
+enum class IpFamily : uint8_t { ipv4, ipv6 };
+
+// --- statements -----------------------------------------------------------
+// `oifname "lo"`
+struct OifnameEq {
+    std::string name;
+    bool operator==(const OifnameEq&) const = default;
+};
+// `meta l4proto tcp`
+struct L4ProtoEq {
+    uint8_t proto;
+    bool operator==(const L4ProtoEq&) const = default;
+};
+// `ct state established,related` (bits as in the kernel: NF_CT_STATE_BIT)
+struct CtStateIn {
+    uint32_t bits;
+    bool operator==(const CtStateIn&) const = default;
+};
+// `icmpv6 type 133-136`
+struct Icmpv6TypeRange {
+    uint8_t lo;
+    uint8_t hi;
+    bool operator==(const Icmpv6TypeRange&) const = default;
+};
+// `meta skuid @set`
+struct SkuidInSet {
+    std::string set;
+    bool operator==(const SkuidInSet&) const = default;
+};
+// `ip daddr @set` / `ip6 daddr @set`
+struct DaddrInSet {
+    IpFamily family;
+    std::string set;
+    bool operator==(const DaddrInSet&) const = default;
+};
+// `ip daddr . meta l4proto . th dport @set` (and the ip6 twin)
+struct DaddrProtoPortInSet {
+    IpFamily family;
+    std::string set;
+    bool operator==(const DaddrProtoPortInSet&) const = default;
+};
+// `counter name "x"`
+struct CounterRef {
+    std::string name;
+    bool operator==(const CounterRef&) const = default;
+};
+enum class TimeUnit : uint8_t { second, minute, hour, day };
+// `limit rate 5/second burst 10 packets`
+struct Limit {
+    uint64_t rate;
+    TimeUnit unit;
+    uint32_t burst;
+    bool operator==(const Limit&) const = default;
+};
+// `log prefix "..." flags skuid`
+struct Log {
+    std::string prefix;
+    bool operator==(const Log&) const = default;
+};
+enum class VerdictKind : uint8_t { accept, drop };
+// `accept` / `drop`
+struct Verdict {
+    VerdictKind kind;
+    bool operator==(const Verdict&) const = default;
+};
+enum class RejectKind : uint8_t { tcp_reset, icmpx_port_unreachable };
+// `reject with tcp reset` / `reject` (icmpx port-unreachable, nft's default in inet)
+struct Reject {
+    RejectKind kind;
+    bool operator==(const Reject&) const = default;
+};
+// What the decoder found but cannot map to a statement above; `text` describes
+// the raw expressions. Never produced by the compiler.
+struct Unrecognized {
+    std::string text;
+    bool operator==(const Unrecognized&) const = default;
+};
+
+using Stmt = std::variant<OifnameEq, L4ProtoEq, CtStateIn, Icmpv6TypeRange, SkuidInSet, DaddrInSet,
+                          DaddrProtoPortInSet, CounterRef, Limit, Log, Verdict, Reject, Unrecognized>;
+
+struct Rule {
+    std::vector<Stmt> stmts;
+    bool operator==(const Rule&) const = default;
+};
+
+enum class Hook : uint8_t { output, forward };
+enum class Policy : uint8_t { accept, drop };
+
+struct BaseHook {
+    Hook hook;
+    int32_t priority = 0;
+    Policy policy = Policy::drop;
+    bool operator==(const BaseHook&) const = default;
+};
+
+struct Chain {
+    std::string name;
+    std::optional<BaseHook> base;  // nullopt: a regular (jump target) chain
+    std::vector<Rule> rules;
+    bool operator==(const Chain&) const = default;
+};
+
+// Who the table belongs to and what it should contain. Stored in the table's
+// userdata (at most 256 bytes in the kernel; see nft/ for the encoding).
+struct Metadata {
+    std::string plugin_version;
+    std::string profile;
+    std::string pod_namespace;
+    std::string pod_name;
+    std::string container_id;
+    std::string digest;  // digest(ruleset) of the body at compile time
+    bool operator==(const Metadata&) const = default;
+};
+
+inline constexpr const char* kTableName = "egress_fence";
+
+// The table `inet egress_fence`: counters, sets and chains in canonical order
+// (the order the compiler emits them, which is also the order nft lists them).
+struct Ruleset {
+    Metadata meta;
+    std::vector<Counter> counters;
+    std::vector<Set> sets;
+    std::vector<Chain> chains;
+    bool operator==(const Ruleset&) const = default;
+};
+
+// The ruleset in nft syntax, exactly as `nft list table inet egress_fence`
+// prints it (tabs, element wrapping aside from counters' values, which are
+// printed as stored). Loads as-is with `nft -f`. Metadata goes in a leading
+// `#` comment when `with_metadata` is set.
+std::string to_nft_text(const Ruleset& rs, bool with_metadata = false);
+// One statement / one rule in nft syntax, e.g. `meta l4proto tcp`.
+std::string to_nft_text(const Stmt& s);
+std::string to_nft_text(const Rule& r);
+// A set element in nft syntax, e.g. `10.0.0.0/8 . tcp . 8000-8100`.
+std::string to_nft_text(const Set& set, const Element& e);
+
+// A stable digest (hex, 32 chars) of the body: counters' names, sets, chains.
+// Metadata and counter values are not part of it.
+std::string digest(const Ruleset& rs);
+
+}  // namespace ef::fence
