@@ -205,4 +205,7 @@ std::string to_nft_text(const Set& set, const Element& e);
 // Metadata and counter values are not part of it.
 std::string digest(const Ruleset& rs);
 
+// SHA-256 of arbitrary bytes as 64 hex chars (digest() and the installer use it).
+std::string sha256_hex(const std::string& data);
+
 }  // namespace ef::fence

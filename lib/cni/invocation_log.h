@@ -1,0 +1,27 @@
+// One JSON line per plugin invocation, appended to the config's logFile.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace ef::cni {
+
+struct InvocationRecord {
+    std::string verb;
+    std::string container_id;
+    std::string pod;      // namespace/name
+    std::string profile;  // "" when unfenced
+    std::string outcome;  // fenced | unfenced | removed | checked | ok | error
+    int64_t duration_us = 0;
+    int error_code = 0;
+    std::string error;
+};
+
+// Appends `r` as one line to `path` (creating its directory), holding an
+// exclusive flock so concurrent plugins never interleave lines; when the file
+// is over `max_bytes` it is first renamed to `path.1` (one rotation).
+// Never throws: logging must not fail an ADD. Returns false if it could not
+// write.
+bool append_record(const std::string& path, const InvocationRecord& r, uint64_t max_bytes = 10u << 20);
+
+}  // namespace ef::cni

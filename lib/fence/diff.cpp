@@ -1,0 +1,138 @@
+#include "fence/diff.h"
+
+#include <algorithm>
+#include <set>
+
+namespace ef::fence {
+namespace {
+
+std::string quote(const std::string& s) { return "`" + s + "`"; }
+
+void diff_metadata(const Metadata& e, const Metadata& a, std::vector<std::string>& out) {
+    if (e.profile != a.profile)
+        out.push_back("table metadata: profile is \"" + a.profile + "\", the config demands \"" + e.profile + "\"");
+    if (e.digest != a.digest)
+        out.push_back("table metadata: digest is \"" + a.digest + "\", the config demands \"" + e.digest + "\"");
+}
+
+void diff_counters(const Ruleset& e, const Ruleset& a, std::vector<std::string>& out) {
+    std::set<std::string> want, have;
+    for (const auto& c : e.counters) want.insert(c.name);
+    for (const auto& c : a.counters) have.insert(c.name);
+    for (const auto& n : want)
+        if (!have.count(n)) out.push_back("counter " + n + ": missing");
+    for (const auto& n : have)
+        if (!want.count(n)) out.push_back("counter " + n + ": unexpected (not in the config's fence)");
+}
+
+std::string key_text(const Set& s) {
+    std::string t;
+    for (size_t i = 0; i < s.key.size(); ++i) t += (i ? " . " : "") + std::string(field_type_name(s.key[i]));
+    return t;
+}
+
+void diff_elements(const Set& e, const Set& a, std::vector<std::string>& out) {
+    std::set<Element> want(e.elements.begin(), e.elements.end()), have(a.elements.begin(), a.elements.end());
+    constexpr size_t kMaxListed = 20;
+    size_t listed = 0, missing = 0, extra = 0;
+    for (const auto& el : want) {
+        if (have.count(el)) continue;
+        if (listed++ < kMaxListed) out.push_back("set " + e.name + ": missing element " + quote(to_nft_text(e, el)));
+        ++missing;
+    }
+    for (const auto& el : have) {
+        if (want.count(el)) continue;
+        if (listed++ < kMaxListed)
+            out.push_back("set " + e.name + ": unexpected element " + quote(to_nft_text(a, el)));
+        ++extra;
+    }
+    if (listed > kMaxListed)
+        out.push_back("set " + e.name + ": " + std::to_string(missing) + " elements missing and " +
+                      std::to_string(extra) + " unexpected in all");
+}
+
+void diff_sets(const Ruleset& e, const Ruleset& a, std::vector<std::string>& out) {
+    for (const auto& es : e.sets) {
+        auto it = std::find_if(a.sets.begin(), a.sets.end(), [&](const Set& s) { return s.name == es.name; });
+        if (it == a.sets.end()) {
+            out.push_back("set " + es.name + ": missing");
+            continue;
+        }
+        if (it->key != es.key) {
+            out.push_back("set " + es.name + ": type is " + key_text(*it) + ", expected " + key_text(es));
+            continue;
+        }
+        if (it->interval != es.interval) out.push_back("set " + es.name + ": flags interval differ");
+        diff_elements(es, *it, out);
+    }
+    for (const auto& as : a.sets) {
+        bool known = std::any_of(e.sets.begin(), e.sets.end(), [&](const Set& s) { return s.name == as.name; });
+        if (!known) out.push_back("set " + as.name + ": unexpected (not in the config's fence)");
+    }
+}
+
+std::string hook_text(const std::optional<BaseHook>& b) {
+    if (!b) return "no hook (regular chain)";
+    return std::string("hook ") + (b->hook == Hook::output ? "output" : "forward") + " priority " +
+           std::to_string(b->priority) + " policy " + (b->policy == Policy::drop ? "drop" : "accept");
+}
+
+// Rules compared as sequences: the longest common subsequence is unchanged;
+// a removal next to an insertion at the same place reads as "changed".
+void diff_rules(const Chain& e, const Chain& a, std::vector<std::string>& out) {
+    const auto& x = e.rules;
+    const auto& y = a.rules;
+    size_t n = x.size(), m = y.size();
+    std::vector<std::vector<uint32_t>> lcs(n + 1, std::vector<uint32_t>(m + 1, 0));
+    for (size_t i = n; i-- > 0;)
+        for (size_t j = m; j-- > 0;)
+            lcs[i][j] = x[i] == y[j] ? lcs[i + 1][j + 1] + 1 : std::max(lcs[i + 1][j], lcs[i][j + 1]);
+    std::string where = "chain " + e.name + ": ";
+    size_t i = 0, j = 0;
+    while (i < n || j < m) {
+        if (i < n && j < m && x[i] == y[j]) {
+            ++i, ++j;
+        } else if (i < n && j < m && lcs[i + 1][j + 1] == lcs[i][j]) {
+            out.push_back(where + "rule " + std::to_string(j + 1) + " changed: expected " + quote(to_nft_text(x[i])) +
+                          ", found " + quote(to_nft_text(y[j])));
+            ++i, ++j;
+        } else if (j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j])) {
+            out.push_back(where + "unexpected rule " + std::to_string(j + 1) + ": " + quote(to_nft_text(y[j])));
+            ++j;
+        } else {
+            out.push_back(where + "missing rule " + quote(to_nft_text(x[i])) + " (expected at position " +
+                          std::to_string(i + 1) + ")");
+            ++i;
+        }
+    }
+}
+
+void diff_chains(const Ruleset& e, const Ruleset& a, std::vector<std::string>& out) {
+    for (const auto& ec : e.chains) {
+        auto it = std::find_if(a.chains.begin(), a.chains.end(), [&](const Chain& c) { return c.name == ec.name; });
+        if (it == a.chains.end()) {
+            out.push_back("chain " + ec.name + ": missing");
+            continue;
+        }
+        if (it->base != ec.base)
+            out.push_back("chain " + ec.name + ": " + hook_text(it->base) + ", expected " + hook_text(ec.base));
+        diff_rules(ec, *it, out);
+    }
+    for (const auto& ac : a.chains) {
+        bool known = std::any_of(e.chains.begin(), e.chains.end(), [&](const Chain& c) { return c.name == ac.name; });
+        if (!known) out.push_back("chain " + ac.name + ": unexpected (not in the config's fence)");
+    }
+}
+
+}  // namespace
+
+std::vector<std::string> diff(const Ruleset& expected, const Ruleset& actual) {
+    std::vector<std::string> out;
+    diff_metadata(expected.meta, actual.meta, out);
+    diff_counters(expected, actual, out);
+    diff_sets(expected, actual, out);
+    diff_chains(expected, actual, out);
+    return out;
+}
+
+}  // namespace ef::fence

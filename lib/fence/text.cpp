@@ -1,0 +1,219 @@
+// nft syntax for the model, written to match `nft list table` (nftables 1.0.x)
+// byte for byte, so an admin can diff what `render` promises against what the
+// kernel holds, and so the output loads with `nft -f`.
+#include <arpa/inet.h>
+
+#include <sstream>
+
+#include "fence/ruleset.h"
+
+namespace ef::fence {
+namespace {
+
+template <class... Ts>
+struct overloaded : Ts... {
+    using Ts::operator()...;
+};
+
+uint64_t to_uint(const Bytes& b) {
+    uint64_t v = 0;
+    for (uint8_t x : b) v = (v << 8) | x;
+    return v;
+}
+
+std::string addr_text(const Bytes& b) {
+    char buf[INET6_ADDRSTRLEN] = {};
+    inet_ntop(b.size() == 4 ? AF_INET : AF_INET6, b.data(), buf, sizeof buf);
+    return buf;
+}
+
+// The prefix length when [lo, hi] is exactly one CIDR block, else -1.
+int prefix_len(const Bytes& lo, const Bytes& hi) {
+    int bits = static_cast<int>(lo.size()) * 8;
+    int len = 0;
+    bool in_host = false;
+    for (int i = 0; i < bits; ++i) {
+        int byte = i / 8, shift = 7 - i % 8;
+        bool l = (lo[byte] >> shift) & 1, h = (hi[byte] >> shift) & 1;
+        if (!in_host) {
+            if (l == h) {
+                ++len;
+                continue;
+            }
+            in_host = true;
+        }
+        if (l || !h) return -1;  // host part must run 0...0 -> 1...1
+    }
+    return len;
+}
+
+std::string proto_name(uint64_t p) {
+    switch (p) {
+        case 6: return "tcp";
+        case 17: return "udp";
+        case 132: return "sctp";
+        case 1: return "icmp";
+        case 58: return "ipv6-icmp";
+        default: return std::to_string(p);
+    }
+}
+
+std::string value_text(FieldType t, const Bytes& v) {
+    switch (t) {
+        case FieldType::ipv4_addr:
+        case FieldType::ipv6_addr: return addr_text(v);
+        case FieldType::inet_proto: return proto_name(to_uint(v));
+        case FieldType::inet_service:
+        case FieldType::uid: return std::to_string(to_uint(v));
+    }
+    return "?";
+}
+
+std::string field_text(FieldType t, const FieldRange& f) {
+    if (f.lo == f.hi) return value_text(t, f.lo);
+    if (t == FieldType::ipv4_addr || t == FieldType::ipv6_addr) {
+        int len = prefix_len(f.lo, f.hi);
+        if (len >= 0) return addr_text(f.lo) + "/" + std::to_string(len);
+    }
+    return value_text(t, f.lo) + "-" + value_text(t, f.hi);
+}
+
+// nft breaks element lists after every element of a concatenation or an IPv6
+// address, every 2nd IPv4 address and every 5th number.
+int elements_per_line(const Set& s) {
+    if (s.key.size() != 1) return 1;
+    switch (s.key[0]) {
+        case FieldType::ipv4_addr: return 2;
+        case FieldType::ipv6_addr: return 1;
+        default: return 5;
+    }
+}
+
+const char* family_prefix(IpFamily f) { return f == IpFamily::ipv4 ? "ip" : "ip6"; }
+
+const char* unit_name(TimeUnit u) {
+    switch (u) {
+        case TimeUnit::second: return "second";
+        case TimeUnit::minute: return "minute";
+        case TimeUnit::hour: return "hour";
+        case TimeUnit::day: return "day";
+    }
+    return "?";
+}
+
+std::string ct_state_text(uint32_t bits) {
+    static const std::pair<uint32_t, const char*> names[] = {
+        {1u << 0, "invalid"}, {1u << 1, "established"}, {1u << 2, "related"}, {1u << 3, "new"}, {1u << 6, "untracked"}};
+    std::string out;
+    for (auto [bit, name] : names) {
+        if (!(bits & bit)) continue;
+        if (!out.empty()) out += ",";
+        out += name;
+    }
+    return out;
+}
+
+std::string priority_text(int32_t p) {
+    if (p == 0) return "filter";
+    return p > 0 ? "filter + " + std::to_string(p) : "filter - " + std::to_string(-p);
+}
+
+}  // namespace
+
+std::string to_nft_text(const Stmt& s) {
+    return std::visit(
+        overloaded{
+            [](const OifnameEq& x) { return "oifname \"" + x.name + "\""; },
+            [](const L4ProtoEq& x) { return "meta l4proto " + proto_name(x.proto); },
+            [](const CtStateIn& x) { return "ct state " + ct_state_text(x.bits); },
+            [](const Icmpv6TypeRange& x) {
+                return "icmpv6 type " + std::to_string(x.lo) + (x.lo == x.hi ? "" : "-" + std::to_string(x.hi));
+            },
+            [](const SkuidInSet& x) { return "meta skuid @" + x.set; },
+            [](const DaddrInSet& x) { return std::string(family_prefix(x.family)) + " daddr @" + x.set; },
+            [](const DaddrProtoPortInSet& x) {
+                return std::string(family_prefix(x.family)) + " daddr . meta l4proto . th dport @" + x.set;
+            },
+            [](const CounterRef& x) { return "counter name \"" + x.name + "\""; },
+            [](const Limit& x) {
+                return "limit rate " + std::to_string(x.rate) + "/" + unit_name(x.unit) + " burst " +
+                       std::to_string(x.burst) + " packets";
+            },
+            [](const Log& x) { return "log prefix \"" + x.prefix + "\" flags skuid"; },
+            [](const Verdict& x) { return std::string(x.kind == VerdictKind::accept ? "accept" : "drop"); },
+            [](const Reject& x) {
+                return std::string(x.kind == RejectKind::tcp_reset ? "reject with tcp reset" : "reject");
+            },
+            [](const Unrecognized& x) { return "# unrecognized: " + x.text; },
+        },
+        s);
+}
+
+std::string to_nft_text(const Rule& r) {
+    std::string out;
+    for (const auto& s : r.stmts) {
+        if (!out.empty()) out += " ";
+        out += to_nft_text(s);
+    }
+    return out;
+}
+
+std::string to_nft_text(const Set& set, const Element& e) {
+    std::string out;
+    for (size_t i = 0; i < e.fields.size() && i < set.key.size(); ++i) {
+        if (i) out += " . ";
+        out += field_text(set.key[i], e.fields[i]);
+    }
+    return out;
+}
+
+std::string to_nft_text(const Ruleset& rs, bool with_metadata) {
+    std::ostringstream o;
+    if (with_metadata) {
+        const auto& m = rs.meta;
+        o << "# egress-fence " << m.plugin_version << " profile=" << m.profile << " pod=" << m.pod_namespace << "/"
+          << m.pod_name << " container=" << m.container_id << " digest=" << m.digest << "\n";
+    }
+    o << "table inet " << kTableName << " {\n";
+    bool first = true;
+    auto separate = [&] {
+        if (!first) o << "\n";
+        first = false;
+    };
+    for (const auto& c : rs.counters) {
+        separate();
+        o << "\tcounter " << c.name << " {\n\t\tpackets " << c.packets << " bytes " << c.bytes << "\n\t}\n";
+    }
+    for (const auto& s : rs.sets) {
+        separate();
+        o << "\tset " << s.name << " {\n\t\ttype ";
+        for (size_t i = 0; i < s.key.size(); ++i) o << (i ? " . " : "") << field_type_name(s.key[i]);
+        o << "\n";
+        if (s.interval) o << "\t\tflags interval\n";
+        if (!s.elements.empty()) {
+            int per_line = elements_per_line(s);
+            o << "\t\telements = { ";
+            for (size_t i = 0; i < s.elements.size(); ++i) {
+                if (i) o << ((i % per_line) == 0 ? ",\n\t\t\t     " : ", ");
+                o << to_nft_text(s, s.elements[i]);
+            }
+            o << " }\n";
+        }
+        o << "\t}\n";
+    }
+    for (const auto& c : rs.chains) {
+        separate();
+        o << "\tchain " << c.name << " {\n";
+        if (c.base) {
+            o << "\t\ttype filter hook " << (c.base->hook == Hook::output ? "output" : "forward") << " priority "
+              << priority_text(c.base->priority) << "; policy "
+              << (c.base->policy == Policy::drop ? "drop" : "accept") << ";\n";
+        }
+        for (const auto& r : c.rules) o << "\t\t" << to_nft_text(r) << "\n";
+        o << "\t}\n";
+    }
+    o << "}\n";
+    return o.str();
+}
+
+}  // namespace ef::fence

@@ -1,0 +1,99 @@
+// egress-fence: the CNI plugin. Reads the CNI environment and stdin, runs the
+// verb, prints its result or a CNI error object. Nothing else lives here.
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+
+#include "cni/version.h"
+#include "plugin/verbs.h"
+
+using namespace ef;
+
+namespace {
+
+// One byte more than the config parser accepts, so it can say "too large"
+// without this process holding arbitrary amounts of input.
+constexpr size_t kMaxStdin = (1u << 20) + 1;
+
+std::string read_stdin() {
+    std::string in;
+    char buf[65536];
+    while (in.size() < kMaxStdin) {
+        ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        in.append(buf, static_cast<size_t>(n));
+    }
+    return in;
+}
+
+std::string requested_version(const std::string& input) {
+    auto j = nlohmann::json::parse(input, nullptr, false);
+    if (j.is_object() && j.contains("cniVersion") && j["cniVersion"].is_string()) {
+        std::string v = j["cniVersion"];
+        if (cni::is_supported_version(v)) return v;
+    }
+    return std::string(cni::kSupportedVersions.back());
+}
+
+std::string dispatch(const std::string& verb, const plugin::Invocation& in) {
+    if (verb == "ADD") return plugin::cmd_add(in);
+    if (verb == "DEL") return plugin::cmd_del(in);
+    if (verb == "CHECK") return plugin::cmd_check(in);
+    if (verb == "STATUS") return plugin::cmd_status(in);
+    return plugin::cmd_gc(in);
+}
+
+}  // namespace
+
+int main() {
+    auto start = std::chrono::steady_clock::now();
+    cni::InvocationRecord record;
+    std::string version(cni::kSupportedVersions.back()), log_file;
+    int rc = 0;
+    try {
+        plugin::Invocation in{cni::read_env(), {}, {}, {}, &record};
+        record.verb = in.env.command;
+        record.container_id = in.env.container_id;
+        const std::string& verb = in.env.command;
+        if (verb.empty()) throw cni::Error(cni::kInvalidEnvironment, "CNI_COMMAND is not set");
+        std::string input = read_stdin();
+        if (verb == "VERSION") {
+            std::cout << cni::version_json(requested_version(input)) << "\n";
+            return 0;
+        }
+        if (verb != "ADD" && verb != "DEL" && verb != "CHECK" && verb != "STATUS" && verb != "GC")
+            throw cni::Error(cni::kInvalidEnvironment, "CNI_COMMAND \"" + verb + "\" is not a CNI verb",
+                             "expected ADD, DEL, CHECK, STATUS, GC or VERSION");
+        in.conf = config::parse_netconf(input);
+        version = in.conf.cni_version;
+        log_file = in.conf.plugin.log_file;
+        in.args = cni::parse_args(in.env.args);
+        in.pod = config::Pod{in.args.pod_namespace, in.args.pod_name,
+                             in.args.infra_container_id.empty() ? in.env.container_id : in.args.infra_container_id,
+                             in.args.pod_uid, in.conf.pod_annotations};
+        record.pod = in.pod.namespace_ + "/" + in.pod.name;
+        std::string out = dispatch(verb, in);
+        if (!out.empty()) std::cout << out << "\n";
+    } catch (const cni::Error& e) {
+        std::cout << cni::error_json(e, version) << "\n";
+        std::cerr << "egress-fence: " << e.msg << (e.details.empty() ? "" : "\n" + e.details) << "\n";
+        record.outcome = "error";
+        record.error_code = e.code;
+        record.error = e.msg;
+        rc = 1;
+    } catch (const std::exception& e) {
+        cni::Error internal(cni::kInternal, std::string("internal error: ") + e.what(), "please report this");
+        std::cout << cni::error_json(internal, version) << "\n";
+        std::cerr << "egress-fence: " << internal.msg << "\n";
+        record.outcome = "error";
+        record.error_code = internal.code;
+        record.error = internal.msg;
+        rc = 1;
+    }
+    record.duration_us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
+    cni::append_record(log_file, record);
+    std::cout.flush();
+    return rc;
+}

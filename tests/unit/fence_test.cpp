@@ -1,0 +1,186 @@
+// The fence compiler: what a profile turns into, rule by rule.
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <doctest/doctest.h>
+
+#include "fence/compile.h"
+
+using namespace ef;
+using namespace ef::fence;
+
+namespace {
+
+config::Cidr cidr(const std::string& s) {
+    config::Cidr c;
+    auto slash = s.find('/');
+    std::string addr = s.substr(0, slash);
+    c.v6 = addr.find(':') != std::string::npos;
+    inet_pton(c.v6 ? AF_INET6 : AF_INET, addr.c_str(), c.addr.data());
+    c.prefix = static_cast<uint8_t>(std::stoi(s.substr(slash + 1)));
+    return c;
+}
+
+config::AllowEntry entry(const std::string& c, config::Protocol p, std::vector<config::PortRange> ports) {
+    return config::AllowEntry{cidr(c), p, std::move(ports)};
+}
+
+config::Profile example_profile() {
+    config::Profile p;
+    p.name = "proxy-only";
+    p.exempt_uids = {1337};
+    p.allow = {entry("10.96.0.10/32", config::Protocol::udp, {{53, 53}}),
+               entry("fd00:10:96::a/128", config::Protocol::tcp, {{53, 53}, {8000, 8100}})};
+    return p;
+}
+
+config::Pod pod() { return config::Pod{"sandboxes", "agent-1", "c0ffee", "uid-1", {}}; }
+
+const Chain& chain(const Ruleset& rs, const std::string& name) {
+    for (const auto& c : rs.chains)
+        if (c.name == name) return c;
+    FAIL("no chain " << name);
+    return rs.chains.front();
+}
+
+std::vector<std::string> rule_texts(const Chain& c) {
+    std::vector<std::string> out;
+    for (const auto& r : c.rules) out.push_back(to_nft_text(r));
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("the example profile compiles to DESIGN.md's rule order") {
+    Ruleset rs = compile(example_profile(), pod());
+    CHECK(rule_texts(chain(rs, "output")) == std::vector<std::string>{
+                                                 "oifname \"lo\" accept",
+                                                 "ct state established,related accept",
+                                                 "icmpv6 type 133-136 accept",
+                                                 "meta skuid @exempt_uids counter name \"exempt_accepted\" accept",
+                                                 "ip daddr . meta l4proto . th dport @allow4 counter name \"allowed_accepted\" accept",
+                                                 "ip6 daddr . meta l4proto . th dport @allow6 counter name \"allowed_accepted\" accept",
+                                                 "meta l4proto tcp counter name \"tcp_refused\" reject with tcp reset",
+                                                 "meta l4proto udp counter name \"udp_refused\" reject",
+                                                 "counter name \"other_dropped\"",
+                                             });
+    const Chain& out = chain(rs, "output");
+    REQUIRE(out.base);
+    CHECK(out.base->hook == Hook::output);
+    CHECK(out.base->policy == Policy::drop);
+}
+
+TEST_CASE("the forward chain holds the same allowlist but never exempts UIDs") {
+    Ruleset rs = compile(example_profile(), pod());
+    auto fwd = rule_texts(chain(rs, "forward"));
+    CHECK(fwd.front() == "ct state established,related accept");
+    for (const auto& r : fwd) CHECK(r.find("skuid") == std::string::npos);
+    CHECK(std::find(fwd.begin(), fwd.end(),
+                    "ip daddr . meta l4proto . th dport @allow4 counter name \"allowed_accepted\" accept") != fwd.end());
+    REQUIRE(chain(rs, "forward").base);
+    CHECK(chain(rs, "forward").base->policy == Policy::drop);
+}
+
+TEST_CASE("allow entries become set elements: one per port range, prefixes as ranges") {
+    config::Profile p = example_profile();
+    p.allow.push_back(entry("10.0.0.0/8", config::Protocol::tcp, {{443, 443}, {8000, 8100}}));
+    Ruleset rs = compile(p, pod());
+    auto set4 = std::find_if(rs.sets.begin(), rs.sets.end(), [](const Set& s) { return s.name == "allow4"; });
+    REQUIRE(set4 != rs.sets.end());
+    std::vector<std::string> els;
+    for (const auto& e : set4->elements) els.push_back(to_nft_text(*set4, e));
+    CHECK(els == std::vector<std::string>{"10.0.0.0/8 . tcp . 443", "10.0.0.0/8 . tcp . 8000-8100",
+                                          "10.96.0.10 . udp . 53"});
+}
+
+TEST_CASE("any-protocol entries go to address-only sets, v4 and v6 apart") {
+    config::Profile p;
+    p.name = "any";
+    p.allow = {entry("192.168.0.0/16", config::Protocol::any, {}), entry("fd00::/8", config::Protocol::any, {})};
+    Ruleset rs = compile(p, pod());
+    std::vector<std::string> names;
+    for (const auto& s : rs.sets) names.push_back(s.name);
+    CHECK(names == std::vector<std::string>{"allow4_any", "allow6_any"});
+    auto rules = rule_texts(chain(rs, "output"));
+    CHECK(std::find(rules.begin(), rules.end(), "ip daddr @allow4_any counter name \"allowed_accepted\" accept") !=
+          rules.end());
+    CHECK(std::find(rules.begin(), rules.end(), "ip6 daddr @allow6_any counter name \"allowed_accepted\" accept") !=
+          rules.end());
+    CHECK(to_nft_text(rs.sets[1], rs.sets[1].elements[0]) == "fd00::/8");
+}
+
+TEST_CASE("no allow entries and no exempt UIDs: only loopback, established and ND get out") {
+    config::Profile p;
+    p.name = "closed";
+    Ruleset rs = compile(p, pod());
+    CHECK(rs.sets.empty());
+    CHECK(rule_texts(chain(rs, "output")) ==
+          std::vector<std::string>{"oifname \"lo\" accept", "ct state established,related accept",
+                                   "icmpv6 type 133-136 accept",
+                                   "meta l4proto tcp counter name \"tcp_refused\" reject with tcp reset",
+                                   "meta l4proto udp counter name \"udp_refused\" reject",
+                                   "counter name \"other_dropped\""});
+}
+
+TEST_CASE("several exempt UIDs land sorted in one interval set") {
+    config::Profile p = example_profile();
+    p.exempt_uids = {2000, 0, 1337, 4294967295u};
+    Ruleset rs = compile(p, pod());
+    const Set& uids = rs.sets.front();
+    CHECK(uids.name == "exempt_uids");
+    std::vector<std::string> els;
+    for (const auto& e : uids.elements) els.push_back(to_nft_text(uids, e));
+    CHECK(els == std::vector<std::string>{"0", "1337", "2000", "4294967295"});
+}
+
+TEST_CASE("tcpDeny drop drops instead of resetting") {
+    config::Profile p = example_profile();
+    p.tcp_deny = config::TcpDeny::drop;
+    auto rules = rule_texts(chain(compile(p, pod()), "output"));
+    CHECK(std::find(rules.begin(), rules.end(), "meta l4proto tcp counter name \"tcp_refused\" drop") != rules.end());
+}
+
+TEST_CASE("logging is rate limited, placed before the refusals, and names the pod") {
+    config::Profile p = example_profile();
+    p.log = config::LogSpec{5, "second", 10, "egress-fence"};
+    auto rules = rule_texts(chain(compile(p, pod()), "output"));
+    auto log = std::find(rules.begin(), rules.end(),
+                         "limit rate 5/second burst 10 packets log prefix \"egress-fence sandboxes/agent-1: \" flags skuid");
+    REQUIRE(log != rules.end());
+    auto reject = std::find(rules.begin(), rules.end(), "meta l4proto tcp counter name \"tcp_refused\" reject with tcp reset");
+    CHECK(log < reject);
+}
+
+TEST_CASE("the log prefix is bounded to the kernel's length and escaped") {
+    config::LogSpec log{1, "minute", 1, "ef"};
+    config::Pod p{"ns", std::string(300, 'a') + "\"x", "", "", {}};
+    std::string prefix = log_prefix(log, p);
+    CHECK(prefix.size() == kMaxLogPrefix);
+    CHECK(prefix.find('"') == std::string::npos);
+}
+
+TEST_CASE("metadata carries the profile, the pod and the body's digest") {
+    Ruleset rs = compile(example_profile(), pod());
+    CHECK(rs.meta.profile == "proxy-only");
+    CHECK(rs.meta.pod_namespace == "sandboxes");
+    CHECK(rs.meta.pod_name == "agent-1");
+    CHECK(rs.meta.container_id == "c0ffee");
+    CHECK(rs.meta.digest == digest(rs));
+    CHECK(rs.meta.digest.size() == 32);
+}
+
+TEST_CASE("the digest changes with the body, not with counters or metadata") {
+    Ruleset a = compile(example_profile(), pod());
+    Ruleset b = a;
+    b.counters[0].packets = 99;
+    b.meta.pod_name = "other";
+    CHECK(digest(a) == digest(b));
+    config::Profile p = example_profile();
+    p.exempt_uids.push_back(1338);
+    CHECK(digest(compile(p, pod())) != digest(a));
+}
+
+TEST_CASE("sha256 matches the standard test vector") {
+    CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    CHECK(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}

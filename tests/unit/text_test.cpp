@@ -1,0 +1,84 @@
+// The nft text form: the exact layout `nft list table` prints (nftables 1.0.6).
+#include <doctest/doctest.h>
+
+#include "fence/ruleset.h"
+
+using namespace ef::fence;
+
+namespace {
+Bytes b(std::initializer_list<uint8_t> v) { return Bytes(v); }
+}  // namespace
+
+TEST_CASE("a ruleset prints as nft lists it") {
+    Ruleset rs;
+    rs.counters = {Counter{"tcp_refused", 3, 180}};
+    rs.sets = {Set{"exempt_uids", {FieldType::uid}, true, {Element{{{b({0, 0, 5, 57}), b({0, 0, 5, 57})}}}}},
+               Set{"allow4",
+                   {FieldType::ipv4_addr, FieldType::inet_proto, FieldType::inet_service},
+                   true,
+                   {Element{{{b({10, 0, 0, 0}), b({10, 255, 255, 255})}, {b({6}), b({6})}, {b({31, 64}), b({31, 164})}}},
+                    Element{{{b({10, 96, 0, 10}), b({10, 96, 0, 10})}, {b({17}), b({17})}, {b({0, 53}), b({0, 53})}}}}}};
+    rs.chains = {Chain{"output",
+                       BaseHook{Hook::output, 0, Policy::drop},
+                       {Rule{{OifnameEq{"lo"}, Verdict{VerdictKind::accept}}},
+                        Rule{{L4ProtoEq{6}, CounterRef{"tcp_refused"}, Reject{RejectKind::tcp_reset}}}}}};
+    CHECK(to_nft_text(rs) ==
+          "table inet egress_fence {\n"
+          "\tcounter tcp_refused {\n"
+          "\t\tpackets 3 bytes 180\n"
+          "\t}\n"
+          "\n"
+          "\tset exempt_uids {\n"
+          "\t\ttype uid\n"
+          "\t\tflags interval\n"
+          "\t\telements = { 1337 }\n"
+          "\t}\n"
+          "\n"
+          "\tset allow4 {\n"
+          "\t\ttype ipv4_addr . inet_proto . inet_service\n"
+          "\t\tflags interval\n"
+          "\t\telements = { 10.0.0.0/8 . tcp . 8000-8100,\n"
+          "\t\t\t     10.96.0.10 . udp . 53 }\n"
+          "\t}\n"
+          "\n"
+          "\tchain output {\n"
+          "\t\ttype filter hook output priority filter; policy drop;\n"
+          "\t\toifname \"lo\" accept\n"
+          "\t\tmeta l4proto tcp counter name \"tcp_refused\" reject with tcp reset\n"
+          "\t}\n"
+          "}\n");
+}
+
+TEST_CASE("element lists wrap as nft wraps them") {
+    Set uids{"u", {FieldType::uid}, true, {}};
+    for (uint8_t i = 1; i <= 6; ++i) uids.elements.push_back(Element{{{b({0, 0, 0, i}), b({0, 0, 0, i})}}});
+    Set v4{"a", {FieldType::ipv4_addr}, true, {}};
+    for (uint8_t i = 1; i <= 3; ++i) v4.elements.push_back(Element{{{b({10, 0, 0, i}), b({10, 0, 0, i})}}});
+    Ruleset rs;
+    rs.sets = {uids, v4};
+    std::string text = to_nft_text(rs);
+    CHECK(text.find("elements = { 1, 2, 3, 4, 5,\n\t\t\t     6 }") != std::string::npos);
+    CHECK(text.find("elements = { 10.0.0.1, 10.0.0.2,\n\t\t\t     10.0.0.3 }") != std::string::npos);
+}
+
+TEST_CASE("address ranges print as CIDR when they are one block, else lo-hi") {
+    Set s{"a6", {FieldType::ipv6_addr}, true, {}};
+    Bytes lo(16, 0), hi(16, 0);
+    lo[0] = 0xfd;
+    hi[0] = 0xfd;
+    for (int i = 8; i < 16; ++i) hi[i] = 0xff;
+    CHECK(to_nft_text(s, Element{{{lo, hi}}}) == "fd00::/64");
+    hi[15] = 0xfe;
+    CHECK(to_nft_text(s, Element{{{lo, hi}}}) == "fd00::-fd00::ffff:ffff:ffff:fffe");
+}
+
+TEST_CASE("statements print in nft syntax") {
+    CHECK(to_nft_text(Stmt{CtStateIn{6}}) == "ct state established,related");
+    CHECK(to_nft_text(Stmt{Icmpv6TypeRange{133, 136}}) == "icmpv6 type 133-136");
+    CHECK(to_nft_text(Stmt{SkuidInSet{"exempt_uids"}}) == "meta skuid @exempt_uids");
+    CHECK(to_nft_text(Stmt{DaddrInSet{IpFamily::ipv6, "allow6_any"}}) == "ip6 daddr @allow6_any");
+    CHECK(to_nft_text(Stmt{Limit{5, TimeUnit::minute, 10}}) == "limit rate 5/minute burst 10 packets");
+    CHECK(to_nft_text(Stmt{Log{"ef ns/p: "}}) == "log prefix \"ef ns/p: \" flags skuid");
+    CHECK(to_nft_text(Stmt{Reject{RejectKind::icmpx_port_unreachable}}) == "reject");
+    CHECK(to_nft_text(Stmt{Verdict{VerdictKind::drop}}) == "drop");
+}
