@@ -13,9 +13,7 @@ nlohmann::json load_entry(const std::string& path) {
     if (!f) throw cni::Error(cni::kIoFailure, "cannot read " + path + ": " + std::strerror(errno));
     std::stringstream ss;
     ss << f.rdbuf();
-    auto doc = nlohmann::json::parse(ss.str(), nullptr, false);
-    if (doc.is_discarded()) throw cni::Error(cni::kDecodeFailure, path + " is not valid JSON");
-    return config::find_entry(doc);
+    return config::find_entry(config::parse_json(ss.str()));
 }
 
 config::PluginConfig load_config(const std::string& path) {

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -55,6 +56,10 @@ struct Profile {
     TcpDeny tcp_deny = TcpDeny::reset;
     Mode mode = Mode::enforce;
     std::optional<LogSpec> log;
+    // Set only by select_profile: the UID a pod annotation (exemptUidAnnotation)
+    // added, also present in exempt_uids. Recorded so the table's metadata can
+    // say which exemption came from the pod rather than the admin.
+    std::optional<uint32_t> annotated_uid;
     bool operator==(const Profile&) const = default;
 };
 
@@ -100,19 +105,34 @@ struct Problem {
 };
 
 // Validates the egress-fence entry (the object with "type": "egress-fence").
-// Collects every problem; returns the config only when there are none.
-// Unknown keys are problems. CNI envelope keys (cniVersion, name, type,
-// capabilities, runtimeConfig, prevResult, args, ipam, dns) are accepted.
+// Appends every problem found (it does not stop at the first); returns the
+// config only when it found none. Unknown keys are problems. The CNI envelope
+// keys (cniVersion, name, runtimeConfig, prevResult, args, ipam, dns) are
+// accepted and not checked here (parse_netconf checks what it uses).
+// Normalises: exempt UIDs sorted, ports sorted with overlaps merged.
 std::optional<PluginConfig> validate(const nlohmann::json& entry, std::vector<Problem>& problems);
 
+inline constexpr std::size_t kMaxInputBytes = 1024 * 1024;
+inline constexpr std::size_t kMaxJsonDepth = 64;
+
+// Decodes JSON text under the limits above, refusing repeated keys in an
+// object. Throws cni::Error{kDecodeFailure} naming the byte position or the
+// limit. Use it for config files too (egress-fence-ctl), so they decode
+// exactly as the plugin's stdin does.
+nlohmann::json parse_json(std::string_view bytes);
+
 // Parses and validates plugin stdin. Throws cni::Error: kDecodeFailure for
-// JSON that does not parse (or is larger than max_bytes), kIncompatibleVersion
-// for an unsupported cniVersion, kInvalidConfig for everything else; the
-// message names the first problem's path, details list all of them.
+// input that does not decode (parse_json) or is not a JSON object;
+// kIncompatibleVersion for a missing or unsupported cniVersion;
+// kInvalidConfig for everything else, with msg
+// "invalid config: <first path>: <message>" and details listing every
+// problem, one "path: message" per line.
 NetConf parse_netconf(std::string_view stdin_bytes);
 
-// Reads a file holding either the egress-fence entry or a whole conflist
-// containing it (for render, validate and the installer). Throws cni::Error.
+// Given a document holding either the egress-fence entry or a whole conflist
+// ({"plugins": [...]}) with exactly one egress-fence entry, returns the entry;
+// from a conflist, with the list's cniVersion and name filled in as libcni
+// does when it runs the plugin. Throws cni::Error{kInvalidConfig}.
 nlohmann::json find_entry(const nlohmann::json& doc);
 
 // --- pod selection ---------------------------------------------------------
@@ -125,10 +145,11 @@ struct Pod {
 };
 
 // The profile a pod gets, with the effective exempt UIDs (the annotated one
-// added) and its name as chosen. nullopt: no selector matched, the pod is not
-// fenced. Throws cni::Error{kPodSelection} when the pod's annotations ask for
-// a profile the selector does not allow or an exempt UID that is missing,
-// malformed or out of bounds (fail closed).
+// added, and recorded in annotated_uid) and its name as chosen. nullopt: no
+// selector matched, the pod is not fenced. Throws cni::Error{kPodSelection}
+// when the pod's annotations ask for a profile the selector does not allow,
+// or when its selector has exemptUidAnnotation and the UID is missing, not a
+// plain decimal u32, 0 (root) or outside exemptUidRange (fail closed).
 std::optional<Profile> select_profile(const PluginConfig& cfg, const Pod& pod);
 
 // `*` matches any run of characters (also empty), `?` any one character.

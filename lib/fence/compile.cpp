@@ -152,7 +152,8 @@ Ruleset compile(const config::Profile& p, const config::Pod& pod) {
     for (auto& r : deny_rules(p, pod)) forward.rules.push_back(std::move(r));
 
     rs.chains = {std::move(output), std::move(forward)};
-    rs.meta = Metadata{std::string(cni::kPluginVersion), p.name, pod.namespace_, pod.name, pod.container_id, ""};
+    rs.meta = Metadata{std::string(cni::kPluginVersion), p.name, pod.namespace_, pod.name, pod.container_id, "",
+                       p.annotated_uid ? std::to_string(*p.annotated_uid) : ""};
     rs.meta.digest = digest(rs);
     return rs;
 }

@@ -175,6 +175,7 @@ struct Metadata {
     std::string pod_name;
     std::string container_id;
     std::string digest;  // digest(ruleset) of the body at compile time
+    std::string annotated_uid;  // the exempt UID a pod annotation added ("" if none)
     bool operator==(const Metadata&) const = default;
 };
 

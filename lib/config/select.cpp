@@ -1,0 +1,96 @@
+// select_profile(): which profile a pod gets, narrowed by its annotations.
+#include <algorithm>
+
+#include "cni/error.h"
+#include "config/values.h"
+
+namespace ef::config {
+
+namespace {
+
+bool namespace_matches(const Selector& s, const std::string& ns) {
+    if (s.namespaces.empty()) return true;
+    return std::any_of(s.namespaces.begin(), s.namespaces.end(),
+                       [&](const std::string& glob) { return glob_match(glob, ns); });
+}
+
+bool annotations_match(const Selector& s, const std::map<std::string, std::string>& pod) {
+    return std::all_of(s.annotations.begin(), s.annotations.end(), [&](const auto& wanted) {
+        auto it = pod.find(wanted.first);
+        return it != pod.end() && it->second == wanted.second;
+    });
+}
+
+std::string where(std::size_t index) { return "selectors[" + std::to_string(index) + "]"; }
+
+// The selector's own profile first, then its allowedProfiles, each once.
+std::vector<std::string> allowed_profiles(const Selector& s) {
+    std::vector<std::string> names{s.profile};
+    for (const auto& name : s.allowed_profiles)
+        if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+    return names;
+}
+
+std::string chosen_profile(const PluginConfig& cfg, const Selector& s, std::size_t index, const Pod& pod) {
+    auto asked = pod.annotations.find(cfg.profile_annotation);
+    if (asked == pod.annotations.end()) return s.profile;
+    const auto allowed = allowed_profiles(s);
+    if (std::find(allowed.begin(), allowed.end(), asked->second) != allowed.end()) return asked->second;
+    std::string list;
+    for (const auto& name : allowed) list += (list.empty() ? "" : ", ") + name;
+    throw cni::Error(cni::kPodSelection, "annotation " + cfg.profile_annotation + "=\"" + asked->second +
+                                             "\" is not allowed for pods matched by " + where(index) +
+                                             "; allowed: " + list);
+}
+
+uint32_t annotated_uid(const Selector& s, std::size_t index, const Pod& pod) {
+    const std::string& key = *s.exempt_uid_annotation;
+    const std::string rule = "; " + where(index) + " requires it to name the proxy's UID";
+    auto found = pod.annotations.find(key);
+    if (found == pod.annotations.end())
+        throw cni::Error(cni::kPodSelection, "annotation " + key + " is missing" + rule);
+    const std::string& value = found->second;
+    auto uid = parse_decimal_u32(value);
+    if (!uid)
+        throw cni::Error(cni::kPodSelection, "annotation " + key + "=\"" + value +
+                                                 "\" is not a UID (a plain decimal number up to 4294967295)" + rule);
+    // Root is never exempt; see exemptUids in profile.cpp.
+    if (*uid == 0)
+        throw cni::Error(cni::kPodSelection, "annotation " + key + "=\"0\": UID 0 (root) cannot be exempt" + rule);
+    if (s.exempt_uid_range && (*uid < s.exempt_uid_range->lo || *uid > s.exempt_uid_range->hi))
+        throw cni::Error(cni::kPodSelection, "annotation " + key + "=\"" + value + "\" is outside " + where(index) +
+                                                 ".exemptUidRange " + std::to_string(s.exempt_uid_range->lo) + "-" +
+                                                 std::to_string(s.exempt_uid_range->hi));
+    return *uid;
+}
+
+Profile profile_named(const PluginConfig& cfg, const std::string& name, std::size_t index) {
+    auto it = cfg.profiles.find(name);
+    // validate() rules this out; a hand-built config may not have.
+    if (it == cfg.profiles.end())
+        throw cni::Error(cni::kInvalidConfig, where(index) + " names profile \"" + name + "\", which does not exist");
+    Profile profile = it->second;
+    profile.name = name;
+    return profile;
+}
+
+}  // namespace
+
+std::optional<Profile> select_profile(const PluginConfig& cfg, const Pod& pod) {
+    for (std::size_t i = 0; i < cfg.selectors.size(); ++i) {
+        const Selector& s = cfg.selectors[i];
+        if (!namespace_matches(s, pod.namespace_) || !annotations_match(s, pod.annotations)) continue;
+        Profile profile = profile_named(cfg, chosen_profile(cfg, s, i, pod), i);
+        if (s.exempt_uid_annotation) {
+            profile.annotated_uid = annotated_uid(s, i, pod);
+            auto& uids = profile.exempt_uids;
+            uids.push_back(*profile.annotated_uid);
+            std::sort(uids.begin(), uids.end());
+            uids.erase(std::unique(uids.begin(), uids.end()), uids.end());
+        }
+        return profile;
+    }
+    return std::nullopt;
+}
+
+}  // namespace ef::config

@@ -1,0 +1,57 @@
+// What `egress-fence-ctl inspect` and `metrics` report: every fenced pod netns
+// on a node, its metadata, counters, and whether it is what the current config
+// demands. Reading is the only kernel access (nft::read_ruleset in each netns).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config.h"
+#include "fence/ruleset.h"
+
+namespace ef::inspect {
+
+// Default places runtimes keep pod netns files.
+inline const std::vector<std::string> kDefaultNetnsDirs = {"/var/run/netns", "/run/netns"};
+
+enum class Match { matches, differs, profile_unknown, no_config };
+
+struct PodFence {
+    std::string netns;        // path of the netns file
+    fence::Ruleset actual;    // as read back, counters with their values
+    Match match = Match::no_config;
+    std::vector<std::string> differences;  // when match == differs
+};
+
+// The netns files in `dirs`, each namespace once (by device and inode, as
+// /var/run/netns is often a link to /run/netns), sorted by path.
+std::vector<std::string> list_netns(const std::vector<std::string>& dirs);
+
+// What the current config demands of a table carrying `meta`: its recorded
+// profile, from `cfg`, for the pod the metadata names (with the exempt UID
+// its annotation gave at ADD). nullopt when the profile is no longer in cfg.
+std::optional<fence::Ruleset> expected_for(const fence::Metadata& meta, const config::PluginConfig& cfg);
+
+// Compares `actual` with expected_for(actual.meta, *cfg) (cfg may be null).
+PodFence assess(std::string netns, fence::Ruleset actual, const config::PluginConfig* cfg);
+
+// Reads one netns (entering it); nullopt when it holds no egress-fence table.
+// Throws cni::Error when the netns cannot be entered or read.
+std::optional<PodFence> read_pod(const std::string& netns, const config::PluginConfig* cfg);
+
+// A counter's value from the table, 0 when absent.
+uint64_t counter_packets(const fence::Ruleset& rs, const std::string& name);
+
+const char* match_text(Match m);
+
+// One row per pod for humans (aligned columns).
+std::string to_table(const std::vector<PodFence>& pods);
+// The same for machines.
+nlohmann::json to_json(const std::vector<PodFence>& pods);
+// Prometheus text exposition format (version 0.0.4).
+std::string to_prometheus(const std::vector<PodFence>& pods, size_t unreadable = 0);
+
+}  // namespace ef::inspect
