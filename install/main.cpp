@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
     ef::ctl::add_validate(app);
     ef::ctl::add_install(app);
     ef::ctl::add_inspect(app);
+    ef::ctl::add_operate(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -94,11 +94,18 @@ std::vector<Rule> allow_rules(const AllowSets& s) {
 
 // What happens to everything not accepted above: logged (rate-limited) when
 // the profile asks, then refused fast (TCP reset, ICMP port unreachable for
-// UDP) and counted; the rest falls to the chain's drop policy.
+// UDP) and counted; the rest falls to the chain's drop policy. An audit
+// profile counts under would_* names and accepts instead.
 std::vector<Rule> deny_rules(const config::Profile& p, const config::Pod& pod) {
     std::vector<Rule> rules;
     if (p.log) {
         rules.push_back(Rule{{Limit{p.log->rate, time_unit(p.log->unit), p.log->burst}, Log{log_prefix(*p.log, pod)}}});
+    }
+    if (p.mode == config::Mode::audit) {
+        rules.push_back(Rule{{L4ProtoEq{kProtoTcp}, CounterRef{kCounterWouldRefuseTcp}, Verdict{VerdictKind::accept}}});
+        rules.push_back(Rule{{L4ProtoEq{kProtoUdp}, CounterRef{kCounterWouldRefuseUdp}, Verdict{VerdictKind::accept}}});
+        rules.push_back(Rule{{CounterRef{kCounterWouldDropOther}, Verdict{VerdictKind::accept}}});
+        return rules;
     }
     Stmt tcp_verdict = p.tcp_deny == config::TcpDeny::reset ? Stmt{Reject{RejectKind::tcp_reset}}
                                                            : Stmt{Verdict{VerdictKind::drop}};
@@ -123,8 +130,10 @@ std::string log_prefix(const config::LogSpec& log, const config::Pod& pod) {
 
 Ruleset compile(const config::Profile& p, const config::Pod& pod) {
     Ruleset rs;
-    for (const char* name : {kCounterExempt, kCounterAllowed, kCounterTcpRefused, kCounterUdpRefused,
-                             kCounterOtherDropped})
+    bool audit = p.mode == config::Mode::audit;
+    for (const char* name : {kCounterExempt, kCounterAllowed, audit ? kCounterWouldRefuseTcp : kCounterTcpRefused,
+                             audit ? kCounterWouldRefuseUdp : kCounterUdpRefused,
+                             audit ? kCounterWouldDropOther : kCounterOtherDropped})
         rs.counters.push_back(Counter{name});
 
     Set uids{"exempt_uids", {FieldType::uid}, true, {}};

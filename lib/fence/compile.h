@@ -13,6 +13,11 @@ inline constexpr const char* kCounterAllowed = "allowed_accepted";
 inline constexpr const char* kCounterTcpRefused = "tcp_refused";
 inline constexpr const char* kCounterUdpRefused = "udp_refused";
 inline constexpr const char* kCounterOtherDropped = "other_dropped";
+// An audit profile counts what it would refuse under these names instead, and
+// lets it through.
+inline constexpr const char* kCounterWouldRefuseTcp = "would_refuse_tcp";
+inline constexpr const char* kCounterWouldRefuseUdp = "would_refuse_udp";
+inline constexpr const char* kCounterWouldDropOther = "would_drop_other";
 
 // Longest log prefix the kernel keeps (NF_LOG_PREFIXLEN 128, with the NUL).
 inline constexpr size_t kMaxLogPrefix = 127;

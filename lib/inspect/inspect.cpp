@@ -104,7 +104,10 @@ const CounterColumn kColumns[] = {{fence::kCounterExempt, "EXEMPT"},
                                   {fence::kCounterAllowed, "ALLOWED"},
                                   {fence::kCounterTcpRefused, "TCP-REFUSED"},
                                   {fence::kCounterUdpRefused, "UDP-REFUSED"},
-                                  {fence::kCounterOtherDropped, "OTHER-DROPPED"}};
+                                  {fence::kCounterOtherDropped, "OTHER-DROPPED"},
+                                  {fence::kCounterWouldRefuseTcp, "AUDIT-TCP"},
+                                  {fence::kCounterWouldRefuseUdp, "AUDIT-UDP"},
+                                  {fence::kCounterWouldDropOther, "AUDIT-OTHER"}};
 
 std::string pod_name(const fence::Metadata& m) { return m.pod_namespace + "/" + m.pod_name; }
 
@@ -200,6 +203,9 @@ std::string to_prometheus(const std::vector<PodFence>& pods, size_t unreadable) 
         {fence::kCounterTcpRefused, "egress_fence_tcp_refused_packets_total", "TCP packets refused (reset or dropped)."},
         {fence::kCounterUdpRefused, "egress_fence_udp_refused_packets_total", "UDP packets refused with ICMP port unreachable."},
         {fence::kCounterOtherDropped, "egress_fence_other_dropped_packets_total", "Packets of other protocols dropped."},
+        {fence::kCounterWouldRefuseTcp, "egress_fence_audit_would_refuse_tcp_packets_total", "Audit profiles: TCP packets that enforcement would refuse (let through)."},
+        {fence::kCounterWouldRefuseUdp, "egress_fence_audit_would_refuse_udp_packets_total", "Audit profiles: UDP packets that enforcement would refuse (let through)."},
+        {fence::kCounterWouldDropOther, "egress_fence_audit_would_drop_other_packets_total", "Audit profiles: other packets that enforcement would drop (let through)."},
     };
     for (const auto& f : families) {
         o << "# HELP " << f.metric << " " << f.help << "\n# TYPE " << f.metric << " counter\n";

@@ -184,3 +184,19 @@ TEST_CASE("sha256 matches the standard test vector") {
     CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     CHECK(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
+
+TEST_CASE("an audit profile counts would-be refusals and lets them through") {
+    config::Profile p = example_profile();
+    p.mode = config::Mode::audit;
+    Ruleset rs = compile(p, pod());
+    auto rules = rule_texts(chain(rs, "output"));
+    CHECK(rules[rules.size() - 3] == "meta l4proto tcp counter name \"would_refuse_tcp\" accept");
+    CHECK(rules[rules.size() - 2] == "meta l4proto udp counter name \"would_refuse_udp\" accept");
+    CHECK(rules.back() == "counter name \"would_drop_other\" accept");
+    for (const auto& r : rules) CHECK(r.find("reject") == std::string::npos);
+    std::vector<std::string> counters;
+    for (const auto& c : rs.counters) counters.push_back(c.name);
+    CHECK(counters == std::vector<std::string>{"exempt_accepted", "allowed_accepted", "would_refuse_tcp",
+                                               "would_refuse_udp", "would_drop_other"});
+    CHECK(digest(rs) != digest(compile(example_profile(), pod())));
+}

@@ -1,0 +1,195 @@
+// probe: run in a sandbox pod (as the workload's UID) to prove the fence is
+// there before the workload starts. reconcile: bring running pods' fences to
+// the current config, once, with no daemon.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <iostream>
+
+#include "cni/error.h"
+#include "commands.h"
+#include "config_file.h"
+#include "fence/diff.h"
+#include "inspect/inspect.h"
+#include "netns/netns.h"
+#include "nft/nft.h"
+
+namespace ef::ctl {
+namespace {
+
+// TEST-NET-1 (RFC 5737): no profile should allow it and nothing answers there,
+// so an unfenced pod times out instead of reaching a real host.
+constexpr const char* kDefaultProbeTarget = "192.0.2.1:9";
+
+struct Target {
+    sockaddr_storage addr{};
+    socklen_t len = 0;
+};
+
+Target parse_target(const std::string& s) {
+    Target t;
+    std::string host, port;
+    if (!s.empty() && s[0] == '[') {
+        size_t close = s.find("]:");
+        if (close == std::string::npos) throw cni::Error(cni::kInvalidConfig, "--target " + s + ": expected [ADDR]:PORT");
+        host = s.substr(1, close - 1);
+        port = s.substr(close + 2);
+    } else {
+        size_t colon = s.rfind(':');
+        if (colon == std::string::npos) throw cni::Error(cni::kInvalidConfig, "--target " + s + ": expected ADDR:PORT");
+        host = s.substr(0, colon);
+        port = s.substr(colon + 1);
+    }
+    int p = 0;
+    try {
+        p = std::stoi(port);
+    } catch (const std::exception&) {
+        p = -1;
+    }
+    if (p < 1 || p > 65535) throw cni::Error(cni::kInvalidConfig, "--target " + s + ": bad port");
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&t.addr);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&t.addr);
+    if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(static_cast<uint16_t>(p));
+        t.len = sizeof(sockaddr_in);
+    } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(static_cast<uint16_t>(p));
+        t.len = sizeof(sockaddr_in6);
+    } else {
+        throw cni::Error(cni::kInvalidConfig, "--target " + s + ": not an IP address");
+    }
+    return t;
+}
+
+bool is_loopback(const Target& t) {
+    if (t.addr.ss_family == AF_INET)
+        return (ntohl(reinterpret_cast<const sockaddr_in*>(&t.addr)->sin_addr.s_addr) >> 24) == 127;
+    return IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(&t.addr)->sin6_addr);
+}
+
+// Exit codes: 0 fenced (refused at once); 2 connected (no fence); 3 timed out
+// (no fence, or a fence that drops instead of refusing); 4 another error.
+int probe(const std::string& target_text, int timeout_ms) {
+    Target t = parse_target(target_text);
+    if (is_loopback(t)) {
+        std::cerr << "probe: " << target_text << " is a loopback address, which every fence allows: pick a target "
+                  << "outside the pod that no profile allows\n";
+        return 4;
+    }
+    int fd = socket(t.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        std::cerr << "probe: socket: " << std::strerror(errno) << "\n";
+        return 4;
+    }
+    auto start = std::chrono::steady_clock::now();
+    int rc = connect(fd, reinterpret_cast<sockaddr*>(&t.addr), t.len);
+    int err = rc == 0 ? 0 : errno;
+    if (err == EINPROGRESS) {
+        pollfd p{fd, POLLOUT, 0};
+        int n = poll(&p, 1, timeout_ms);
+        if (n == 0) {
+            err = ETIMEDOUT;
+        } else {
+            socklen_t len = sizeof err;
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        }
+    }
+    close(fd);
+    auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (err == ECONNREFUSED) {
+        std::cout << "probe: fenced: a direct connection to " << target_text << " was refused in " << ms << " ms (uid "
+                  << getuid() << ")\n";
+        return 0;
+    }
+    if (err == 0) {
+        std::cerr << "probe: NOT FENCED: a direct connection to " << target_text << " from uid " << getuid()
+                  << " succeeded; this pod's egress is open (is egress-fence in the node's CNI config? is this uid "
+                     "exempt?)\n";
+        return 2;
+    }
+    if (err == ETIMEDOUT) {
+        std::cerr << "probe: NOT FENCED: a direct connection to " << target_text << " from uid " << getuid()
+                  << " timed out after " << timeout_ms << " ms instead of being refused at once\n";
+        return 3;
+    }
+    std::cerr << "probe: connection to " << target_text << " failed with " << std::strerror(err)
+              << " instead of being refused: cannot tell whether the pod is fenced\n";
+    return 4;
+}
+
+struct ReconcileOptions {
+    std::string config;
+    std::vector<std::string> netns_dirs;
+    bool dry_run = false;
+};
+
+// Exit code 0 when every fenced pod matches (or now matches) the config;
+// 1 when a pod was left as it was because its profile is gone or applying failed.
+int reconcile(const ReconcileOptions& o) {
+    config::PluginConfig cfg = load_config(o.config);
+    auto dirs = o.netns_dirs.empty() ? inspect::kDefaultNetnsDirs : o.netns_dirs;
+    int updated = 0, unchanged = 0, kept = 0;
+    for (const auto& path : inspect::list_netns(dirs)) {
+        try {
+            netns::ScopedNetns inside(path);
+            auto actual = nft::read_ruleset();
+            if (!actual) continue;
+            const auto& m = actual->meta;
+            std::string who = m.pod_namespace + "/" + m.pod_name + " (" + path + ")";
+            auto expected = inspect::expected_for(m, cfg);
+            if (!expected) {
+                std::cout << who << ": KEPT its fence: profile \"" << m.profile << "\" is not in the config\n";
+                ++kept;
+                continue;
+            }
+            auto differences = fence::diff(*expected, *actual);
+            if (differences.empty()) {
+                ++unchanged;
+                continue;
+            }
+            std::cout << who << ": " << (o.dry_run ? "would update" : "updating") << " (profile " << m.profile << ")\n";
+            for (const auto& d : differences) std::cout << "  - " << d << "\n";
+            if (!o.dry_run) nft::apply_ruleset(*expected);
+            ++updated;
+        } catch (const cni::Error& e) {
+            std::cout << path << ": KEPT as it was: " << e.msg << "\n";
+            ++kept;
+        }
+    }
+    std::cout << "reconcile: " << updated << (o.dry_run ? " would be updated, " : " updated, ") << unchanged
+              << " unchanged, " << kept << " kept as they were\n";
+    return kept ? 1 : 0;
+}
+
+}  // namespace
+
+void add_operate(CLI::App& app) {
+    auto target = std::make_shared<std::string>(kDefaultProbeTarget);
+    auto timeout = std::make_shared<int>(1000);
+    auto* p = app.add_subcommand("probe", "exit 0 only if a direct connection is refused at once (run in the pod as the workload's UID)");
+    p->add_option("--target", *target, "ADDR:PORT or [ADDR6]:PORT that no profile allows (default " + std::string(kDefaultProbeTarget) + ")");
+    p->add_option("--timeout", *timeout, "milliseconds to wait before calling the pod unfenced")->check(CLI::Range(1, 60000));
+    p->callback([target, timeout] {
+        int rc = probe(*target, *timeout);
+        if (rc) throw CLI::RuntimeError(rc);
+    });
+
+    auto o = std::make_shared<ReconcileOptions>();
+    auto* r = app.add_subcommand("reconcile", "once: replace running pods' fences that differ from the current config");
+    r->add_option("--config", o->config, "plugin config: the egress-fence entry or a conflist holding it")->required();
+    r->add_option("--netns-dir", o->netns_dirs, "directory of pod netns files (repeatable; default /var/run/netns, /run/netns)");
+    r->add_flag("--dry-run", o->dry_run, "print what would change, change nothing");
+    r->callback([o] {
+        int rc = reconcile(*o);
+        if (rc) throw CLI::RuntimeError(rc);
+    });
+}
+
+}  // namespace ef::ctl
