@@ -41,6 +41,15 @@ std::vector<ForeignChain> foreign_base_chains();
 bool available(std::string& reason);
 
 // --- pure parts, exposed for tests and fuzzing ---------------------------
+// The metadata as the table can hold it: the kernel keeps at most 256 bytes
+// of table userdata (NFT_USERDATA_MAXLEN), so values that do not fit are
+// truncated, pod_name first, then container_id (then profile, pod_namespace,
+// plugin_version, digest as a last resort), each truncated value ending in
+// "~". Stored as nftnl_udata TLVs of types 0x40.. that `nft list` ignores.
+// read_ruleset returns fit_metadata(m), not m: the metadata round trip is
+// exact only for data that fit. apply_ruleset compares against this.
+fence::Metadata fit_metadata(const fence::Metadata& m);
+
 // The batch apply_ruleset sends, as raw netlink bytes (NFNL_MSG_BATCH_BEGIN ..
 // END) with sequence numbers starting at `seq`.
 std::vector<uint8_t> encode_batch(const fence::Ruleset& rs, uint32_t seq);

@@ -1,0 +1,267 @@
+// The kernel side of nft.h: apply, read back, delete, inspect.
+#include <cstdlib>
+#include <cstring>
+
+#include <arpa/inet.h>
+#include <libnftnl/chain.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+
+#include "cni/error.h"
+#include "nft/codec.h"
+#include "nft/nft.h"
+#include "nft/socket.h"
+
+namespace ef::nft {
+namespace {
+
+constexpr int kReadAttempts = 3;
+
+// A get/dump request for our table.
+struct Request {
+    std::vector<char> buf = std::vector<char>(4096);
+    nlmsghdr* nlh;
+    Request(Socket& s, uint16_t type, uint16_t flags, uint16_t family = kFamily)
+        : nlh(nftnl_nlmsg_build_hdr(buf.data(), type, family, flags, s.take_seq())) {}
+    Request& str(uint16_t attr, const std::string& v) {
+        mnl_attr_put_strz(nlh, attr, v.c_str());
+        return *this;
+    }
+    Request& be32(uint16_t attr, uint32_t v) {
+        mnl_attr_put_u32(nlh, attr, htonl(v));
+        return *this;
+    }
+};
+
+int run(Socket& s, const Request& r, std::vector<uint8_t>& out, bool& interrupted) {
+    return s.request(r.nlh, out, interrupted);
+}
+
+[[noreturn]] void dump_failed(const char* what, int err) {
+    throw cni::Error(cni::kNetlinkFailure,
+                     std::string("cannot read ") + what + " of table inet egress_fence: " + std::strerror(err),
+                     "errno " + std::to_string(err));
+}
+
+// One consistent read; nullopt when the table does not exist. Sets
+// `interrupted` when the ruleset changed while dumping.
+std::optional<fence::Ruleset> read_once(Socket& s, bool& interrupted) {
+    std::vector<uint8_t> msgs;
+    int err = run(s, Request(s, NFT_MSG_GETTABLE, NLM_F_ACK).str(NFTA_TABLE_NAME, fence::kTableName), msgs,
+                  interrupted);
+    if (err == ENOENT) return std::nullopt;
+    if (err) dump_failed("the table", err);
+    if ((err = run(s, Request(s, NFT_MSG_GETOBJ, NLM_F_DUMP)
+                          .str(NFTA_OBJ_TABLE, fence::kTableName)
+                          .be32(NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER),
+                   msgs, interrupted)))
+        dump_failed("the counters", err);
+    if ((err = run(s, Request(s, NFT_MSG_GETSET, NLM_F_DUMP).str(NFTA_SET_TABLE, fence::kTableName), msgs,
+                   interrupted)))
+        dump_failed("the sets", err);
+    // Set names come from the sets just read.
+    fence::Ruleset partial = decode_messages(msgs.data(), msgs.size());
+    for (const auto& set : partial.sets)
+        if ((err = run(s, Request(s, NFT_MSG_GETSETELEM, NLM_F_DUMP)
+                              .str(NFTA_SET_ELEM_LIST_TABLE, fence::kTableName)
+                              .str(NFTA_SET_ELEM_LIST_SET, set.name),
+                       msgs, interrupted)))
+            dump_failed(("the elements of set " + set.name).c_str(), err);
+    if ((err = run(s, Request(s, NFT_MSG_GETCHAIN, NLM_F_DUMP).str(NFTA_CHAIN_TABLE, fence::kTableName), msgs,
+                   interrupted)))
+        dump_failed("the chains", err);
+    if ((err = run(s, Request(s, NFT_MSG_GETRULE, NLM_F_DUMP).str(NFTA_RULE_TABLE, fence::kTableName), msgs,
+                   interrupted)))
+        dump_failed("the rules", err);
+    return decode_messages(msgs.data(), msgs.size());
+}
+
+std::optional<fence::Ruleset> read_on(Socket& s) {
+    for (int attempt = 0; attempt < kReadAttempts; ++attempt) {
+        bool interrupted = false;
+        auto rs = read_once(s, interrupted);
+        if (!interrupted) return rs;
+    }
+    throw cni::Error(cni::kTryAgain, "the nf_tables ruleset kept changing while reading table inet egress_fence");
+}
+
+std::string stmt_kind(const fence::Stmt& s) {
+    static const char* names[] = {"oifname",   "meta l4proto", "ct state", "icmpv6 type", "meta skuid",
+                                  "daddr set", "daddr . l4proto . dport set", "counter", "limit",
+                                  "log",       "verdict",      "reject",   "unrecognized"};
+    std::string n = names[s.index()];
+    if (auto* u = std::get_if<fence::Unrecognized>(&s)) n += " " + u->text;
+    return n;
+}
+
+std::string rule_difference(const std::string& chain, size_t i, const fence::Rule& want, const fence::Rule& got) {
+    std::string where = "rule " + std::to_string(i + 1) + " of chain " + chain;
+    for (size_t k = 0; k < std::min(want.stmts.size(), got.stmts.size()); ++k)
+        if (!(want.stmts[k] == got.stmts[k]))
+            return where + ": statement " + std::to_string(k + 1) + " is " + stmt_kind(got.stmts[k]) +
+                   ", expected " + stmt_kind(want.stmts[k]);
+    return where + " has " + std::to_string(got.stmts.size()) + " statements, expected " +
+           std::to_string(want.stmts.size());
+}
+
+std::string chain_difference(const fence::Chain& want, const fence::Chain& got) {
+    if (want.name != got.name) return "chain " + got.name + " where chain " + want.name + " was expected";
+    if (want.base != got.base) return "chain " + want.name + " has another hook, priority or policy";
+    for (size_t i = 0; i < std::min(want.rules.size(), got.rules.size()); ++i)
+        if (!(want.rules[i] == got.rules[i])) return rule_difference(want.name, i, want.rules[i], got.rules[i]);
+    return "chain " + want.name + " has " + std::to_string(got.rules.size()) + " rules, expected " +
+           std::to_string(want.rules.size());
+}
+
+std::string set_difference(const fence::Set& want, const fence::Set& got) {
+    if (want.name != got.name) return "set " + got.name + " where set " + want.name + " was expected";
+    if (want.key != got.key || want.interval != got.interval) return "set " + want.name + " has another type";
+    return "set " + want.name + " has " + std::to_string(got.elements.size()) + " elements, expected " +
+           std::to_string(want.elements.size()) + " (or different ones)";
+}
+
+template <class T, class F>
+std::string list_difference(const char* what, const std::vector<T>& want, const std::vector<T>& got, F item) {
+    for (size_t i = 0; i < std::min(want.size(), got.size()); ++i)
+        if (!(want[i] == got[i])) return item(want[i], got[i]);
+    return std::string("the table has ") + std::to_string(got.size()) + " " + what + ", expected " +
+           std::to_string(want.size());
+}
+
+}  // namespace
+
+// What differs between two rulesets, in words (the first difference found).
+std::string describe_difference(const fence::Ruleset& want, const fence::Ruleset& got) {
+    if (!(want.meta == got.meta)) return "the table's metadata differs";
+    if (want.counters != got.counters)
+        return list_difference("counters", want.counters, got.counters, [](auto& w, auto& g) {
+            return "counter " + g.name + " where counter " + w.name + " was expected";
+        });
+    if (want.sets != got.sets) return list_difference("sets", want.sets, got.sets, set_difference);
+    if (want.chains != got.chains) return list_difference("chains", want.chains, got.chains, chain_difference);
+    return "no difference";
+}
+
+void apply_ruleset(const fence::Ruleset& rs) {
+    Socket s;
+    const char* fail_env = std::getenv("EF_TEST_FAIL_BATCH");
+    bool inject = fail_env && std::strcmp(fail_env, "1") == 0;
+    BatchLabels labels;
+    uint32_t first = s.take_seq(0);
+    std::vector<uint8_t> batch = encode_batch_labeled(rs, first, labels, inject);
+    s.take_seq(static_cast<uint32_t>(labels.size()));
+    // Every message but BEGIN and END asks for an ack.
+    BatchError e = s.send_batch(batch, first, labels.size() - 2);
+    if (e.error) {
+        size_t index = e.seq - first;
+        std::string what = index < labels.size() ? labels[index] : "the batch";
+        throw cni::Error(cni::kNftRejected,
+                         "nf_tables rejected the fence: " + std::string(std::strerror(e.error)) + " while adding " +
+                             what,
+                         "errno " + std::to_string(e.error) + (e.message.empty() ? "" : "; kernel: " + e.message));
+    }
+    std::optional<fence::Ruleset> got = read_on(s);
+    if (!got)
+        throw cni::Error(cni::kNftRejected, "nf_tables accepted the fence but table inet egress_fence is missing");
+    // Metadata is compared in the form the table can hold; no copy of `rs`
+    // (a large allow list would double the peak memory).
+    bool meta_ok = got->meta == fit_metadata(rs.meta);
+    got->meta = rs.meta;
+    if (!meta_ok || !(*got == rs))
+        throw cni::Error(cni::kNftRejected, "nf_tables accepted the fence but holds something else: " +
+                                                (meta_ok ? describe_difference(rs, *got) : "the table's metadata differs"));
+}
+
+std::optional<fence::Ruleset> read_ruleset() {
+    Socket s;
+    return read_on(s);
+}
+
+bool delete_table() {
+    Socket s;
+    std::vector<char> buf(4096);
+    uint32_t first = s.take_seq(3);
+    size_t off = 0;
+    auto add = [&](nlmsghdr* nlh) { off += NLMSG_ALIGN(nlh->nlmsg_len); };
+    add(nftnl_batch_begin(buf.data(), first));
+    nlmsghdr* del = nftnl_nlmsg_build_hdr(buf.data() + off, NFT_MSG_DELTABLE, kFamily, NLM_F_ACK, first + 1);
+    mnl_attr_put_strz(del, NFTA_TABLE_NAME, fence::kTableName);
+    add(del);
+    add(nftnl_batch_end(buf.data() + off, first + 2));
+    std::vector<uint8_t> batch(buf.begin(), buf.begin() + off);
+    BatchError e = s.send_batch(batch, first, 1);
+    if (e.error == ENOENT) return false;
+    if (e.error)
+        throw cni::Error(cni::kNftRejected,
+                         std::string("cannot delete table inet egress_fence: ") + std::strerror(e.error),
+                         "errno " + std::to_string(e.error));
+    return true;
+}
+
+namespace {
+
+const char* family_name(uint8_t f) {
+    switch (f) {
+        case NFPROTO_IPV4: return "ip";
+        case NFPROTO_IPV6: return "ip6";
+        case NFPROTO_INET: return "inet";
+        case NFPROTO_ARP: return "arp";
+        case NFPROTO_BRIDGE: return "bridge";
+        case NFPROTO_NETDEV: return "netdev";
+        default: return "unknown";
+    }
+}
+
+// "output" / "forward" for the hooks CHECK cares about, else nullptr.
+const char* egress_hook(uint8_t family, uint32_t hook) {
+    if (family == NFPROTO_ARP) return hook == 1 ? "output" : hook == 2 ? "forward" : nullptr;
+    if (family == NFPROTO_NETDEV) return nullptr;
+    return hook == NF_INET_LOCAL_OUT ? "output" : hook == NF_INET_FORWARD ? "forward" : nullptr;
+}
+
+}  // namespace
+
+std::vector<ForeignChain> foreign_base_chains() {
+    Socket s;
+    std::vector<uint8_t> msgs;
+    bool interrupted = false;
+    if (int err = run(s, Request(s, NFT_MSG_GETCHAIN, NLM_F_DUMP, NFPROTO_UNSPEC), msgs, interrupted))
+        throw cni::Error(cni::kNetlinkFailure, std::string("cannot list chains: ") + std::strerror(err));
+    std::vector<ForeignChain> out;
+    const auto* nlh = reinterpret_cast<const nlmsghdr*>(msgs.data());
+    int left = static_cast<int>(msgs.size());
+    for (; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left)) {
+        ChainPtr c(nftnl_chain_alloc());
+        if (nftnl_chain_nlmsg_parse(nlh, c.get()) < 0 || !nftnl_chain_is_set(c.get(), NFTNL_CHAIN_HOOKNUM)) continue;
+        uint8_t family = static_cast<uint8_t>(nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_FAMILY));
+        const char* table = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TABLE);
+        const char* name = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_NAME);
+        const char* hook = egress_hook(family, nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_HOOKNUM));
+        if (!table || !name || !hook) continue;
+        if (family == NFPROTO_INET && std::strcmp(table, fence::kTableName) == 0) continue;
+        uint32_t policy = nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_POLICY);
+        out.push_back({family_name(family), table, name, hook, nftnl_chain_get_s32(c.get(), NFTNL_CHAIN_PRIO),
+                       policy == NF_DROP ? "drop" : "accept"});
+    }
+    return out;
+}
+
+bool available(std::string& reason) {
+    try {
+        Socket s;
+        std::vector<uint8_t> msgs;
+        bool interrupted = false;
+        int err = run(s, Request(s, NFT_MSG_GETGEN, NLM_F_ACK, NFPROTO_UNSPEC), msgs, interrupted);
+        if (err) {
+            reason = std::string("nf_tables does not answer: ") + std::strerror(err);
+            return false;
+        }
+        return true;
+    } catch (const cni::Error& e) {
+        reason = e.msg;
+        return false;
+    }
+}
+
+}  // namespace ef::nft

@@ -1,0 +1,583 @@
+// nf_tables messages -> fence::Ruleset. The reverse of encode.cpp: each run of
+// expressions nft would emit for a statement maps back to that statement;
+// anything else becomes fence::Unrecognized, which never equals a compiled
+// statement, so a tampered rule always shows in a diff.
+//
+// The input may be arbitrary bytes (the tests fuzz it): every length is
+// checked; libnftnl is not used here (see Attrs).
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <optional>
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <libmnl/libmnl.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_log.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+
+#include "cni/error.h"
+#include <endian.h>
+
+#include "nft/codec.h"
+#include "nft/elements.h"
+#include "nft/nft.h"
+
+namespace ef::nft {
+namespace {
+
+[[noreturn]] void malformed(const std::string& what) {
+    throw cni::Error(cni::kNetlinkFailure, "malformed nf_tables message: " + what);
+}
+
+// --- raw attributes ------------------------------------------------------------------
+// libnftnl's parsers abort() on an attribute of the wrong size ("kernel ABI is
+// broken") and crash on an unknown expression name, so the decoder reads every
+// attribute itself, with its length checked.
+class Attrs {
+  public:
+    Attrs() = default;
+    explicit Attrs(const nlattr* nest) { add_nested(nest); }
+    static Attrs of_message(const nlmsghdr* nlh) {
+        Attrs a;
+        for_each_attr(nlh, sizeof(nfgenmsg), [&](const nlattr* x) { a.add(x); });
+        return a;
+    }
+    const nlattr* get(uint16_t type) const {
+        for (auto* a : list_)
+            if ((mnl_attr_get_type(a) & NLA_TYPE_MASK) == type) return a;
+        return nullptr;
+    }
+    bool has(uint16_t type) const { return get(type) != nullptr; }
+    std::optional<uint32_t> u32(uint16_t type) const {
+        const nlattr* a = get(type);
+        if (!a || mnl_attr_get_payload_len(a) != 4) return std::nullopt;
+        return ntohl(mnl_attr_get_u32(a));
+    }
+    std::optional<uint64_t> u64(uint16_t type) const {
+        const nlattr* a = get(type);
+        if (!a || mnl_attr_get_payload_len(a) != 8) return std::nullopt;
+        return be64toh(mnl_attr_get_u64(a));
+    }
+    std::optional<uint8_t> u8(uint16_t type) const {
+        const nlattr* a = get(type);
+        if (!a || mnl_attr_get_payload_len(a) != 1) return std::nullopt;
+        return mnl_attr_get_u8(a);
+    }
+    // A string, whether or not the sender included its NUL (nft leaves it out
+    // of objref names).
+    std::optional<std::string> str(uint16_t type) const {
+        const nlattr* a = get(type);
+        if (!a) return std::nullopt;
+        const char* p = static_cast<const char*>(mnl_attr_get_payload(a));
+        return std::string(p, strnlen(p, mnl_attr_get_payload_len(a)));
+    }
+    Attrs nested(uint16_t type) const {
+        const nlattr* a = get(type);
+        return a ? Attrs(a) : Attrs();
+    }
+    // The bytes of an nft_data value (NFTA_DATA_VALUE inside `type`).
+    std::optional<std::string_view> value(uint16_t type) const {
+        const nlattr* v = nested(type).get(NFTA_DATA_VALUE);
+        if (!v) return std::nullopt;
+        return std::string_view(static_cast<const char*>(mnl_attr_get_payload(v)), mnl_attr_get_payload_len(v));
+    }
+    const std::vector<const nlattr*>& list() const { return list_; }
+
+  private:
+    void add(const nlattr* a) { list_.push_back(a); }
+    void add_nested(const nlattr* nest) {
+        for_each_nested(nest, [&](const nlattr* x) { add(x); });
+    }
+    std::vector<const nlattr*> list_;
+};
+
+struct Expr {
+    std::string name;
+    Attrs data;
+};
+using Exprs = std::vector<Expr>;
+
+// --- expression predicates -------------------------------------------------------
+bool u32_is(const Attrs& a, uint16_t type, uint32_t v) { return a.u32(type) == v; }
+bool u32_is_or_unset(const Attrs& a, uint16_t type, uint32_t v) { return !a.has(type) || a.u32(type) == v; }
+
+bool meta_load(const Expr& e, uint32_t key, uint32_t dreg) {
+    return e.name == "meta" && u32_is(e.data, NFTA_META_KEY, key) && u32_is(e.data, NFTA_META_DREG, dreg) &&
+           !e.data.has(NFTA_META_SREG);
+}
+// The compared bytes of `cmp <op> reg 1 <data>` when they are `len` long.
+const uint8_t* cmp_data(const Expr& e, uint32_t op, uint32_t len) {
+    if (e.name != "cmp" || !u32_is(e.data, NFTA_CMP_SREG, NFT_REG_1) || !u32_is(e.data, NFTA_CMP_OP, op))
+        return nullptr;
+    auto d = e.data.value(NFTA_CMP_DATA);
+    return d && d->size() == len ? reinterpret_cast<const uint8_t*>(d->data()) : nullptr;
+}
+bool cmp_u8_is(const Expr& e, uint32_t op, uint8_t v) {
+    const uint8_t* d = cmp_data(e, op, 1);
+    return d && *d == v;
+}
+bool payload_load(const Expr& e, uint32_t base, uint32_t off, uint32_t len, uint32_t dreg) {
+    const Attrs& a = e.data;
+    return e.name == "payload" && u32_is(a, NFTA_PAYLOAD_DREG, dreg) && u32_is(a, NFTA_PAYLOAD_BASE, base) &&
+           u32_is(a, NFTA_PAYLOAD_OFFSET, off) && u32_is(a, NFTA_PAYLOAD_LEN, len) && !a.has(NFTA_PAYLOAD_SREG);
+}
+bool hton(const Expr& e, uint32_t reg, uint32_t len, uint32_t size) {
+    const Attrs& a = e.data;
+    return e.name == "byteorder" && u32_is(a, NFTA_BYTEORDER_SREG, reg) && u32_is(a, NFTA_BYTEORDER_DREG, reg) &&
+           u32_is(a, NFTA_BYTEORDER_OP, NFT_BYTEORDER_HTON) && u32_is(a, NFTA_BYTEORDER_LEN, len) &&
+           u32_is(a, NFTA_BYTEORDER_SIZE, size);
+}
+// The set of a plain (not inverted, not map) `lookup reg 1 set X`.
+std::optional<std::string> lookup_set(const Expr& e) {
+    const Attrs& a = e.data;
+    if (e.name != "lookup" || !u32_is(a, NFTA_LOOKUP_SREG, NFT_REG_1) || a.has(NFTA_LOOKUP_DREG) ||
+        !u32_is_or_unset(a, NFTA_LOOKUP_FLAGS, 0))
+        return std::nullopt;
+    return a.str(NFTA_LOOKUP_SET);
+}
+bool nfproto_is(const Exprs& x, size_t i, uint8_t proto) {
+    return i + 1 < x.size() && meta_load(x[i], NFT_META_NFPROTO, NFT_REG_1) &&
+           cmp_u8_is(x[i + 1], NFT_CMP_EQ, proto);
+}
+
+// --- statement matchers: each returns how many expressions it took (0: none) -----
+struct Match {
+    size_t taken = 0;
+    fence::Stmt stmt = fence::Unrecognized{};
+};
+
+Match oifname(const Exprs& x, size_t i) {
+    if (i + 1 >= x.size() || !meta_load(x[i], NFT_META_OIFNAME, NFT_REG_1)) return {};
+    const uint8_t* d = cmp_data(x[i + 1], NFT_CMP_EQ, IFNAMSIZ);
+    if (!d) return {};
+    size_t n = strnlen(reinterpret_cast<const char*>(d), IFNAMSIZ);
+    if (n == IFNAMSIZ) return {};
+    for (size_t k = n; k < IFNAMSIZ; ++k)
+        if (d[k]) return {};
+    return {2, fence::OifnameEq{std::string(reinterpret_cast<const char*>(d), n)}};
+}
+
+Match l4proto(const Exprs& x, size_t i) {
+    if (i + 1 >= x.size() || !meta_load(x[i], NFT_META_L4PROTO, NFT_REG_1)) return {};
+    const uint8_t* d = cmp_data(x[i + 1], NFT_CMP_EQ, 1);
+    if (!d) return {};
+    return {2, fence::L4ProtoEq{*d}};
+}
+
+Match ct_state(const Exprs& x, size_t i) {
+    if (i + 2 >= x.size()) return {};
+    const Expr &ct = x[i], &bw = x[i + 1];
+    if (ct.name != "ct" || !u32_is(ct.data, NFTA_CT_KEY, NFT_CT_STATE) || !u32_is(ct.data, NFTA_CT_DREG, NFT_REG_1) ||
+        ct.data.has(NFTA_CT_DIRECTION) || ct.data.has(NFTA_CT_SREG))
+        return {};
+    const Attrs& b = bw.data;
+    if (bw.name != "bitwise" || !u32_is(b, NFTA_BITWISE_SREG, NFT_REG_1) || !u32_is(b, NFTA_BITWISE_DREG, NFT_REG_1) ||
+        !u32_is(b, NFTA_BITWISE_LEN, 4) || !u32_is_or_unset(b, NFTA_BITWISE_OP, NFT_BITWISE_BOOL))
+        return {};
+    auto mask = b.value(NFTA_BITWISE_MASK);
+    auto xr = b.value(NFTA_BITWISE_XOR);
+    uint32_t zero = 0, bits = 0;
+    if (!mask || mask->size() != 4 || !xr || xr->size() != 4 || std::memcmp(xr->data(), &zero, 4) != 0) return {};
+    const uint8_t* d = cmp_data(x[i + 2], NFT_CMP_NEQ, 4);
+    if (!d || std::memcmp(d, &zero, 4) != 0) return {};
+    std::memcpy(&bits, mask->data(), 4);  // host order, as nft sends the mask
+    return {3, fence::CtStateIn{bits}};
+}
+
+Match icmpv6_type(const Exprs& x, size_t i) {
+    if (i + 6 >= x.size() || !nfproto_is(x, i, NFPROTO_IPV6) ||
+        !meta_load(x[i + 2], NFT_META_L4PROTO, NFT_REG_1) ||
+        !cmp_u8_is(x[i + 3], NFT_CMP_EQ, IPPROTO_ICMPV6) ||
+        !payload_load(x[i + 4], NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1))
+        return {};
+    const uint8_t* lo = cmp_data(x[i + 5], NFT_CMP_GTE, 1);
+    const uint8_t* hi = cmp_data(x[i + 6], NFT_CMP_LTE, 1);
+    if (!lo || !hi) return {};
+    return {7, fence::Icmpv6TypeRange{*lo, *hi}};
+}
+
+Match skuid(const Exprs& x, size_t i) {
+    if (i + 2 >= x.size() || !meta_load(x[i], NFT_META_SKUID, NFT_REG_1) || !hton(x[i + 1], NFT_REG_1, 4, 4))
+        return {};
+    auto set = lookup_set(x[i + 2]);
+    if (!set) return {};
+    return {3, fence::SkuidInSet{*set}};
+}
+
+struct Layout {
+    fence::IpFamily family;
+    uint8_t nfproto;
+    uint32_t offset, len, proto_reg, port_reg;
+};
+constexpr Layout kLayouts[] = {
+    {fence::IpFamily::ipv4, NFPROTO_IPV4, 16, 4, NFT_REG32_01, NFT_REG32_02},
+    {fence::IpFamily::ipv6, NFPROTO_IPV6, 24, 16, NFT_REG_2, NFT_REG32_05},
+};
+
+bool daddr_load(const Exprs& x, size_t i, const Layout& l) {
+    return i + 2 < x.size() && nfproto_is(x, i, l.nfproto) &&
+           payload_load(x[i + 2], NFT_PAYLOAD_NETWORK_HEADER, l.offset, l.len, NFT_REG_1);
+}
+
+Match daddr_proto_port(const Exprs& x, size_t i) {
+    for (const Layout& l : kLayouts) {
+        if (i + 6 >= x.size() || !daddr_load(x, i, l)) continue;
+        if (!meta_load(x[i + 3], NFT_META_L4PROTO, l.proto_reg) || !hton(x[i + 4], l.proto_reg, 1, 2) ||
+            !payload_load(x[i + 5], NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, l.port_reg))
+            continue;
+        if (auto set = lookup_set(x[i + 6])) return {7, fence::DaddrProtoPortInSet{l.family, *set}};
+    }
+    return {};
+}
+
+Match daddr(const Exprs& x, size_t i) {
+    for (const Layout& l : kLayouts) {
+        if (i + 3 >= x.size() || !daddr_load(x, i, l)) continue;
+        if (auto set = lookup_set(x[i + 3])) return {4, fence::DaddrInSet{l.family, *set}};
+    }
+    return {};
+}
+
+Match counter_ref(const Exprs& x, size_t i) {
+    const Attrs& a = x[i].data;
+    if (x[i].name != "objref" || !u32_is(a, NFTA_OBJREF_IMM_TYPE, NFT_OBJECT_COUNTER) || a.has(NFTA_OBJREF_SET_SREG))
+        return {};
+    auto name = a.str(NFTA_OBJREF_IMM_NAME);
+    if (!name) return {};
+    return {1, fence::CounterRef{*name}};
+}
+
+Match limit(const Exprs& x, size_t i) {
+    const Attrs& a = x[i].data;
+    auto rate = a.u64(NFTA_LIMIT_RATE);
+    auto unit = a.u64(NFTA_LIMIT_UNIT);
+    auto burst = a.u32(NFTA_LIMIT_BURST);
+    if (x[i].name != "limit" || !rate || !unit || !burst || !u32_is(a, NFTA_LIMIT_TYPE, NFT_LIMIT_PKTS) ||
+        !u32_is_or_unset(a, NFTA_LIMIT_FLAGS, 0))
+        return {};
+    static const std::pair<uint64_t, fence::TimeUnit> units[] = {
+        {1, fence::TimeUnit::second}, {60, fence::TimeUnit::minute},
+        {3600, fence::TimeUnit::hour}, {86400, fence::TimeUnit::day}};
+    for (auto [secs, u] : units)
+        if (secs == *unit) return {1, fence::Limit{*rate, u, *burst}};
+    return {};
+}
+
+Match log(const Exprs& x, size_t i) {
+    const Attrs& a = x[i].data;
+    // The kernel reports the default level (warning) it filled in.
+    if (x[i].name != "log" || !u32_is(a, NFTA_LOG_FLAGS, NF_LOG_UID) || a.has(NFTA_LOG_GROUP) ||
+        !u32_is_or_unset(a, NFTA_LOG_LEVEL, 4))
+        return {};
+    return {1, fence::Log{a.str(NFTA_LOG_PREFIX).value_or("")}};
+}
+
+Match verdict(const Exprs& x, size_t i) {
+    const Attrs& a = x[i].data;
+    if (x[i].name != "immediate" || !u32_is(a, NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT)) return {};
+    Attrs v = a.nested(NFTA_IMMEDIATE_DATA).nested(NFTA_DATA_VERDICT);
+    if (v.has(NFTA_VERDICT_CHAIN) || v.has(NFTA_VERDICT_CHAIN_ID)) return {};
+    if (u32_is(v, NFTA_VERDICT_CODE, NF_ACCEPT)) return {1, fence::Verdict{fence::VerdictKind::accept}};
+    if (u32_is(v, NFTA_VERDICT_CODE, NF_DROP)) return {1, fence::Verdict{fence::VerdictKind::drop}};
+    return {};
+}
+
+Match reject(const Exprs& x, size_t i) {
+    const Attrs& a = x[i].data;
+    if (x[i].name != "reject") return {};
+    auto code = a.u8(NFTA_REJECT_ICMP_CODE);
+    if (a.has(NFTA_REJECT_ICMP_CODE) && !code) return {};
+    // The kernel leaves the code out for a TCP reset.
+    if (u32_is(a, NFTA_REJECT_TYPE, NFT_REJECT_TCP_RST) && code.value_or(0) == 0)
+        return {1, fence::Reject{fence::RejectKind::tcp_reset}};
+    if (u32_is(a, NFTA_REJECT_TYPE, NFT_REJECT_ICMPX_UNREACH) && code == NFT_REJECT_ICMPX_PORT_UNREACH)
+        return {1, fence::Reject{fence::RejectKind::icmpx_port_unreachable}};
+    return {};
+}
+
+// `[name type=value ...]`: enough to tell a human what is there.
+std::string describe(const Expr& e) {
+    std::string text = "[" + e.name;
+    for (const nlattr* a : e.data.list()) {
+        uint16_t type = mnl_attr_get_type(a) & NLA_TYPE_MASK;
+        const auto* p = static_cast<const uint8_t*>(mnl_attr_get_payload(a));
+        size_t n = std::min<size_t>(mnl_attr_get_payload_len(a), 64);
+        text += " " + std::to_string(type) + "=" + hex(p, n);
+    }
+    return text + "]";
+}
+
+std::vector<fence::Stmt> statements(const Exprs& x) {
+    using Matcher = Match (*)(const Exprs&, size_t);
+    // Longer patterns first: they share prefixes with shorter ones.
+    static const Matcher matchers[] = {icmpv6_type, daddr_proto_port, daddr, skuid, ct_state,
+                                       oifname,     l4proto,          counter_ref, limit, log,
+                                       verdict,     reject};
+    std::vector<fence::Stmt> out;
+    for (size_t i = 0; i < x.size();) {
+        Match m;
+        for (Matcher f : matchers)
+            if ((m = f(x, i)).taken) break;
+        if (m.taken) {
+            out.push_back(std::move(m.stmt));
+            i += m.taken;
+            continue;
+        }
+        std::string text = describe(x[i++]);
+        if (!out.empty())
+            if (auto* u = std::get_if<fence::Unrecognized>(&out.back())) {
+                u->text += " " + text;
+                continue;
+            }
+        out.push_back(fence::Unrecognized{text});
+    }
+    return out;
+}
+
+// --- objects -----------------------------------------------------------------------
+const char* hook_name(uint32_t hooknum) {
+    switch (hooknum) {
+        case NF_INET_PRE_ROUTING: return "prerouting";
+        case NF_INET_LOCAL_IN: return "input";
+        case NF_INET_FORWARD: return "forward";
+        case NF_INET_LOCAL_OUT: return "output";
+        case NF_INET_POST_ROUTING: return "postrouting";
+        default: return "unknown";
+    }
+}
+
+fence::Chain to_chain(const std::string& name, const Attrs& a) {
+    fence::Chain ch{name, std::nullopt, {}};
+    if (!a.has(NFTA_CHAIN_HOOK)) return ch;
+    Attrs hook_attrs = a.nested(NFTA_CHAIN_HOOK);
+    auto hook = hook_attrs.u32(NFTA_HOOK_HOOKNUM);
+    auto prio = hook_attrs.u32(NFTA_HOOK_PRIORITY);
+    auto type = a.str(NFTA_CHAIN_TYPE);
+    uint32_t policy = a.u32(NFTA_CHAIN_POLICY).value_or(NF_ACCEPT);
+    bool known = hook && prio && (*hook == NF_INET_LOCAL_OUT || *hook == NF_INET_FORWARD) && type == "filter" &&
+                 (policy == NF_ACCEPT || policy == NF_DROP);
+    if (!known) {
+        // Not a shape the fence builds; keep it visible to any comparison.
+        ch.rules.push_back({{fence::Unrecognized{"base chain type " + type.value_or("?") + " hook " +
+                                                 hook_name(hook.value_or(~0u)) + " policy " +
+                                                 std::to_string(policy)}}});
+        return ch;
+    }
+    ch.base = fence::BaseHook{*hook == NF_INET_LOCAL_OUT ? fence::Hook::output : fence::Hook::forward,
+                              static_cast<int32_t>(*prio),
+                              policy == NF_ACCEPT ? fence::Policy::accept : fence::Policy::drop};
+    return ch;
+}
+
+Exprs expressions(const Attrs& rule) {
+    Exprs x;
+    const nlattr* list = rule.get(NFTA_RULE_EXPRESSIONS);
+    if (!list) return x;
+    for_each_nested(list, [&](const nlattr* elem) {
+        if ((mnl_attr_get_type(elem) & NLA_TYPE_MASK) != NFTA_LIST_ELEM) return;
+        Attrs e(elem);
+        x.push_back({e.str(NFTA_EXPR_NAME).value_or("?"), e.nested(NFTA_EXPR_DATA)});
+    });
+    return x;
+}
+
+// Decoder state across messages.
+class Decoder {
+  public:
+    void message(const nlmsghdr* nlh);
+    fence::Ruleset finish();
+
+  private:
+    void table(const nlmsghdr* nlh);
+    void counter(const nlmsghdr* nlh);
+    void set(const nlmsghdr* nlh);
+    void elements(const nlmsghdr* nlh);
+    void chain(const nlmsghdr* nlh);
+    void rule(const nlmsghdr* nlh);
+
+    fence::Ruleset rs_;
+    uint32_t table_flags_ = 0;
+    std::map<std::string, ElementReader, std::less<>> readers_;
+};
+
+void Decoder::message(const nlmsghdr* nlh) {
+    if (nlh->nlmsg_type == NLMSG_ERROR) {
+        const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
+        if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(nlmsgerr))) malformed("short error message");
+        if (err->error == 0) return;  // an ack
+        throw cni::Error(cni::kNetlinkFailure, std::string("nf_tables answered: ") + strerror(-err->error));
+    }
+    if (nlh->nlmsg_type < NLMSG_MIN_TYPE) return;  // NOOP, DONE
+    if (nlh->nlmsg_type == NFNL_MSG_BATCH_BEGIN || nlh->nlmsg_type == NFNL_MSG_BATCH_END) return;
+    if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_NFTABLES)
+        malformed("message type " + std::to_string(nlh->nlmsg_type) + " is not nf_tables'");
+    if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(nfgenmsg))) malformed("message without nfgenmsg header");
+    const auto* gen = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
+    if (gen->nfgen_family != kFamily) return;  // not family inet: not ours
+    uint16_t type = NFNL_MSG_TYPE(nlh->nlmsg_type);
+    switch (type) {
+        case NFT_MSG_NEWTABLE: return table(nlh);
+        case NFT_MSG_DELTABLE: rs_ = {}; readers_.clear(); table_flags_ = 0; return;
+        case NFT_MSG_NEWOBJ: return counter(nlh);
+        case NFT_MSG_NEWSET: return set(nlh);
+        case NFT_MSG_NEWSETELEM: return elements(nlh);
+        case NFT_MSG_NEWCHAIN: return chain(nlh);
+        case NFT_MSG_NEWRULE: return rule(nlh);
+        case NFT_MSG_NEWGEN: return;
+        default: malformed("unexpected nf_tables message " + std::to_string(NFNL_MSG_TYPE(nlh->nlmsg_type)));
+    }
+}
+
+void Decoder::table(const nlmsghdr* nlh) {
+    Attrs a = Attrs::of_message(nlh);
+    auto name = a.str(NFTA_TABLE_NAME);
+    if (!name) malformed("table without a name");
+    if (*name != fence::kTableName) return;
+    table_flags_ = a.u32(NFTA_TABLE_FLAGS).value_or(0);
+    const nlattr* ud = a.get(NFTA_TABLE_USERDATA);
+    rs_.meta = ud ? decode_metadata(static_cast<const uint8_t*>(mnl_attr_get_payload(ud)),
+                                    mnl_attr_get_payload_len(ud))
+                  : fence::Metadata{};
+}
+
+void Decoder::counter(const nlmsghdr* nlh) {
+    Attrs a = Attrs::of_message(nlh);
+    auto table = a.str(NFTA_OBJ_TABLE);
+    auto name = a.str(NFTA_OBJ_NAME);
+    if (!table || !name) malformed("object without a table or name");
+    // Other object kinds are not part of the model; rules using them show up
+    // as unrecognized objref expressions.
+    if (*table != fence::kTableName || a.u32(NFTA_OBJ_TYPE) != NFT_OBJECT_COUNTER) return;
+    Attrs data = a.nested(NFTA_OBJ_DATA);
+    rs_.counters.push_back({*name, data.u64(NFTA_COUNTER_PACKETS).value_or(0), data.u64(NFTA_COUNTER_BYTES).value_or(0)});
+}
+
+std::optional<fence::FieldType> field_type(uint32_t id) {
+    for (auto t : {fence::FieldType::ipv4_addr, fence::FieldType::ipv6_addr, fence::FieldType::inet_proto,
+                   fence::FieldType::inet_service, fence::FieldType::uid})
+        if (datatype_id(t) == id) return t;
+    return std::nullopt;
+}
+
+// The key fields of a set, empty when it is not a shape the fence builds.
+std::vector<fence::FieldType> key_fields(uint32_t flags, uint32_t type, uint32_t len) {
+    if (flags & ~uint32_t(NFT_SET_INTERVAL | NFT_SET_CONCAT)) return {};
+    std::vector<fence::FieldType> key;
+    do {
+        auto t = field_type(type & 0x3f);
+        if (!t) return {};
+        key.insert(key.begin(), *t);
+        type >>= 6;
+    } while (type && key.size() < 8);
+    bool concat = (flags & NFT_SET_CONCAT) != 0;
+    if (type || concat != (key.size() > 1) || key_len(key) != len) return {};
+    return key;
+}
+
+uint32_t be32_attr(const nlattr* a) {
+    if (mnl_attr_validate(a, MNL_TYPE_U32) < 0) malformed("set attribute of the wrong size");
+    return ntohl(mnl_attr_get_u32(a));
+}
+
+void Decoder::set(const nlmsghdr* nlh) {
+    std::string name, table;
+    uint32_t flags = 0, type = 0, len = 0;
+    for_each_attr(nlh, sizeof(nfgenmsg), [&](const nlattr* a) {
+        switch (mnl_attr_get_type(a)) {
+            case NFTA_SET_TABLE:
+            case NFTA_SET_NAME:
+                if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0) malformed("set name");
+                (mnl_attr_get_type(a) == NFTA_SET_NAME ? name : table) = mnl_attr_get_str(a);
+                break;
+            case NFTA_SET_FLAGS: flags = be32_attr(a); break;
+            case NFTA_SET_KEY_TYPE: type = be32_attr(a); break;
+            case NFTA_SET_KEY_LEN: len = be32_attr(a); break;
+            default: break;
+        }
+    });
+    if (name.empty()) malformed("set without a name");
+    if (table != fence::kTableName) return;
+    fence::Set s{name, key_fields(flags, type, len), (flags & NFT_SET_INTERVAL) != 0, {}};
+    readers_.erase(name);
+    readers_.emplace(name, ElementReader(s));
+    rs_.sets.push_back(std::move(s));
+}
+
+void Decoder::elements(const nlmsghdr* nlh) {
+    std::string set, table;
+    const nlattr* list = nullptr;
+    for_each_attr(nlh, sizeof(nfgenmsg), [&](const nlattr* a) {
+        switch (mnl_attr_get_type(a)) {
+            case NFTA_SET_ELEM_LIST_TABLE:
+            case NFTA_SET_ELEM_LIST_SET:
+                if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0) malformed("set element list name");
+                (mnl_attr_get_type(a) == NFTA_SET_ELEM_LIST_SET ? set : table) = mnl_attr_get_str(a);
+                break;
+            case NFTA_SET_ELEM_LIST_ELEMENTS: list = a; break;
+            default: break;
+        }
+    });
+    if (table != fence::kTableName) return;
+    auto it = readers_.find(set);
+    if (it == readers_.end()) malformed("elements of unknown set '" + set + "'");
+    if (list) it->second.add_list(list);
+}
+
+void Decoder::chain(const nlmsghdr* nlh) {
+    Attrs a = Attrs::of_message(nlh);
+    auto table = a.str(NFTA_CHAIN_TABLE);
+    auto name = a.str(NFTA_CHAIN_NAME);
+    if (!table || !name) malformed("chain without a table or name");
+    if (*table != fence::kTableName) return;
+    rs_.chains.push_back(to_chain(*name, a));
+}
+
+void Decoder::rule(const nlmsghdr* nlh) {
+    Attrs a = Attrs::of_message(nlh);
+    auto table = a.str(NFTA_RULE_TABLE);
+    auto chain = a.str(NFTA_RULE_CHAIN);
+    if (!table || !chain) malformed("rule without table or chain");
+    if (*table != fence::kTableName) return;
+    for (auto& c : rs_.chains)
+        if (c.name == *chain) {
+            c.rules.push_back({statements(expressions(a))});
+            return;
+        }
+    malformed("rule of unknown chain '" + *chain + "'");
+}
+
+fence::Ruleset Decoder::finish() {
+    for (auto& s : rs_.sets) {
+        auto it = readers_.find(s.name);
+        if (it != readers_.end()) s.elements = it->second.finish();
+    }
+    // A dormant table evaluates nothing: make that impossible to miss.
+    if (table_flags_)
+        for (auto& c : rs_.chains)
+            if (c.base)
+                c.rules.insert(c.rules.begin(),
+                               {{fence::Unrecognized{"table flags " + std::to_string(table_flags_) +
+                                                     " (dormant: chains not evaluated)"}}});
+    return std::move(rs_);
+}
+
+}  // namespace
+
+fence::Ruleset decode_messages(const uint8_t* data, size_t len) {
+    Decoder d;
+    // Not mnl_nlmsg_ok(): it compares the length as a signed int, so a
+    // length of 0xfffffffe passes.
+    for (size_t off = 0; off < len;) {
+        if (len - off < sizeof(nlmsghdr)) malformed("truncated message header");
+        const auto* nlh = reinterpret_cast<const nlmsghdr*>(data + off);
+        if (nlh->nlmsg_len < sizeof(nlmsghdr) || nlh->nlmsg_len > len - off) malformed("truncated message");
+        d.message(nlh);
+        off += std::min<size_t>(NLMSG_ALIGN(nlh->nlmsg_len), len - off);
+    }
+    return d.finish();
+}
+
+}  // namespace ef::nft

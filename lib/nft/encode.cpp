@@ -1,0 +1,396 @@
+// fence::Ruleset -> one nf_tables netlink batch, expression for expression
+// what nft 1.0.6 sends for the same ruleset text, so that `nft list` prints
+// our table exactly as the rules written by hand.
+#include <cstring>
+#include <map>
+#include <type_traits>
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <libmnl/libmnl.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_log.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+
+#include "cni/error.h"
+#include "nft/codec.h"
+#include "nft/elements.h"
+#include "nft/nft.h"
+
+namespace ef::nft {
+namespace {
+
+template <class... Ts>
+struct overloaded : Ts... {
+    using Ts::operator()...;
+};
+template <class... Ts>
+overloaded(Ts...) -> overloaded<Ts...>;
+
+using SetIds = std::map<std::string, uint32_t, std::less<>>;
+
+[[noreturn]] void invalid(const std::string& what) {
+    throw cni::Error(cni::kInternal, "cannot encode the fence: " + what);
+}
+
+// --- expressions ------------------------------------------------------------
+class ExprSink {
+  public:
+    explicit ExprSink(nftnl_rule* r) : rule_(r) {}
+
+    nftnl_expr* add(const char* name) {
+        nftnl_expr* e = nftnl_expr_alloc(name);
+        if (!e) throw cni::Error(cni::kInternal, std::string("out of memory for expression ") + name);
+        nftnl_rule_add_expr(rule_, e);  // the rule owns it from here
+        return e;
+    }
+    void meta(uint32_t key, uint32_t dreg) {
+        nftnl_expr* e = add("meta");
+        nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, dreg);
+    }
+    void cmp(uint32_t op, const void* data, uint32_t len) {
+        nftnl_expr* e = add("cmp");
+        nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+        nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+    }
+    void cmp_u8(uint32_t op, uint8_t v) { cmp(op, &v, 1); }
+    void payload(uint32_t base, uint32_t offset, uint32_t len, uint32_t dreg) {
+        nftnl_expr* e = add("payload");
+        nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+    }
+    void hton(uint32_t reg, uint32_t len, uint32_t size) {
+        nftnl_expr* e = add("byteorder");
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_SREG, reg);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_DREG, reg);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_OP, NFT_BYTEORDER_HTON);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_LEN, len);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_SIZE, size);
+    }
+    void lookup(const std::string& set, const SetIds& ids) {
+        nftnl_expr* e = add("lookup");
+        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+        nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set.c_str());
+        // The set is created in the same transaction: the kernel finds it by id.
+        if (auto it = ids.find(set); it != ids.end())
+            nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, it->second);
+    }
+    void nfproto(uint8_t proto) {
+        meta(NFT_META_NFPROTO, NFT_REG_1);
+        cmp_u8(NFT_CMP_EQ, proto);
+    }
+    void l4proto(uint8_t proto) {
+        meta(NFT_META_L4PROTO, NFT_REG_1);
+        cmp_u8(NFT_CMP_EQ, proto);
+    }
+
+  private:
+    nftnl_rule* rule_;
+};
+
+uint64_t seconds(fence::TimeUnit u) {
+    switch (u) {
+        case fence::TimeUnit::second: return 1;
+        case fence::TimeUnit::minute: return 60;
+        case fence::TimeUnit::hour: return 3600;
+        case fence::TimeUnit::day: return 86400;
+    }
+    return 1;
+}
+
+// Where nft loads the destination address, and into which 32-bit registers
+// the protocol and port of the concatenation go (they follow the address).
+struct DaddrLayout {
+    uint8_t nfproto;
+    uint32_t offset, len;
+    uint32_t proto_reg, port_reg;
+};
+DaddrLayout daddr_layout(fence::IpFamily f) {
+    if (f == fence::IpFamily::ipv4)
+        return {NFPROTO_IPV4, 16, 4, NFT_REG32_01, NFT_REG32_02};
+    // 16 address bytes fill reg32 0..3; reg32 4 is spelled NFT_REG_2 by nft.
+    return {NFPROTO_IPV6, 24, 16, NFT_REG_2, NFT_REG32_05};
+}
+
+void add_daddr(ExprSink& x, fence::IpFamily f) {
+    DaddrLayout l = daddr_layout(f);
+    x.nfproto(l.nfproto);
+    x.payload(NFT_PAYLOAD_NETWORK_HEADER, l.offset, l.len, NFT_REG_1);
+}
+
+void add_stmt(ExprSink& x, const fence::Stmt& stmt, const SetIds& ids) {
+    std::visit(
+        overloaded{
+            [&](const fence::OifnameEq& s) {
+                char name[IFNAMSIZ] = {};
+                if (s.name.size() >= IFNAMSIZ) invalid("interface name too long: " + s.name);
+                std::memcpy(name, s.name.data(), s.name.size());
+                x.meta(NFT_META_OIFNAME, NFT_REG_1);
+                x.cmp(NFT_CMP_EQ, name, IFNAMSIZ);
+            },
+            [&](const fence::L4ProtoEq& s) { x.l4proto(s.proto); },
+            [&](const fence::CtStateIn& s) {
+                uint32_t zero = 0;
+                nftnl_expr* ct = x.add("ct");
+                nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
+                nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+                nftnl_expr* bw = x.add("bitwise");
+                nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+                nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+                nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_LEN, sizeof(uint32_t));
+                nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, &s.bits, sizeof(uint32_t));
+                nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(uint32_t));
+                x.cmp(NFT_CMP_NEQ, &zero, sizeof(uint32_t));
+            },
+            [&](const fence::Icmpv6TypeRange& s) {
+                x.nfproto(NFPROTO_IPV6);
+                x.l4proto(IPPROTO_ICMPV6);
+                x.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1);
+                x.cmp_u8(NFT_CMP_GTE, s.lo);
+                x.cmp_u8(NFT_CMP_LTE, s.hi);
+            },
+            [&](const fence::SkuidInSet& s) {
+                x.meta(NFT_META_SKUID, NFT_REG_1);
+                // The uid set keeps big-endian keys (what nft does for intervals).
+                x.hton(NFT_REG_1, 4, 4);
+                x.lookup(s.set, ids);
+            },
+            [&](const fence::DaddrInSet& s) {
+                add_daddr(x, s.family);
+                x.lookup(s.set, ids);
+            },
+            [&](const fence::DaddrProtoPortInSet& s) {
+                DaddrLayout l = daddr_layout(s.family);
+                add_daddr(x, s.family);
+                x.meta(NFT_META_L4PROTO, l.proto_reg);
+                x.hton(l.proto_reg, 1, 2);
+                x.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, l.port_reg);
+                x.lookup(s.set, ids);
+            },
+            [&](const fence::CounterRef& s) {
+                nftnl_expr* e = x.add("objref");
+                nftnl_expr_set_u32(e, NFTNL_EXPR_OBJREF_IMM_TYPE, NFT_OBJECT_COUNTER);
+                nftnl_expr_set_str(e, NFTNL_EXPR_OBJREF_IMM_NAME, s.name.c_str());
+            },
+            [&](const fence::Limit& s) {
+                nftnl_expr* e = x.add("limit");
+                nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_RATE, s.rate);
+                nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_UNIT, seconds(s.unit));
+                nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_BURST, s.burst);
+                nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
+                nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_FLAGS, 0);
+            },
+            [&](const fence::Log& s) {
+                nftnl_expr* e = x.add("log");
+                nftnl_expr_set_str(e, NFTNL_EXPR_LOG_PREFIX, s.prefix.c_str());
+                nftnl_expr_set_u32(e, NFTNL_EXPR_LOG_FLAGS, NF_LOG_UID);
+            },
+            [&](const fence::Verdict& s) {
+                nftnl_expr* e = x.add("immediate");
+                nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+                nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT,
+                                   s.kind == fence::VerdictKind::accept ? NF_ACCEPT : NF_DROP);
+            },
+            [&](const fence::Reject& s) {
+                nftnl_expr* e = x.add("reject");
+                bool rst = s.kind == fence::RejectKind::tcp_reset;
+                nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE,
+                                   rst ? NFT_REJECT_TCP_RST : NFT_REJECT_ICMPX_UNREACH);
+                nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, rst ? 0 : NFT_REJECT_ICMPX_PORT_UNREACH);
+            },
+            [&](const fence::Unrecognized& s) { invalid("unrecognized statement: " + s.text); },
+        },
+        stmt);
+}
+
+// --- messages ---------------------------------------------------------------
+class Encoder {
+  public:
+    Encoder(BatchBuffer& b, BatchLabels& labels) : b_(b), labels_(labels) {}
+
+    nlmsghdr* begin(uint16_t type, uint16_t flags, size_t max_len) {
+        return nftnl_nlmsg_build_hdr(b_.reserve(max_len), type, kFamily,
+                                     flags | NLM_F_ACK, b_.next_seq());
+    }
+    void finish(std::string label) {
+        b_.commit();
+        labels_.push_back(std::move(label));
+    }
+
+    void batch_begin() {
+        nftnl_batch_begin(b_.reserve(64), b_.next_seq());
+        finish("batch begin");
+    }
+    void batch_end() {
+        nftnl_batch_end(b_.reserve(64), b_.next_seq());
+        finish("batch end");
+    }
+
+    void table(uint16_t type, const std::vector<uint8_t>* userdata, const char* label) {
+        TablePtr t(nftnl_table_alloc());
+        nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, fence::kTableName);
+        if (type == NFT_MSG_NEWTABLE) nftnl_table_set_u32(t.get(), NFTNL_TABLE_FLAGS, 0);
+        if (userdata)
+            nftnl_table_set_data(t.get(), NFTNL_TABLE_USERDATA, userdata->data(), userdata->size());
+        uint16_t flags = type == NFT_MSG_NEWTABLE ? NLM_F_CREATE : 0;
+        nftnl_table_nlmsg_build_payload(begin(type, flags, 1024), t.get());
+        finish(label);
+    }
+
+    void counter(const fence::Counter& c) {
+        ObjPtr o(nftnl_obj_alloc());
+        nftnl_obj_set_str(o.get(), NFTNL_OBJ_TABLE, fence::kTableName);
+        nftnl_obj_set_str(o.get(), NFTNL_OBJ_NAME, c.name.c_str());
+        nftnl_obj_set_u32(o.get(), NFTNL_OBJ_TYPE, NFT_OBJECT_COUNTER);
+        nftnl_obj_set_u64(o.get(), NFTNL_OBJ_CTR_BYTES, c.bytes);
+        nftnl_obj_set_u64(o.get(), NFTNL_OBJ_CTR_PKTS, c.packets);
+        nftnl_obj_nlmsg_build_payload(begin(NFT_MSG_NEWOBJ, NLM_F_CREATE, 1024 + c.name.size()),
+                                      o.get());
+        finish("counter " + c.name);
+    }
+
+    void set(const fence::Set& s, uint32_t id) {
+        if (s.key.empty()) invalid("set " + s.name + " has no key");
+        nlmsghdr* nlh = begin(NFT_MSG_NEWSET, NLM_F_CREATE, 1024 + s.name.size());
+        put_set_attrs(nlh, s, id);
+        finish("set " + s.name);
+        put_elements(s, id);
+    }
+
+    // Built by hand in nft's attribute order (table, name, type, policy,
+    // hook), which differs from nftnl_chain_nlmsg_build_payload's.
+    void chain(const fence::Chain& c) {
+        nlmsghdr* nlh = begin(NFT_MSG_NEWCHAIN, NLM_F_CREATE, 1024 + c.name.size());
+        mnl_attr_put_strz(nlh, NFTA_CHAIN_TABLE, fence::kTableName);
+        mnl_attr_put_strz(nlh, NFTA_CHAIN_NAME, c.name.c_str());
+        if (c.base) {
+            uint32_t hook = c.base->hook == fence::Hook::output ? NF_INET_LOCAL_OUT : NF_INET_FORWARD;
+            uint32_t policy = c.base->policy == fence::Policy::accept ? NF_ACCEPT : NF_DROP;
+            mnl_attr_put_strz(nlh, NFTA_CHAIN_TYPE, "filter");
+            mnl_attr_put_u32(nlh, NFTA_CHAIN_POLICY, htonl(policy));
+            nlattr* h = mnl_attr_nest_start(nlh, NFTA_CHAIN_HOOK);
+            mnl_attr_put_u32(nlh, NFTA_HOOK_HOOKNUM, htonl(hook));
+            mnl_attr_put_u32(nlh, NFTA_HOOK_PRIORITY, htonl(static_cast<uint32_t>(c.base->priority)));
+            mnl_attr_nest_end(nlh, h);
+        }
+        finish("chain " + c.name);
+    }
+
+    void rule(const std::string& chain, const fence::Rule& r, size_t index, const SetIds& ids) {
+        RulePtr rule(nftnl_rule_alloc());
+        nftnl_rule_set_str(rule.get(), NFTNL_RULE_TABLE, fence::kTableName);
+        nftnl_rule_set_str(rule.get(), NFTNL_RULE_CHAIN, chain.c_str());
+        ExprSink x(rule.get());
+        for (const auto& s : r.stmts) add_stmt(x, s, ids);
+        nftnl_rule_nlmsg_build_payload(
+            begin(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, rule_size_bound(chain, r)),
+            rule.get());
+        finish("rule " + std::to_string(index + 1) + " of chain " + chain);
+    }
+
+    // A rule the kernel must refuse (its chain does not exist), so tests can
+    // watch a whole batch being rolled back.
+    void refused_rule() {
+        RulePtr rule(nftnl_rule_alloc());
+        nftnl_rule_set_str(rule.get(), NFTNL_RULE_TABLE, fence::kTableName);
+        nftnl_rule_set_str(rule.get(), NFTNL_RULE_CHAIN, "ef_test_missing_chain");
+        ExprSink x(rule.get());
+        add_stmt(x, fence::Verdict{fence::VerdictKind::accept}, {});
+        nftnl_rule_nlmsg_build_payload(begin(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, 1024),
+                                       rule.get());
+        finish("rule of chain ef_test_missing_chain (EF_TEST_FAIL_BATCH fault injection)");
+    }
+
+  private:
+    static size_t rule_size_bound(const std::string& chain, const fence::Rule& r) {
+        size_t n = 1024 + chain.size();
+        for (const auto& s : r.stmts) {
+            n += 1024;
+            if (auto* l = std::get_if<fence::Log>(&s)) n += l->prefix.size();
+            if (auto* c = std::get_if<fence::CounterRef>(&s)) n += c->name.size();
+            if (auto* o = std::get_if<fence::SkuidInSet>(&s)) n += o->set.size();
+            if (auto* o = std::get_if<fence::DaddrInSet>(&s)) n += o->set.size();
+            if (auto* o = std::get_if<fence::DaddrProtoPortInSet>(&s)) n += o->set.size();
+        }
+        return n;
+    }
+
+    void put_set_attrs(nlmsghdr* nlh, const fence::Set& s, uint32_t id) {
+        bool concat = s.key.size() > 1;
+        uint32_t flags = (s.interval ? NFT_SET_INTERVAL : 0) | (concat ? NFT_SET_CONCAT : 0);
+        uint32_t type = 0;
+        // nft combines the datatypes of a concatenation 6 bits per field.
+        for (auto t : s.key) type = (type << 6) | datatype_id(t);
+        mnl_attr_put_strz(nlh, NFTA_SET_TABLE, fence::kTableName);
+        mnl_attr_put_strz(nlh, NFTA_SET_NAME, s.name.c_str());
+        mnl_attr_put_u32(nlh, NFTA_SET_FLAGS, htonl(flags));
+        mnl_attr_put_u32(nlh, NFTA_SET_KEY_TYPE, htonl(type));
+        mnl_attr_put_u32(nlh, NFTA_SET_KEY_LEN, htonl(static_cast<uint32_t>(key_len(s.key))));
+        mnl_attr_put_u32(nlh, NFTA_SET_ID, htonl(id));
+        if (concat) {
+            nlattr* desc = mnl_attr_nest_start(nlh, NFTA_SET_DESC);
+            nlattr* fields = mnl_attr_nest_start(nlh, NFTA_SET_DESC_CONCAT);
+            for (auto t : s.key) {
+                nlattr* f = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+                mnl_attr_put_u32(nlh, NFTA_SET_FIELD_LEN, htonl(static_cast<uint32_t>(value_len(t))));
+                mnl_attr_nest_end(nlh, f);
+            }
+            mnl_attr_nest_end(nlh, fields);
+            mnl_attr_nest_end(nlh, desc);
+        }
+        std::vector<uint8_t> ud = set_userdata(s.key);
+        mnl_attr_put(nlh, NFTA_SET_USERDATA, ud.size(), ud.data());
+    }
+
+    void put_elements(const fence::Set& s, uint32_t id) {
+        ElementWriter w(s);
+        for (int part = 1; !w.done(); ++part) {
+            nlmsghdr* nlh = begin(NFT_MSG_NEWSETELEM, NLM_F_CREATE, ElementWriter::kMaxMessage);
+            mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, fence::kTableName);
+            mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, s.name.c_str());
+            mnl_attr_put_u32(nlh, NFTA_SET_ELEM_LIST_SET_ID, htonl(id));
+            w.fill(nlh);
+            finish("elements of set " + s.name + (part > 1 ? " (part " + std::to_string(part) + ")" : ""));
+        }
+    }
+
+    BatchBuffer& b_;
+    BatchLabels& labels_;
+};
+
+}  // namespace
+
+std::vector<uint8_t> encode_batch_labeled(const fence::Ruleset& rs, uint32_t seq,
+                                          BatchLabels& labels, bool inject_failure) {
+    BatchBuffer b(seq);
+    Encoder enc(b, labels);
+    labels.clear();
+    std::vector<uint8_t> meta = encode_metadata(rs.meta);
+    enc.batch_begin();
+    // add + delete + add: replaces the table whether or not it existed.
+    enc.table(NFT_MSG_NEWTABLE, nullptr, "table inet egress_fence");
+    enc.table(NFT_MSG_DELTABLE, nullptr, "deletion of the old table inet egress_fence");
+    enc.table(NFT_MSG_NEWTABLE, &meta, "table inet egress_fence with its metadata");
+    for (const auto& c : rs.counters) enc.counter(c);
+    SetIds ids;
+    for (size_t i = 0; i < rs.sets.size(); ++i) ids[rs.sets[i].name] = static_cast<uint32_t>(i + 1);
+    for (size_t i = 0; i < rs.sets.size(); ++i) enc.set(rs.sets[i], static_cast<uint32_t>(i + 1));
+    for (const auto& c : rs.chains) enc.chain(c);
+    for (const auto& c : rs.chains)
+        for (size_t i = 0; i < c.rules.size(); ++i) enc.rule(c.name, c.rules[i], i, ids);
+    if (inject_failure) enc.refused_rule();
+    enc.batch_end();
+    return std::move(b).take();
+}
+
+std::vector<uint8_t> encode_batch(const fence::Ruleset& rs, uint32_t seq) {
+    BatchLabels labels;
+    return encode_batch_labeled(rs, seq, labels);
+}
+
+}  // namespace ef::nft
