@@ -50,7 +50,7 @@ std::string dispatch(const std::string& verb, const plugin::Invocation& in) {
 int main() {
     auto start = std::chrono::steady_clock::now();
     cni::InvocationRecord record;
-    std::string version(cni::kSupportedVersions.back()), log_file;
+    std::string version(cni::kSupportedVersions.back()), log_file, log_level = "info";
     int rc = 0;
     try {
         plugin::Invocation in{cni::read_env(), {}, {}, {}, &record};
@@ -69,6 +69,7 @@ int main() {
         in.conf = config::parse_netconf(input);
         version = in.conf.cni_version;
         log_file = in.conf.plugin.log_file;
+        log_level = in.conf.plugin.log_level;
         in.args = cni::parse_args(in.env.args);
         in.pod = config::Pod{in.args.pod_namespace, in.args.pod_name,
                              in.args.infra_container_id.empty() ? in.env.container_id : in.args.infra_container_id,
@@ -93,7 +94,8 @@ int main() {
         rc = 1;
     }
     record.duration_us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
-    cni::append_record(log_file, record);
+    // info and debug log every invocation; warn and error only failures.
+    if (rc != 0 || log_level == "info" || log_level == "debug") cni::append_record(log_file, record);
     std::cout.flush();
     return rc;
 }

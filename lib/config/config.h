@@ -95,6 +95,7 @@ struct NetConf {
     PluginConfig plugin;
     std::optional<nlohmann::json> prev_result;  // as received
     std::map<std::string, std::string> pod_annotations;  // runtimeConfig["io.kubernetes.cri.pod-annotations"]
+    std::optional<size_t> valid_attachments;             // GC: how many attachments the runtime still uses
 };
 
 // One problem found in a config: `path` is a JSON pointer-ish path such as

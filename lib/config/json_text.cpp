@@ -131,6 +131,9 @@ nlohmann::json parse_json(std::string_view bytes) {
     } catch (const json::parse_error& e) {
         throw cni::Error(cni::kDecodeFailure, "input is not valid JSON (byte " + std::to_string(e.byte) +
                                                   "): " + without_exception_tag(e.what()));
+    } catch (const json::out_of_range& e) {
+        // A number beyond double's range (1e400): nlohmann reports it as out_of_range, not parse_error.
+        throw cni::Error(cni::kDecodeFailure, "input is not valid JSON: " + without_exception_tag(e.what()));
     }
     return doc;
 }

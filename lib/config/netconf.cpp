@@ -92,6 +92,10 @@ NetConf parse_netconf(std::string_view stdin_bytes) {
     NetConf conf;
     conf.prev_result = read_prev_result(doc, problems);
     conf.pod_annotations = read_pod_annotations(doc, problems);
+    if (auto it = doc.find("cni.dev/valid-attachments"); it != doc.end()) {
+        if (it->is_array()) conf.valid_attachments = it->size();
+        else add(problems, "cni.dev/valid-attachments", "must be an array, found " + describe(*it));
+    }
     if (!problems.empty()) throw_invalid(problems);
 
     conf.cni_version = doc["cniVersion"].get<std::string>();

@@ -14,10 +14,11 @@ namespace {
 
 constexpr std::string_view kPodAnnotationsCapability = "io.kubernetes.cri.pod-annotations";
 
-constexpr std::array<std::string_view, 14> kEntryKeys = {
+constexpr std::array<std::string_view, 15> kEntryKeys = {
     "type", "capabilities", "logFile", "logLevel", "profileAnnotation", "selectors", "profiles",
-    // The CNI envelope: the runtime and libcni put these in every plugin's stdin.
-    "cniVersion", "name", "runtimeConfig", "prevResult", "args", "ipam", "dns"};
+    // The CNI envelope: the runtime and libcni put these in every plugin's stdin
+    // (cni.dev/valid-attachments: GC's list of attachments still in use, CNI 1.1).
+    "cniVersion", "name", "runtimeConfig", "prevResult", "args", "ipam", "dns", "cni.dev/valid-attachments"};
 constexpr std::array<std::string_view, 6> kSelectorKeys = {"namespaces",      "annotations",         "profile",
                                                            "allowedProfiles", "exemptUidAnnotation", "exemptUidRange"};
 constexpr std::array<std::string_view, 2> kRangeKeys = {"min", "max"};
