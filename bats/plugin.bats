@@ -1,0 +1,207 @@
+#!/usr/bin/env bats
+# shellcheck disable=SC2034 # EF_* variables are read by helpers.bash
+# Issue 2 scenarios: the reference chain (bridge + host-local, loopback for lo,
+# egress-fence last) driven through libcni's cnitool in a real pod netns.
+# Every denied target is a live listener in the world netns, so "connected"
+# would mean "unfenced", and refusals come from the fence, not from the world.
+
+load helpers
+
+setup() {
+  ef_setup
+  ef_setup_pod
+}
+
+teardown() {
+  ef_teardown
+}
+
+# A pod in namespace "sandboxes" (profile proxy-only) with every target listening.
+fenced_pod() {
+  ef_world_listen_all
+  run ef_pod_add
+  assert_success
+  ef_table_present
+}
+
+# Probes run as the workload unless a --uid is given later on the line.
+probe_tcp() { ef_probe connect tcp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --timeout-ms 2000; }
+probe_udp() { ef_probe udp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --expect-reply --timeout-ms 2000; }
+
+@test "VERSION answers all five spec versions" {
+  run -0 bash -c "echo '{\"cniVersion\":\"1.0.0\"}' | CNI_COMMAND=VERSION '$EF_BIN/egress-fence'"
+  run jq -c '.supportedVersions | sort' <<<"$output"
+  assert_output '["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]'
+}
+
+@test "ADD fences a sandboxes pod and passes the bridge result through" {
+  fenced_pod
+  run jq -r '.cniVersion, (.ips | length), (.interfaces | map(.name) | index("eth0") != null)' \
+    "$EF_TMP/$EF_POD.result.json"
+  assert_output $'1.0.0\n2\ntrue'
+  run jq -r '.ips[].address' "$EF_TMP/$EF_POD.result.json"
+  assert_line "$(ef_pod_addr4)/24"
+  assert_line "$(ef_pod_addr6)/64"
+}
+
+@test "v4: the workload UID is refused (111) by a denied address" {
+  fenced_pod
+  run -111 probe_tcp "$EF_DENY4" 8080
+}
+
+@test "v4: the proxy UID connects to the same denied address" {
+  fenced_pod
+  run -0 probe_tcp "$EF_DENY4" 8080 "$EF_PROXY_UID"
+}
+
+@test "v4: the workload UID connects to an allowed tcp destination" {
+  fenced_pod
+  run -0 probe_tcp "$EF_WORLD4" 8080
+}
+
+@test "v4: an allowed udp DNS-like destination answers" {
+  fenced_pod
+  run -0 probe_udp "$EF_WORLD4" 53
+}
+
+@test "v4: a udp send to a denied address is refused (111)" {
+  fenced_pod
+  run -111 probe_udp "$EF_DENY4" 53
+}
+
+@test "v6: the workload UID is refused (111) by a denied address" {
+  fenced_pod
+  run -111 probe_tcp "$EF_DENY6" 8080
+}
+
+@test "v6: the proxy UID connects to the same denied address" {
+  fenced_pod
+  run -0 probe_tcp "$EF_DENY6" 8080 "$EF_PROXY_UID"
+}
+
+@test "v6: the workload UID connects to an allowed tcp destination" {
+  fenced_pod
+  run -0 probe_tcp "$EF_WORLD6" 8080
+}
+
+@test "v6: an allowed udp DNS-like destination answers" {
+  fenced_pod
+  run -0 probe_udp "$EF_WORLD6" 53
+}
+
+@test "v6: a udp send to a denied address is refused (111)" {
+  fenced_pod
+  run -111 probe_udp "$EF_DENY6" 53
+}
+
+@test "a refused tcp connection increments tcp_refused" {
+  fenced_pod
+  local before after
+  before="$(ef_counter tcp_refused)"
+  run -111 probe_tcp "$EF_DENY4" 8080
+  run -111 probe_tcp "$EF_DENY6" 8080
+  after="$(ef_counter tcp_refused)"
+  [ "$after" -ge $((before + 2)) ] || fail "tcp_refused went from $before to $after"
+}
+
+@test "a refused udp send increments udp_refused" {
+  fenced_pod
+  local before after
+  before="$(ef_counter udp_refused)"
+  run -111 probe_udp "$EF_DENY4" 53
+  run -111 probe_udp "$EF_DENY6" 53
+  after="$(ef_counter udp_refused)"
+  [ "$after" -ge $((before + 2)) ] || fail "udp_refused went from $before to $after"
+}
+
+@test "ADD installs exactly the ruleset egress-fence-ctl render prints" {
+  run ef_pod_add
+  assert_success
+  run -0 "$EF_BIN/egress-fence-ctl" render --config "$EF_CONFLIST" --namespace sandboxes \
+    --name "$EF_POD_NAME" --container-id "ctr-$EF_POD"
+  local rendered pod
+  rendered="$(ef_normalise_counters <<<"$output")"
+  # The whole ruleset: the pod netns is test-owned, only the fence writes there.
+  pod="$(ef_nft list ruleset | ef_normalise_counters)"
+  same_ruleset "$rendered" "$pod" "rendered" "pod"
+  # The rendered text loads as-is, and nft prints back the same ruleset.
+  local scratch
+  scratch="$(ef_new_netns scratch)"
+  # The fence may hook the pod's interface (netdev family): give it one.
+  ip -n "$scratch" link add eth0 type veth peer name eth1
+  run ip netns exec "$scratch" nft -f - <<<"$rendered"
+  assert_success
+  same_ruleset "$rendered" "$(ip netns exec "$scratch" nft list ruleset | ef_normalise_counters)" \
+    "rendered" "rendered, loaded and listed"
+}
+
+# same_ruleset A B NAME_A NAME_B: fails with a unified diff when they differ.
+same_ruleset() {
+  [ "$1" = "$2" ] && return 0
+  diff -u --label "$3" --label "$4" <(echo "$1") <(echo "$2") | sed 's/^/# /' >&3 || true
+  fail "$4 ruleset differs from the $3 one (diff above)"
+}
+
+@test "DEL removes the table and a second DEL succeeds" {
+  fenced_pod
+  run ef_cnitool del
+  assert_success
+  run ef_table_present
+  assert_failure
+  run -0 ef_nft list ruleset
+  assert_output ""
+  run ef_cnitool del
+  assert_success
+}
+
+@test "DEL after the netns is deleted succeeds" {
+  fenced_pod
+  ip netns delete "$EF_POD"
+  run ef_cnitool del
+  assert_success
+}
+
+@test "a pod matched by no selector gets no table and its traffic is free" {
+  ef_world_listen_all
+  EF_POD_NAMESPACE=default
+  run ef_pod_add
+  assert_success
+  run ef_table_present
+  assert_failure
+  run -0 ef_nft list ruleset
+  assert_output ""
+  run -0 probe_tcp "$EF_DENY4" 8080
+  run -0 probe_udp "$EF_DENY6" 53
+}
+
+@test "chains declared as 0.3.1 and 0.4.0 fence and release the pod" {
+  ef_world_listen tcp "$EF_DENY4" 8080
+  local v
+  for v in 0.3.1 0.4.0; do
+    ef_write_conf --version "$v"
+    run ef_pod_add
+    assert_success
+    run jq -r '.cniVersion' "$EF_TMP/$EF_POD.result.json"
+    assert_output "$v"
+    ef_table_present
+    run -111 probe_tcp "$EF_DENY4" 8080
+    run ef_pod_del
+    assert_success
+    run ef_table_present
+    assert_failure
+  done
+}
+
+@test "ef-runtime: an annotation-selected pod is fenced, its annotated proxy UID exempt" {
+  ef_world_listen tcp "$EF_DENY4" 8080
+  EF_POD_NAMESPACE=default
+  run ef_runtime setup --annotation openshell.ai/cni=enabled --annotation openshell.ai/proxy-uid=2000
+  assert_success
+  ef_table_present
+  run -111 probe_tcp "$EF_DENY4" 8080
+  run -0 probe_tcp "$EF_DENY4" 8080 2000
+  run ef_runtime remove
+  assert_success
+  run ef_table_present
+  assert_failure
+}
