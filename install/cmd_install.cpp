@@ -1,6 +1,197 @@
+// install, uninstall, verify, pause: what the DaemonSet runs on every node
+// (DESIGN.md "Installer"). The decisions live in lib/install; this file reads
+// the flags, orders the steps and reports.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include "cni/error.h"
 #include "commands.h"
+#include "config/config.h"
+#include "install/bundle.h"
+#include "install/conflist.h"
+#include "install/files.h"
 
 namespace ef::ctl {
-// Placeholder until this command set lands; it registers nothing yet.
-void add_install(CLI::App&) {}
+namespace {
+
+using install::Json;
+
+struct InstallFlags {
+    std::string bin_dir;
+    std::string conf_dir;
+    std::string plugin_config;
+    std::string mode = "owned";
+    int wait_for_primary = 0;
+    std::string plugin_binary;
+    bool then_pause = false;
+};
+
+// The plugin config as its entry (the file may hold the entry or a whole
+// conflist). Every problem is reported at once; nothing is touched before.
+Json load_entry(const std::string& path) {
+    std::string text = install::read_file(path);
+    nlohmann::json doc;
+    try {
+        doc = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::parse_error& e) {
+        throw cni::Error(cni::kDecodeFailure, "plugin config " + path + " is not valid JSON: " + e.what());
+    }
+    nlohmann::json entry = config::find_entry(doc);
+    std::vector<config::Problem> problems;
+    config::validate(entry, problems);
+    if (!problems.empty()) {
+        std::string details;
+        for (const auto& p : problems) details += "  " + p.path + ": " + p.message + "\n";
+        throw cni::Error(cni::kInvalidConfig,
+                         "plugin config " + path + " has " + std::to_string(problems.size()) +
+                             " problem(s); fix them, nothing was installed",
+                         details);
+    }
+    // Keep the file's key order in the conflist we write.
+    return Json::parse(entry.dump());
+}
+
+// The default plugin: the bundle next to this executable. Run through the
+// bundled loader, /proc/self/exe is the loader inside egress-fence.d-*/.
+std::string default_plugin_binary() {
+    char buf[4096];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) throw cni::Error(cni::kInvalidEnvironment, "cannot read /proc/self/exe; pass --plugin-binary");
+    std::string dir = install::dir_of(std::string(buf, size_t(n)));
+    if (install::base_of(std::string(buf, size_t(n))).starts_with("ld-linux")) dir = install::dir_of(dir);
+    return dir + "/" + std::string(install::kPluginName);
+}
+
+install::Network wait_for_primary(const std::string& conf_dir, int seconds) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    for (;;) {
+        auto found = install::discover(install::read_conf_dir(conf_dir), false);
+        if (found.chosen) return *found.chosen;
+        if (std::chrono::steady_clock::now() >= deadline) {
+            std::string details;
+            for (const auto& s : found.skipped) details += "  skipped " + s.file + ": " + s.reason + "\n";
+            throw cni::Error(cni::kTryAgain,
+                             "no primary CNI config in " + conf_dir + " after " + std::to_string(seconds) +
+                                 "s; install the primary CNI (or raise --wait-for-primary)",
+                             details);
+        }
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+}
+
+// Undoes a chained entry in any primary file; used by uninstall and when
+// switching to owned mode.
+bool unchain_all(const std::string& conf_dir) {
+    bool changed = false;
+    for (const auto& f : install::read_conf_dir(conf_dir)) {
+        if (f.name == install::kOwnedFile) continue;
+        if (auto restored = install::render_unchained(f))
+            changed |= install::replace_file(conf_dir + "/" + f.name, *restored, 0644);
+    }
+    return changed;
+}
+
+// When switching modes the new config is written before the old one is undone,
+// so the runtime never sees a conf dir without the fence in between.
+void write_config(const InstallFlags& fl, const Json& entry) {
+    auto primary = wait_for_primary(fl.conf_dir, fl.wait_for_primary);
+    install::check_chainable(primary);
+    std::string owned_path = fl.conf_dir + "/" + std::string(install::kOwnedFile);
+    if (fl.mode == "owned") {
+        // A new copy is no more readable than its source (which may name credentials).
+        mode_t mode = install::file_mode(fl.conf_dir + "/" + primary.file, 0644);
+        bool changed = install::replace_file(owned_path, install::render_owned(primary, entry), mode);
+        std::cout << (changed ? "wrote " : "unchanged ") << owned_path << " (chain of " << primary.file << ")\n";
+        // The digest covers the primary's own part, which unchaining leaves as it is.
+        if (unchain_all(fl.conf_dir)) std::cout << "removed the chained entry (switching to owned mode)\n";
+        return;
+    }
+    std::string path = fl.conf_dir + "/" + primary.file;
+    auto current = install::read_file(path);
+    bool changed = install::replace_file(path, install::render_chained({primary.file, current}, entry), 0644);
+    std::cout << (changed ? "chained egress-fence into " : "unchanged ") << path << "\n";
+    if (install::remove_file(owned_path)) std::cout << "removed " << owned_path << " (switching to chained mode)\n";
+}
+
+void pause_until_signal() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, nullptr);
+    int sig = 0;
+    sigwait(&set, &sig);
+}
+
+void run_install(const InstallFlags& fl) {
+    Json entry = load_entry(fl.plugin_config);
+    std::string plugin = fl.plugin_binary.empty() ? default_plugin_binary() : fl.plugin_binary;
+    bool copied = install::install_plugin(plugin, fl.bin_dir);
+    std::cout << (copied ? "installed " : "unchanged ") << fl.bin_dir << "/" << install::kPluginName << "\n";
+    write_config(fl, entry);
+    if (fl.then_pause) pause_until_signal();
+}
+
+void run_uninstall(const std::string& bin_dir, const std::string& conf_dir) {
+    std::string owned_path = conf_dir + "/" + std::string(install::kOwnedFile);
+    if (install::remove_file(owned_path)) std::cout << "removed " << owned_path << "\n";
+    if (unchain_all(conf_dir)) std::cout << "removed the egress-fence entry from the primary config\n";
+    if (install::uninstall_plugin(bin_dir)) std::cout << "removed the plugin from " << bin_dir << "\n";
+}
+
+void run_verify(const std::string& conf_dir, const std::string& bin_dir, const std::string& plugin_config) {
+    std::optional<Json> expected;
+    if (!plugin_config.empty()) expected = load_entry(plugin_config);
+    auto verdict = install::verify(install::read_conf_dir(conf_dir), expected);
+    if (verdict.fenced && !bin_dir.empty()) {
+        if (auto problem = install::plugin_problem(bin_dir)) verdict = {false, verdict.file, *problem};
+    }
+    if (!verdict.fenced)
+        throw cni::Error(cni::kInvalidConfig, "not fenced: " + verdict.reason);
+    std::cout << "fenced: " << verdict.reason << "\n";
+}
+
+}  // namespace
+
+void add_install(CLI::App& app) {
+    auto fl = std::make_shared<InstallFlags>();
+    auto* install = app.add_subcommand("install", "copy the plugin into the CNI bin dir and chain it into the "
+                                                  "CNI config the runtime uses (idempotent)");
+    install->add_option("--cni-bin-dir", fl->bin_dir, "host CNI plugin dir")->required();
+    install->add_option("--cni-conf-dir", fl->conf_dir, "host CNI config dir")->required();
+    install->add_option("--plugin-config", fl->plugin_config, "the egress-fence entry (or a conflist holding it)")
+        ->required();
+    install->add_option("--mode", fl->mode, "owned: write 00-egress-fence.conflist; chained: edit the primary file")
+        ->check(CLI::IsMember({"owned", "chained"}))
+        ->capture_default_str();
+    install->add_option("--wait-for-primary", fl->wait_for_primary, "seconds to wait for a primary CNI config")
+        ->check(CLI::Range(0, 86400))
+        ->capture_default_str();
+    install->add_option("--plugin-binary", fl->plugin_binary,
+                        "the plugin to copy (default: egress-fence next to this program, with egress-fence.d/)");
+    install->add_flag("--then-pause", fl->then_pause,
+                      "after installing, sleep until SIGTERM (the DaemonSet's main container: a restart re-installs)");
+    install->callback([fl] { run_install(*fl); });
+
+    auto un = std::make_shared<std::pair<std::string, std::string>>();
+    auto* uninstall = app.add_subcommand("uninstall", "remove egress-fence's config (restoring an edited primary "
+                                                      "file) and the plugin");
+    uninstall->add_option("--cni-bin-dir", un->first, "host CNI plugin dir")->required();
+    uninstall->add_option("--cni-conf-dir", un->second, "host CNI config dir")->required();
+    uninstall->callback([un] { run_uninstall(un->first, un->second); });
+
+    auto ve = std::make_shared<std::array<std::string, 3>>();
+    auto* verify = app.add_subcommand("verify", "exit 0 only if the config the runtime picks fences pods");
+    verify->add_option("--cni-conf-dir", (*ve)[0], "host CNI config dir")->required();
+    verify->add_option("--cni-bin-dir", (*ve)[1], "also check the installed plugin there");
+    verify->add_option("--plugin-config", (*ve)[2], "also require the installed entry to equal this config");
+    verify->callback([ve] { run_verify((*ve)[0], (*ve)[1], (*ve)[2]); });
+
+    app.add_subcommand("pause", "sleep until SIGTERM or SIGINT; nothing else")->callback(pause_until_signal);
+}
+
 }  // namespace ef::ctl

@@ -1,0 +1,631 @@
+#!/usr/bin/env bats
+# The installer and the Helm chart (issue 5), run as root:
+#   - the chart lints, renders with every preset, passes the Kubernetes API
+#     schemas offline, and asks for no RBAC and no privileged container;
+#   - the DaemonSet's containers are run the way kubelet would run them: their
+#     command and volume mounts taken from `helm template`, the bundle as the
+#     image's root (read-only), hostPath volumes from a temporary host root,
+#     every capability dropped but CAP_SYS_CHROOT (needed to enter the root);
+#   - over a corpus of real-world primary configs and distractors, through
+#     primary rewrites, Cilium's exclusive-mode rename, uninstall, a broken
+#     plugin config, and a binary upgrade while pods are being created.
+
+load helpers
+
+CHART="$EF_ROOT/install/helm/egress-fence"
+CORPUS="$EF_ROOT/tests/corpus"
+
+setup_file() {
+  EF_HELM="$("$EF_ROOT/scripts/helm.sh")"
+  export EF_HELM
+  export EF_NPM="$EF_ROOT/.deps/npm"
+  export EF_BUNDLE="$BATS_FILE_TMPDIR/bundle"
+  "$EF_ROOT/scripts/bundle.sh" "$EF_BIN" "$EF_BUNDLE" >/dev/null
+}
+
+setup() {
+  IT="$(mktemp -d /tmp/ef-installer.XXXXXX)"
+  HOST="$IT/host"
+  mkdir -p "$HOST"
+}
+
+teardown() {
+  [ -n "${EF_TMP:-}" ] && ef_teardown
+  [ -n "${IT:-}" ] && rm -rf "$IT"
+}
+
+# --- rendering -------------------------------------------------------------------
+
+# render OUT.json [helm args...]: `helm template` output as a JSON array of objects.
+render() {
+  local out="$1"
+  shift
+  "$EF_HELM" template ef "$CHART" --namespace kube-system "$@" >"${out%.json}.yaml"
+  node "$EF_NPM/tojson.mjs" "${out%.json}.yaml" >"$out"
+}
+
+# The pod spec of the rendered DaemonSet.
+pod_spec() { jq '.[] | select(.kind == "DaemonSet") | .spec.template.spec' "$1"; }
+
+# hostpath RENDERED VOLUME: the host path of a hostPath volume.
+hostpath() { pod_spec "$1" | jq -r --arg v "$2" '.volumes[] | select(.name == $v) | .hostPath.path'; }
+
+# --- running the DaemonSet's containers -------------------------------------------
+
+# run_container RENDERED init|main|liveness|readiness: runs that container's
+# command (or probe command) as kubelet would, against $HOST.
+run_container() {
+  local rendered="$1" which="$2"
+  local spec container cmd
+  spec="$(pod_spec "$rendered")"
+  case "$which" in
+    init) container="$(jq '.initContainers[0]' <<<"$spec")"; cmd='.command' ;;
+    main) container="$(jq '.containers[0]' <<<"$spec")"; cmd='.command' ;;
+    liveness) container="$(jq '.containers[0]' <<<"$spec")"; cmd='.livenessProbe.exec.command' ;;
+    readiness) container="$(jq '.containers[0]' <<<"$spec")"; cmd='.readinessProbe.exec.command' ;;
+  esac
+  local image="$IT/image" configmap="$IT/configmap" script="$IT/run-$which.sh"
+  if [ ! -d "$image" ]; then
+    mkdir -p "$image/opt/egress-fence/bin" "$image/proc"
+    cp -a "$EF_BUNDLE/." "$image/opt/egress-fence/bin/"
+  fi
+  rm -rf "$configmap"
+  mkdir -p "$configmap"
+  jq -r '.[] | select(.kind == "ConfigMap") | .data["config.json"]' "$rendered" >"$configmap/config.json"
+
+  {
+    echo 'set -e'
+    # readOnlyRootFilesystem: true
+    echo "mount --bind '$image' '$image'"
+    echo "mount -o remount,bind,ro '$image'"
+    echo "mount -t proc proc '$image/proc'"
+    local name path ro src
+    while IFS=$'\t' read -r name path ro; do
+      mkdir -p "$image$path"
+      src="$(jq -r --arg v "$name" '.volumes[] | select(.name == $v) | .hostPath.path // empty' <<<"$spec")"
+      if [ -n "$src" ]; then
+        src="$HOST$src"
+        mkdir -p "$src" # type: DirectoryOrCreate
+      else
+        src="$configmap"
+      fi
+      echo "mount --bind '$src' '$image$path'"
+      [ "$ro" = true ] && echo "mount -o remount,bind,ro '$image$path'"
+    done < <(jq -r '.volumeMounts[] | [.name, .mountPath, (.readOnly // false)] | @tsv' <<<"$container")
+    # This shell's pid becomes the container's process through the execs below.
+    [ -n "${RUN_PIDFILE:-}" ] && echo "echo \$\$ >'$RUN_PIDFILE'"
+    # runAsUser 0, capabilities drop ALL, allowPrivilegeEscalation false.
+    printf 'exec setpriv --no-new-privs --bounding-set=-all,+sys_chroot --inh-caps=-all chroot %q' "$image"
+    jq -r "$cmd | map(@sh) | join(\" \")" <<<"$container" | sed 's/^/ /'
+  } >"$script"
+  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin unshare --mount --propagation private bash "$script"
+}
+
+# snapshot DIR: every path with its type, mode, link target and content hash.
+snapshot() {
+  (cd "$1" && find . -printf '%p %y %m %l\n' | sort && find . -type f -exec sha256sum {} + | sort)
+}
+
+# A host root with one primary from the corpus and the distractors in CONF_DIR,
+# and a plugin of another CNI in BIN_DIR. host_with PRIMARY RENDERED
+host_with() {
+  local primary="$1" rendered="$2"
+  CONF_DIR="$HOST$(hostpath "$rendered" cni-conf)"
+  BIN_DIR="$HOST$(hostpath "$rendered" cni-bin)"
+  mkdir -p "$CONF_DIR" "$BIN_DIR"
+  cp "$CORPUS/primaries/$primary" "$CORPUS/distractors/"* "$CONF_DIR/"
+  printf '#!/bin/sh\n' >"$BIN_DIR/portmap"
+  chmod 0755 "$BIN_DIR/portmap"
+  chmod 0640 "$CONF_DIR/$primary"
+}
+
+# The conflist the primary file amounts to (a .conf wrapped), for comparison.
+as_list() {
+  case "$1" in
+    *.conflist) jq -S '{name, cniVersion, plugins}' "$1" ;;
+    *) jq -S '{name: (.name // ""), cniVersion: (.cniVersion // ""), plugins: [.]}' "$1" ;;
+  esac
+}
+
+# The scenario of the issue for one primary: install with the init container,
+# check the owned conflist, verify, install again (no change), uninstall
+# (exact restore). check_owned PRIMARY [helm args...]
+check_owned() {
+  local primary="$1"
+  shift
+  render "$IT/chart.json" "$@"
+  render "$IT/uninstall.json" "$@" --set uninstall=true
+  host_with "$primary" "$IT/chart.json"
+  snapshot "$HOST" >"$IT/before"
+
+  run run_container "$IT/chart.json" init
+  assert_success
+
+  local owned="$CONF_DIR/00-egress-fence.conflist"
+  [ -f "$owned" ]
+  # The copy is the primary's chain (same name and cniVersion) plus our entry, last.
+  diff <(as_list "$CONF_DIR/$primary") <(jq -S '{name, cniVersion, plugins: .plugins[:-1]}' "$owned")
+  diff <(jq -S 'del(.name, .cniVersion)' "$IT/configmap/config.json") <(jq -S '.plugins[-1]' "$owned")
+  [ "$(jq -r '."egress-fence.io/source".file' "$owned")" = "$primary" ]
+  # The mode of the primary file is kept for the copy; nothing else changed.
+  [ "$(stat -c %a "$owned")" = "$(stat -c %a "$CONF_DIR/$primary")" ]
+  diff <(grep -v 00-egress-fence.conflist "$IT/before") <(snapshot "$HOST" | grep -v -e 00-egress-fence.conflist -e '/bin/egress-fence')
+
+  run run_container "$IT/chart.json" liveness
+  assert_success
+  assert_output --partial "fenced: 00-egress-fence.conflist"
+
+  # Idempotent: a second install (the main container's start) writes nothing.
+  local inode
+  inode="$(stat -c %i "$owned")"
+  snapshot "$HOST" >"$IT/installed"
+  run run_container "$IT/chart.json" init
+  assert_success
+  diff "$IT/installed" <(snapshot "$HOST")
+  [ "$(stat -c %i "$owned")" = "$inode" ]
+
+  run run_container "$IT/uninstall.json" init
+  assert_success
+  diff "$IT/before" <(snapshot "$HOST")
+}
+
+# --- the chart --------------------------------------------------------------------
+
+@test "chart: helm lint --strict passes with defaults, every preset and uninstall mode" {
+  local args
+  for args in "" "--set platform=k3s" "--set platform=microk8s" "--set platform=openshift" \
+    "--set platform=gke" "--set uninstall=true" "--set cni.mode=chained"; do
+    # shellcheck disable=SC2086
+    run "$EF_HELM" lint --strict "$CHART" $args
+    assert_success
+    assert_output --partial "0 chart(s) failed"
+  done
+}
+
+@test "chart: rendered manifests pass the Kubernetes API schemas (defaults and every preset)" {
+  local p
+  for p in generic k3s microk8s openshift gke; do
+    render "$IT/$p.json" --set platform="$p"
+    run node "$EF_NPM/validate.mjs" "$IT/$p.yaml"
+    assert_success
+  done
+  render "$IT/uninstall.json" --set uninstall=true
+  run node "$EF_NPM/validate.mjs" "$IT/uninstall.yaml"
+  assert_success
+  # The GKE preset outside kube-system adds the ResourceQuota GKE demands for system-node-critical.
+  "$EF_HELM" template ef "$CHART" --namespace egress-fence --set platform=gke >"$IT/gke-ns.yaml"
+  run node "$EF_NPM/validate.mjs" "$IT/gke-ns.yaml"
+  assert_success
+  grep -q '^kind: ResourceQuota' "$IT/gke-ns.yaml"
+}
+
+@test "chart: the schema check rejects an unknown field and a wrong type" {
+  render "$IT/chart.json"
+  sed -e 's/readOnlyRootFilesystem/readOnlyRootFileSystem/' "$IT/chart.yaml" >"$IT/typo.yaml"
+  run node "$EF_NPM/validate.mjs" "$IT/typo.yaml"
+  assert_failure
+  assert_output --partial 'unknown field "readOnlyRootFileSystem"'
+  sed -e 's/periodSeconds: 10/periodSeconds: "10"/' "$IT/chart.yaml" >"$IT/type.yaml"
+  run node "$EF_NPM/validate.mjs" "$IT/type.yaml"
+  assert_failure
+  assert_output --partial 'must be integer'
+}
+
+@test "chart: no RBAC, no token, no privileged container, all capabilities dropped, read-only root" {
+  local p
+  for p in generic k3s microk8s openshift gke; do
+    render "$IT/$p.json" --set platform="$p"
+    run jq -r '.[].kind' "$IT/$p.json"
+    refute_output --regexp 'Role|ServiceAccount|PodSecurityPolicy|SecurityContextConstraints'
+    pod_spec "$IT/$p.json" >"$IT/spec.json"
+    jq -e '.automountServiceAccountToken == false' "$IT/spec.json"
+    jq -e '.priorityClassName == "system-node-critical"' "$IT/spec.json"
+    jq -e '.tolerations == [{"operator": "Exists"}]' "$IT/spec.json"
+    jq -e '[.initContainers[], .containers[]] | length == 2' "$IT/spec.json"
+    jq -e '[.initContainers[], .containers[]] | all(.securityContext |
+      .privileged == false and .allowPrivilegeEscalation == false and .readOnlyRootFilesystem == true
+      and .capabilities.drop == ["ALL"] and (.capabilities.add // []) == [] and .runAsUser == 0)' "$IT/spec.json"
+    jq -e '[.initContainers[], .containers[]] | all(.resources.limits.memory)' "$IT/spec.json"
+    jq -e '.hostNetwork != true and .hostPID != true' "$IT/spec.json"
+  done
+  jq -e '.containers[0].securityContext.seLinuxOptions.type == "spc_t"' <(pod_spec "$IT/openshift.json")
+}
+
+@test "chart: the main container installs before it pauses, and both probes run verify" {
+  render "$IT/chart.json"
+  pod_spec "$IT/chart.json" >"$IT/spec.json"
+  jq -e '.initContainers[0].command[1] == "install"' "$IT/spec.json"
+  jq -e '.containers[0].command[1] == "install" and .containers[0].command[-1] == "--then-pause"' "$IT/spec.json"
+  jq -e '.containers[0].livenessProbe.exec.command[1] == "verify"' "$IT/spec.json"
+  jq -e '.containers[0].readinessProbe.exec.command[1] == "verify"' "$IT/spec.json"
+  # The repair time: failureThreshold x periodSeconds within a minute.
+  jq -e '.containers[0].livenessProbe | .failureThreshold * .periodSeconds <= 60' "$IT/spec.json"
+  render "$IT/uninstall.json" --set uninstall=true
+  pod_spec "$IT/uninstall.json" >"$IT/spec.json"
+  jq -e '.initContainers[0].command[1] == "uninstall"' "$IT/spec.json"
+  jq -e '.containers[0].command[1:] == ["pause"] and (.containers[0].livenessProbe == null)' "$IT/spec.json"
+}
+
+@test "chart: presets set the host paths; explicit dirs override them" {
+  declare -A bin=([generic]=/opt/cni/bin [k3s]=/var/lib/rancher/k3s/data/current/bin
+    [microk8s]=/var/snap/microk8s/current/opt/cni/bin [openshift]=/var/lib/cni/bin [gke]=/home/kubernetes/bin)
+  declare -A conf=([generic]=/etc/cni/net.d [k3s]=/var/lib/rancher/k3s/agent/etc/cni/net.d
+    [microk8s]=/var/snap/microk8s/current/args/cni-network [openshift]=/etc/kubernetes/cni/net.d [gke]=/etc/cni/net.d)
+  local p
+  for p in "${!bin[@]}"; do
+    render "$IT/$p.json" --set platform="$p"
+    [ "$(hostpath "$IT/$p.json" cni-bin)" = "${bin[$p]}" ]
+    [ "$(hostpath "$IT/$p.json" cni-conf)" = "${conf[$p]}" ]
+  done
+  render "$IT/x.json" --set platform=k3s --set cni.binDir=/x/bin --set cni.confDir=/x/net.d
+  [ "$(hostpath "$IT/x.json" cni-bin)" = /x/bin ]
+  [ "$(hostpath "$IT/x.json" cni-conf)" = /x/net.d ]
+}
+
+@test "chart: values.schema.json rejects unknown keys and bad values" {
+  run "$EF_HELM" template ef "$CHART" --set platform=eks
+  assert_failure
+  run "$EF_HELM" template ef "$CHART" --set cni.mdoe=chained
+  assert_failure
+  assert_output --partial "mdoe"
+  run "$EF_HELM" template ef "$CHART" --set pluginConfig.logLevel=loud
+  assert_failure
+}
+
+@test "chart: a plugin config change changes the checksum annotation (rolls the DaemonSet)" {
+  render "$IT/a.json"
+  render "$IT/b.json" --set pluginConfig.logLevel=debug
+  local a b
+  a="$(pod_spec "$IT/a.json" >/dev/null; jq -r '.[] | select(.kind == "DaemonSet") | .spec.template.metadata.annotations["checksum/config"]' "$IT/a.json")"
+  b="$(jq -r '.[] | select(.kind == "DaemonSet") | .spec.template.metadata.annotations["checksum/config"]' "$IT/b.json")"
+  [ -n "$a" ] && [ "$a" != "$b" ]
+}
+
+# --- the bundle -------------------------------------------------------------------
+
+@test "bundle: the installed plugin answers VERSION in an empty chroot holding only what the installer wrote" {
+  render "$IT/chart.json"
+  host_with 10-calico.conflist "$IT/chart.json"
+  rm -f "$BIN_DIR/portmap" "$CONF_DIR"/00-aaa-broken.conflist "$CONF_DIR"/README "$CONF_DIR"/*.bak
+  run run_container "$IT/chart.json" init
+  assert_success
+  # Nothing but the CNI dirs: no libc, no loader, no /proc, no /dev.
+  [ "$(find "$HOST" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort | paste -sd' ')" = "etc opt" ]
+  # The launcher itself is static: no program interpreter.
+  run readelf -l "$BIN_DIR/egress-fence"
+  refute_output --partial "INTERP"
+  run env -i CNI_COMMAND=VERSION "$(command -v chroot)" "$HOST" /opt/cni/bin/egress-fence </dev/null
+  assert_success
+  jq -e '.cniVersion and (.supportedVersions | index("0.3.1") and index("1.0.0"))' <<<"$output"
+}
+
+@test "bundle: a missing bundle fails with a CNI error object, not a crash" {
+  render "$IT/chart.json"
+  host_with 10-calico.conflist "$IT/chart.json"
+  run run_container "$IT/chart.json" init
+  assert_success
+  rm "$BIN_DIR/egress-fence.d"
+  run env -i CNI_COMMAND=ADD "$(command -v chroot)" "$HOST" /opt/cni/bin/egress-fence </dev/null
+  assert_failure
+  jq -e '.code == 5 and (.msg | test("launcher"))' <<<"$output"
+  run run_container "$IT/chart.json" liveness
+  assert_failure
+  assert_output --partial "egress-fence.d"
+}
+
+# --- the corpus -------------------------------------------------------------------
+
+@test "install over Calico 0.3.1 conflist (generic): owned copy, verify, idempotent, exact uninstall" {
+  check_owned 10-calico.conflist
+}
+
+@test "install over Cilium (generic)" {
+  check_owned 05-cilium.conflist
+}
+
+@test "install over flannel with portmap (k3s preset)" {
+  check_owned 10-flannel.conflist --set platform=k3s
+}
+
+@test "install over kindnet (generic)" {
+  check_owned 10-kindnet.conflist
+}
+
+@test "install over AWS VPC CNI (generic)" {
+  check_owned 10-aws.conflist
+}
+
+@test "install over a Multus .conf (openshift preset): wrapped into a list" {
+  check_owned 00-multus.conf --set platform=openshift
+}
+
+@test "install over a bare bridge .conf (microk8s preset)" {
+  check_owned 10-bridge.conf --set platform=microk8s
+}
+
+@test "install over the corpus in chained mode (gke preset): entry last, exact uninstall" {
+  render "$IT/chart.json" --set platform=gke --set cni.mode=chained
+  render "$IT/uninstall.json" --set platform=gke --set uninstall=true
+  local primary
+  for primary in 10-calico.conflist 05-cilium.conflist 10-flannel.conflist 10-kindnet.conflist 10-aws.conflist; do
+    rm -rf "$HOST"
+    host_with "$primary" "$IT/chart.json"
+    snapshot "$HOST" >"$IT/before"
+    run run_container "$IT/chart.json" init
+    assert_success
+    [ ! -e "$CONF_DIR/00-egress-fence.conflist" ]
+    diff <(as_list "$CORPUS/primaries/$primary") <(jq -S '{name, cniVersion, plugins: .plugins[:-1]}' "$CONF_DIR/$primary")
+    jq -e '.plugins[-1].type == "egress-fence"' "$CONF_DIR/$primary"
+    [ "$(stat -c %a "$CONF_DIR/$primary")" = 640 ]
+    run run_container "$IT/chart.json" liveness
+    assert_success
+    run run_container "$IT/uninstall.json" init
+    assert_success
+    diff "$IT/before" <(snapshot "$HOST")
+  done
+}
+
+@test "chained mode refuses a .conf primary and leaves the conf dir alone" {
+  render "$IT/chart.json" --set cni.mode=chained
+  host_with 10-bridge.conf "$IT/chart.json"
+  snapshot "$CONF_DIR" >"$IT/before"
+  run run_container "$IT/chart.json" init
+  assert_failure
+  assert_output --partial "--mode owned"
+  diff "$IT/before" <(snapshot "$CONF_DIR")
+}
+
+# --- drift ------------------------------------------------------------------------
+
+@test "owned mode: the primary rewrites its file; the owned copy still wins, verify flags the drift, install repairs" {
+  render "$IT/chart.json"
+  host_with 10-calico.conflist "$IT/chart.json"
+  run run_container "$IT/chart.json" init
+  assert_success
+  # Calico restarts and rewrites its conflist with a new MTU (and without any foreign entry).
+  jq '.plugins[0].mtu = 1400' "$CORPUS/primaries/10-calico.conflist" >"$CONF_DIR/10-calico.conflist"
+  # The runtime still picks the owned file, which still fences.
+  run "$EF_BUNDLE/egress-fence-ctl" verify --cni-conf-dir "$CONF_DIR"
+  assert_failure
+  assert_output --partial "10-calico.conflist changed since"
+  jq -e '.plugins[-1].type == "egress-fence"' "$CONF_DIR/00-egress-fence.conflist"
+  run run_container "$IT/chart.json" liveness
+  assert_failure
+  # kubelet restarts the main container, whose command installs again.
+  run run_container "$IT/chart.json" init
+  assert_success
+  jq -e '.plugins[0].mtu == 1400 and .plugins[-1].type == "egress-fence"' "$CONF_DIR/00-egress-fence.conflist"
+  run run_container "$IT/chart.json" liveness
+  assert_success
+}
+
+@test "chained mode: the primary rewrites its file, verify fails, install repairs" {
+  render "$IT/chart.json" --set cni.mode=chained
+  host_with 10-calico.conflist "$IT/chart.json"
+  run run_container "$IT/chart.json" init
+  assert_success
+  cp "$CORPUS/primaries/10-calico.conflist" "$CONF_DIR/10-calico.conflist"
+  run run_container "$IT/chart.json" liveness
+  assert_failure
+  assert_output --partial "no egress-fence entry"
+  run run_container "$IT/chart.json" init
+  assert_success
+  run run_container "$IT/chart.json" liveness
+  assert_success
+}
+
+@test "owned file renamed away as Cilium's exclusive mode does: verify fails, install repairs" {
+  render "$IT/chart.json"
+  host_with 05-cilium.conflist "$IT/chart.json"
+  run run_container "$IT/chart.json" init
+  assert_success
+  mv "$CONF_DIR/00-egress-fence.conflist" "$CONF_DIR/00-egress-fence.conflist.cilium_bak"
+  run run_container "$IT/chart.json" liveness
+  assert_failure
+  assert_output --partial "05-cilium.conflist, which has no egress-fence entry"
+  run run_container "$IT/chart.json" init
+  assert_success
+  run run_container "$IT/chart.json" liveness
+  assert_success
+}
+
+@test "a changed plugin config makes verify fail until install runs with it" {
+  render "$IT/chart.json"
+  render "$IT/debug.json" --set pluginConfig.logLevel=debug
+  host_with 10-calico.conflist "$IT/chart.json"
+  run run_container "$IT/chart.json" init
+  assert_success
+  run run_container "$IT/debug.json" liveness
+  assert_failure
+  assert_output --partial "differs from the plugin config"
+  run run_container "$IT/debug.json" init
+  assert_success
+  run run_container "$IT/debug.json" liveness
+  assert_success
+}
+
+# --- failure modes ----------------------------------------------------------------
+
+@test "an invalid plugin config: every problem reported, nothing on the host touched" {
+  cat >"$IT/bad.json" <<'EOF'
+{"pluginConfig": {"selectors": [{"namespaces": ["sandboxes"], "profile": "nope"}],
+                  "profiles": {"p": {"allow": [{"cidr": "10.0.0.1/8", "protocol": "tcp", "ports": [80]}]}}}}
+EOF
+  render "$IT/chart.json" -f "$IT/bad.json"
+  host_with 10-calico.conflist "$IT/chart.json"
+  snapshot "$HOST" >"$IT/before"
+  run run_container "$IT/chart.json" init
+  assert_failure
+  assert_output --partial "nothing was installed"
+  assert_output --partial "selectors[0].profile"
+  assert_output --partial "profiles.p.allow[0].cidr"
+  diff "$IT/before" <(snapshot "$HOST")
+}
+
+@test "no primary config: install waits a bounded time, fails with code 11 and writes no config" {
+  render "$IT/chart.json" --set cni.waitForPrimarySeconds=1
+  CONF_DIR="$HOST$(hostpath "$IT/chart.json" cni-conf)"
+  mkdir -p "$CONF_DIR"
+  cp "$CORPUS/distractors/"* "$CONF_DIR/"
+  run run_container "$IT/chart.json" init
+  [ "$status" -eq 11 ]
+  assert_output --partial "no primary CNI config"
+  [ ! -e "$CONF_DIR/00-egress-fence.conflist" ]
+}
+
+@test "install waits for a primary CNI that writes its config later" {
+  render "$IT/chart.json" --set cni.waitForPrimarySeconds=30
+  CONF_DIR="$HOST$(hostpath "$IT/chart.json" cni-conf)"
+  mkdir -p "$CONF_DIR"
+  run_container "$IT/chart.json" init >"$IT/install.log" 2>&1 &
+  local pid=$!
+  # The installer is polling: the conf dir has no config yet.
+  ef_wait_for_file "$HOST/opt/cni/bin/egress-fence" 10
+  [ ! -e "$CONF_DIR/00-egress-fence.conflist" ]
+  cp "$CORPUS/primaries/10-flannel.conflist" "$CONF_DIR/"
+  wait "$pid"
+  grep -q "chain of 10-flannel.conflist" "$IT/install.log"
+}
+
+@test "the main container installs, then pauses until SIGTERM and exits 0" {
+  render "$IT/chart.json"
+  host_with 10-kindnet.conflist "$IT/chart.json"
+  RUN_PIDFILE="$IT/main.pid" run_container "$IT/chart.json" main >"$IT/main.log" 2>&1 &
+  local pid=$!
+  ef_wait_for_file "$CONF_DIR/00-egress-fence.conflist" 10
+  run run_container "$IT/chart.json" readiness
+  assert_success
+  # Still running: it pauses after installing.
+  kill -0 "$pid"
+  kill -TERM "$(cat "$IT/main.pid")"
+  wait "$pid"
+}
+
+# --- with the plugin: pods through the go-cni runtime driver ---------------------
+
+# A host root whose conf dir holds the test's reference chain without the fence
+# (a real bridge primary) and containerd's loopback network; the chart's
+# plugin config is the reference entry. Sets RENDERED, CONF_DIR, BIN_DIR.
+pod_host() {
+  ef_setup
+  ef_write_conf --no-fence
+  ef_render_template "$EF_CONF_SRC/reference-chain.conflist" |
+    jq '{pluginConfig: (.plugins[] | select(.type == "egress-fence") |
+          {logFile, logLevel, profileAnnotation, selectors, profiles})}' >"$IT/values.json"
+  RENDERED="$IT/chart.json"
+  render "$RENDERED" -f "$IT/values.json" "$@"
+  CONF_DIR="$HOST$(hostpath "$RENDERED" cni-conf)"
+  BIN_DIR="$HOST$(hostpath "$RENDERED" cni-bin)"
+  mkdir -p "$CONF_DIR"
+  cp "$EF_CONFDIR"/*.conflist "$CONF_DIR/"
+}
+
+# runtime_setup NETNS: the go-cni driver creates a pod with the installed plugin.
+runtime_setup() {
+  local ns="$1"
+  ef_on_teardown ef_rm_runtime_cache "ctr-$ns"
+  "$EF_BIN/ef-runtime" setup --conf-dir "$CONF_DIR" --bin-dir "$BIN_DIR:$EF_CNI_PLUGIN_DIR" \
+    --netns "/run/netns/$ns" --namespace sandboxes --name "pod-$ns" --id "ctr-$ns" --uid "uid-$ns"
+}
+
+@test "pods created after install through the go-cni runtime driver are fenced (owned and chained)" {
+  local mode
+  for mode in owned chained; do
+    rm -rf "$HOST"
+    [ -n "${EF_TMP:-}" ] && ef_teardown
+    pod_host --set cni.mode="$mode"
+    run run_container "$RENDERED" init
+    assert_success
+    ef_world_listen tcp "$EF_DENY4" 8080
+    ef_world_listen tcp "$EF_WORLD4" 8080
+    ef_setup_pod
+    run runtime_setup "$EF_POD"
+    assert_success
+    ef_table_present
+    run ef_probe connect tcp "$EF_DENY4" 8080 --uid "$EF_WORKLOAD_UID" --timeout-ms 2000
+    [ "$status" -eq 111 ]
+    run ef_probe connect tcp "$EF_WORLD4" 8080 --uid "$EF_WORKLOAD_UID" --timeout-ms 2000
+    assert_success
+  done
+}
+
+@test "binary upgrade while 16 pods are being created: no ETXTBSY, no pod unfenced" {
+  pod_host
+  run run_container "$RENDERED" init
+  assert_success
+  # Version 2 of the bundle: the same programs (launcher included) with different bytes.
+  local v2="$IT/bundle-v2"
+  cp -a "$EF_BUNDLE" "$v2"
+  printf 'v2' >>"$v2/egress-fence.d/egress-fence.real"
+  printf 'v2' >>"$v2/egress-fence"
+
+  # Upgrade and downgrade without pause until every pod is set up, so that
+  # the runtime execs the plugin while its files are being replaced.
+  (
+    while [ ! -e "$IT/pods-done" ]; do
+      "$v2/egress-fence-ctl" install --cni-bin-dir "$BIN_DIR" --cni-conf-dir "$CONF_DIR" \
+        --plugin-config "$IT/configmap/config.json" --plugin-binary "$v2/egress-fence" >/dev/null || exit 1
+      "$EF_BUNDLE/egress-fence-ctl" install --cni-bin-dir "$BIN_DIR" --cni-conf-dir "$CONF_DIR" \
+        --plugin-config "$IT/configmap/config.json" --plugin-binary "$EF_BUNDLE/egress-fence" >/dev/null || exit 1
+      echo >>"$IT/upgrades"
+    done
+  ) 3>&- &
+  local upgrader=$!
+  # Meanwhile the runtime keeps executing the plugin (as for CNI STATUS/VERSION).
+  (
+    while [ ! -e "$IT/pods-done" ]; do
+      CNI_COMMAND=VERSION "$BIN_DIR/egress-fence" </dev/null >/dev/null 2>>"$IT/version.err" ||
+        echo "exit $?" >>"$IT/version.err"
+    done
+  ) 3>&- &
+  local caller=$!
+  local i pods=()
+  for i in $(seq 1 16); do pods+=("$(ef_new_netns "p$i")"); done
+  for i in "${!pods[@]}"; do
+    runtime_setup "${pods[$i]}" >"$IT/pod-$i.out" 2>"$IT/pod-$i.err" 3>&- &
+    echo $! >>"$IT/pids"
+  done
+  local failed=0 pid
+  while read -r pid; do wait "$pid" || failed=$((failed + 1)); done <"$IT/pids"
+  touch "$IT/pods-done"
+  wait "$upgrader"
+  wait "$caller"
+  if [ -s "$IT/version.err" ]; then
+    cat "$IT/version.err" >&2
+    return 1
+  fi
+  echo "upgrades during pod creation: $(wc -l <"$IT/upgrades")" >&2
+  cat "$IT"/pod-*.err >&2
+  [ "$failed" -eq 0 ]
+  [ "$(wc -l <"$IT/upgrades")" -ge 2 ]
+  if grep -qi "text file busy" "$IT"/pod-*.err; then return 1; fi
+  for i in "${!pods[@]}"; do
+    ip netns exec "${pods[$i]}" nft list table inet egress_fence >/dev/null
+  done
+  run run_container "$RENDERED" liveness
+  assert_success
+}
+
+@test "switching between owned and chained mode keeps the node fenced and uninstall still restores" {
+  render "$IT/owned.json"
+  render "$IT/chained.json" --set cni.mode=chained
+  render "$IT/uninstall.json" --set uninstall=true
+  host_with 10-calico.conflist "$IT/owned.json"
+  snapshot "$HOST" >"$IT/before"
+  run run_container "$IT/owned.json" init
+  assert_success
+  run run_container "$IT/chained.json" init
+  assert_success
+  [ ! -e "$CONF_DIR/00-egress-fence.conflist" ]
+  run run_container "$IT/chained.json" liveness
+  assert_success
+  run run_container "$IT/owned.json" init
+  assert_success
+  # Back to owned: the primary file has its original bytes again.
+  cmp "$CORPUS/primaries/10-calico.conflist" "$CONF_DIR/10-calico.conflist"
+  run run_container "$IT/owned.json" liveness
+  assert_success
+  run run_container "$IT/uninstall.json" init
+  assert_success
+  diff "$IT/before" <(snapshot "$HOST")
+}
