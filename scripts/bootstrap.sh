@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(build-essential cmake pkg-config libnftnl-dev libmnl-dev nlohmann-json3-dev libcli11-dev
   doctest-dev nftables iproute2 jq bats bats-support bats-assert containernetworking-plugins golang-go
-  golang-github-appc-cni-dev golang-github-containerd-go-cni-dev procps psmisc util-linux)
+  golang-github-appc-cni-dev golang-github-containerd-go-cni-dev procps psmisc util-linux unzip
+  iptables)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -17,6 +18,13 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# helm comes from an npm package (scripts/helm.sh). This machine kind ships
+# Node.js with npm; only a machine without npm gets Debian's.
+if ! command -v npm >/dev/null 2>&1; then
+  echo "bootstrap: installing nodejs npm"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
 
 jobs=$(nproc)
