@@ -24,6 +24,7 @@ fi
 # Node.js with npm; only a machine without npm gets Debian's.
 if ! command -v npm >/dev/null 2>&1; then
   echo "bootstrap: installing nodejs npm"
+  apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
 
