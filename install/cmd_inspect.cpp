@@ -10,6 +10,8 @@
 #include "config_file.h"
 #include "inspect/inspect.h"
 #include "install/files.h"
+#include "netns/netns.h"
+#include "nft/nft.h"
 
 namespace ef::ctl {
 namespace {
@@ -50,9 +52,18 @@ Scan scan(const ScanOptions& o, const config::PluginConfig* cfg) {
     return s;
 }
 
-void print_one(const inspect::PodFence& p, bool json) {
+// What CHECK warns about in this netns: base chains on our hooks that are not ours.
+std::vector<std::string> foreign_chain_warnings(const std::string& netns) {
+    netns::ScopedNetns inside(netns);
+    std::vector<std::string> out;
+    for (const auto& c : nft::foreign_base_chains()) out.push_back(nft::foreign_chain_warning(c));
+    return out;
+}
+
+void print_one(const inspect::PodFence& p, const std::vector<std::string>& warnings, bool json) {
     if (json) {
         auto j = inspect::to_json({p})[0];
+        j["warnings"] = warnings;
         j["ruleset"] = fence::to_nft_text(p.actual);
         std::cout << j.dump(2) << "\n";
         return;
@@ -66,9 +77,14 @@ void print_one(const inspect::PodFence& p, bool json) {
               << "digest:      " << m.digest << "\n"
               << "config:      " << inspect::match_text(p.match) << "\n";
     for (const auto& d : p.differences) std::cout << "  - " << d << "\n";
+    for (const auto& w : warnings) std::cout << "warning:     " << w << "\n";
     std::cout << "counters:\n";
     for (const auto& c : p.actual.counters)
         std::cout << "  " << c.name << ": " << c.packets << " packets, " << c.bytes << " bytes\n";
+    if (p.actual.netdev)
+        for (const auto& c : p.actual.netdev->counters)
+            std::cout << "  " << c.name << " (netdev " << p.actual.netdev->device << "): " << c.packets
+                      << " packets, " << c.bytes << " bytes\n";
     std::cout << "\n" << fence::to_nft_text(p.actual);
 }
 
@@ -82,7 +98,7 @@ void run_inspect(const ScanOptions& o) {
             else std::cout << o.netns << ": not fenced (no table inet egress_fence)\n";
             throw cni::Error(3, o.netns + " is not fenced");
         }
-        print_one(*pod, o.json);
+        print_one(*pod, foreign_chain_warnings(o.netns), o.json);
         if (pod->match == inspect::Match::differs || pod->match == inspect::Match::profile_unknown)
             throw cni::Error(2, "the fence differs from what the config demands");
         return;

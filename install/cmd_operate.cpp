@@ -9,7 +9,9 @@
 
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "cni/error.h"
 #include "commands.h"
@@ -74,9 +76,47 @@ bool is_loopback(const Target& t) {
     return IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(&t.addr)->sin6_addr);
 }
 
+// CAP_NET_RAW (linux/capability.h).
+constexpr int kCapNetRaw = 13;
+
+// Where this process holds CAP_NET_RAW or can get it, from /proc/self/status:
+// "" when it cannot. Permitted, effective or ambient: it holds it now. In the
+// bounding set without no_new_privs: exec of a binary with file capabilities
+// (ping in many images) or of anything as root gives it back, so a workload
+// UID with an empty effective set is not proof.
+std::string net_raw_reach(const std::string& status_path = "/proc/self/status") {
+    std::ifstream in(status_path);
+    std::string line;
+    bool no_new_privs = false;
+    std::string held, bounding;
+    auto has = [](const std::string& hex) {
+        try {
+            return (std::stoull(hex, nullptr, 16) >> kCapNetRaw) & 1;
+        } catch (const std::exception&) {
+            return 0ull;
+        }
+    };
+    while (std::getline(in, line)) {
+        std::istringstream f(line);
+        std::string key, value;
+        f >> key >> value;
+        if ((key == "CapPrm:" || key == "CapEff:" || key == "CapAmb:") && has(value) && held.empty())
+            held = key.substr(0, key.size() - 1);
+        if (key == "CapBnd:" && has(value)) bounding = "CapBnd";
+        if (key == "NoNewPrivs:") no_new_privs = value == "1";
+    }
+    if (!held.empty()) return "holds it (" + held + ")";
+    if (!bounding.empty() && !no_new_privs)
+        return "can regain it by exec (it is in the bounding set and no_new_privs is off)";
+    return "";
+}
+
 // Exit codes: 0 fenced (refused at once); 2 connected (no fence); 3 timed out
-// (no fence, or a fence that drops instead of refusing); 4 another error.
-int probe(const std::string& target_text, int timeout_ms) {
+// (no fence, or a fence that drops instead of refusing); 4 another error;
+// 5 fenced, but the pod can use CAP_NET_RAW, which the fence cannot hold on
+// every path (DESIGN.md "Raw frames": AF_XDP frames skip the egress hook),
+// unless `allow_net_raw`.
+int probe(const std::string& target_text, int timeout_ms, bool allow_net_raw) {
     Target t = parse_target(target_text);
     if (is_loopback(t)) {
         std::cerr << "probe: " << target_text << " is a loopback address, which every fence allows: pick a target "
@@ -106,7 +146,18 @@ int probe(const std::string& target_text, int timeout_ms) {
     if (err == ECONNREFUSED) {
         std::cout << "probe: fenced: a direct connection to " << target_text << " was refused in " << ms << " ms (uid "
                   << getuid() << ")\n";
-        return 0;
+        std::string reach = net_raw_reach();
+        if (reach.empty()) return 0;
+        if (allow_net_raw) {
+            std::cout << "probe: warning: this process " << reach
+                      << " CAP_NET_RAW; allowed by --allow-net-raw, but raw frames can leave the pod unfenced\n";
+            return 0;
+        }
+        std::cerr << "probe: NOT FENCED FOR RAW FRAMES: this process " << reach
+                  << " CAP_NET_RAW, with which frames sent on an AF_XDP socket leave the pod without passing any "
+                     "netfilter hook; drop it (securityContext.capabilities.drop: [NET_RAW]) or pass "
+                     "--allow-net-raw to accept the risk\n";
+        return 5;
     }
     if (err == 0) {
         std::cerr << "probe: NOT FENCED: a direct connection to " << target_text << " from uid " << getuid()
@@ -143,7 +194,7 @@ int reconcile(const ReconcileOptions& o) {
             if (!actual) continue;
             const auto& m = actual->meta;
             std::string who = m.pod_namespace + "/" + m.pod_name + " (" + path + ")";
-            auto expected = inspect::expected_for(m, cfg);
+            auto expected = inspect::expected_for(m, cfg, inspect::fence_device(*actual));
             if (!expected) {
                 std::cout << who << ": KEPT its fence: profile \"" << m.profile << "\" is not in the config\n";
                 ++kept;
@@ -173,11 +224,13 @@ int reconcile(const ReconcileOptions& o) {
 void add_operate(CLI::App& app) {
     auto target = std::make_shared<std::string>(kDefaultProbeTarget);
     auto timeout = std::make_shared<int>(1000);
-    auto* p = app.add_subcommand("probe", "exit 0 only if a direct connection is refused at once (run in the pod as the workload's UID)");
+    auto allow_net_raw = std::make_shared<bool>(false);
+    auto* p = app.add_subcommand("probe", "exit 0 only if a direct connection is refused at once and CAP_NET_RAW is out of reach (run in the pod as the workload's UID)");
     p->add_option("--target", *target, "ADDR:PORT or [ADDR6]:PORT that no profile allows (default " + std::string(kDefaultProbeTarget) + ")");
     p->add_option("--timeout", *timeout, "milliseconds to wait before calling the pod unfenced")->check(CLI::Range(1, 60000));
-    p->callback([target, timeout] {
-        int rc = probe(*target, *timeout);
+    p->add_flag("--allow-net-raw", *allow_net_raw, "accept a pod that can use CAP_NET_RAW (its raw frames can bypass the fence)");
+    p->callback([target, timeout, allow_net_raw] {
+        int rc = probe(*target, *timeout, *allow_net_raw);
         if (rc) throw CLI::RuntimeError(rc);
     });
 

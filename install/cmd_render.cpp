@@ -15,6 +15,7 @@ struct RenderOptions {
     std::string pod_name = "pod";
     std::string container_id;
     std::vector<std::string> annotations;
+    std::string ifname = fence::kDefaultDevice;
     bool metadata = false;
 };
 
@@ -37,7 +38,7 @@ void render(const RenderOptions& o) {
         bool first = true;
         for (const auto& [name, profile] : cfg.profiles) {
             std::cout << (first ? "" : "\n") << "# profile " << name << "\n"
-                      << fence::to_nft_text(fence::compile(profile, pod), o.metadata);
+                      << fence::to_nft_text(fence::compile(profile, pod, o.ifname), o.metadata);
             first = false;
         }
         return;
@@ -47,20 +48,21 @@ void render(const RenderOptions& o) {
         std::cout << "# pod " << pod.namespace_ << "/" << pod.name << " matches no selector: it is not fenced\n";
         return;
     }
-    std::cout << fence::to_nft_text(fence::compile(*profile, pod), o.metadata);
+    std::cout << fence::to_nft_text(fence::compile(*profile, pod, o.ifname), o.metadata);
 }
 
 }  // namespace
 
 void add_render(CLI::App& app) {
     auto o = std::make_shared<RenderOptions>();
-    auto* cmd = app.add_subcommand("render", "print the nftables ruleset a pod would get (loads with nft -f)");
+    auto* cmd = app.add_subcommand("render", "print the nftables ruleset a pod would get, as nft lists it");
     cmd->add_option("--config", o->config, "plugin config: the egress-fence entry or a conflist holding it")
         ->required();
     cmd->add_option("--namespace", o->pod_namespace, "the pod's namespace (omit to render every profile)");
     cmd->add_option("--name", o->pod_name, "the pod's name (appears in the log prefix)");
     cmd->add_option("--container-id", o->container_id, "the sandbox container id (metadata only)");
     cmd->add_option("--annotation", o->annotations, "a pod annotation KEY=VALUE (repeatable)");
+    cmd->add_option("--ifname", o->ifname, "the pod's interface (CNI_IFNAME) the raw-frame chain hooks (default eth0)");
     cmd->add_flag("--metadata", o->metadata, "start with a comment holding the table metadata");
     cmd->callback([o] { render(*o); });
 }

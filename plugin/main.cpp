@@ -77,6 +77,9 @@ int main() {
         record.pod = in.pod.namespace_ + "/" + in.pod.name;
         std::string out = dispatch(verb, in);
         if (!out.empty()) std::cout << out << "\n";
+        // The spec gives a verb that succeeds no channel for warnings: stderr
+        // (libcni passes it on) and the log file carry them.
+        for (const auto& w : record.warnings) std::cerr << "egress-fence: warning: " << w << "\n";
     } catch (const cni::Error& e) {
         std::cout << cni::error_json(e, version) << "\n";
         std::cerr << "egress-fence: " << e.msg << (e.details.empty() ? "" : "\n" + e.details) << "\n";
@@ -94,8 +97,9 @@ int main() {
         rc = 1;
     }
     record.duration_us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
-    // info and debug log every invocation; warn and error only failures.
-    if (rc != 0 || log_level == "info" || log_level == "debug") cni::append_record(log_file, record);
+    // info and debug log every invocation; warn adds those with warnings; error only failures.
+    bool warned = !record.warnings.empty() && log_level != "error";
+    if (rc != 0 || warned || log_level == "info" || log_level == "debug") cni::append_record(log_file, record);
     std::cout.flush();
     return rc;
 }

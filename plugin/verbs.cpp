@@ -24,6 +24,14 @@ void require_pod_netns(const std::string& path) {
                     "refusing to fence the host: the runtime passed the wrong namespace");
 }
 
+// The pod's interface, where the raw-frame chain hooks (DESIGN.md "Raw frames").
+const std::string& pod_interface(const Invocation& in) {
+    if (in.env.ifname.empty())
+        throw Error(cni::kInvalidEnvironment, "CNI_IFNAME is not set",
+                    "the runtime must name the pod's interface (kubelet's runtimes pass eth0)");
+    return in.env.ifname;
+}
+
 std::optional<config::Profile> select(const Invocation& in) {
     auto profile = config::select_profile(in.conf.plugin, in.pod);
     in.record->profile = profile ? profile->name : "";
@@ -47,7 +55,7 @@ std::string cmd_add(const Invocation& in) {
         throw Error(cni::kInvalidConfig, "prevResult is missing: egress-fence must run after the primary CNI plugin",
                     "put egress-fence last in the conflist's plugins");
     require_pod_netns(in.env.netns);
-    fence::Ruleset rs = fence::compile(*profile, in.pod);
+    fence::Ruleset rs = fence::compile(*profile, in.pod, pod_interface(in));
     {
         netns::ScopedNetns inside(in.env.netns);
         nft::apply_ruleset(rs);
@@ -79,6 +87,9 @@ std::string cmd_check(const Invocation& in) {
     {
         netns::ScopedNetns inside(in.env.netns);
         actual = nft::read_ruleset();
+        // Warned, not failed: see nft::foreign_chain_warning.
+        for (const auto& c : nft::foreign_base_chains())
+            in.record->warnings.push_back(nft::foreign_chain_warning(c));
     }
     in.record->outcome = "checked";
     if (!profile) {
@@ -90,7 +101,7 @@ std::string cmd_check(const Invocation& in) {
     if (!actual)
         throw Error(cni::kCheckMismatch, "the pod is not fenced: table inet egress_fence is missing",
                     "expected profile " + profile->name + "; re-create the pod or re-run ADD");
-    auto diffs = fence::diff(fence::compile(*profile, in.pod), *actual);
+    auto diffs = fence::diff(fence::compile(*profile, in.pod, pod_interface(in)), *actual);
     if (diffs.empty()) return "";
     std::string details;
     for (const auto& d : diffs) details += d + "\n";

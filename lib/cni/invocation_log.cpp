@@ -42,6 +42,7 @@ bool append_record(const std::string& path, const InvocationRecord& r, uint64_t 
         j["errorCode"] = r.error_code;
         j["error"] = r.error;
     }
+    if (!r.warnings.empty()) j["warnings"] = r.warnings;
     std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 
     size_t slash = path.rfind('/');

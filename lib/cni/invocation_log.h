@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace ef::cni {
 
@@ -15,6 +16,7 @@ struct InvocationRecord {
     int64_t duration_us = 0;
     int error_code = 0;
     std::string error;
+    std::vector<std::string> warnings;  // what passed but an admin should know (CHECK)
 };
 
 // Appends `r` as one line to `path` (creating its directory), holding an

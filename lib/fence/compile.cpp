@@ -128,7 +128,31 @@ std::string log_prefix(const config::LogSpec& log, const config::Pod& pod) {
     return s;
 }
 
-Ruleset compile(const config::Profile& p, const config::Pod& pod) {
+namespace {
+
+// The netdev egress chain: frames stamped by the inet chains and ARP (the
+// stack's ARP passes no inet hook) leave; the rest is counted and dropped by
+// the policy. An audit profile counts it and lets it through.
+NetdevTable raw_frame_fence(const config::Profile& p, const std::string& device) {
+    bool audit = p.mode == config::Mode::audit;
+    const char* counter = audit ? kCounterWouldDropRaw : kCounterRawDropped;
+    // Priority: a packet leaves only if every base chain on the hook accepts
+    // it, so for a drop-policy chain that changes nothing in the packet its
+    // place among other egress chains does not matter; filter (0) like the
+    // inet chains.
+    Chain egress{kEgressChain, BaseHook{Hook::egress, 0, Policy::drop}, {}};
+    egress.rules.push_back(Rule{{SecmarkEq{kPassedSecmark}, Verdict{VerdictKind::accept}}});
+    egress.rules.push_back(Rule{{EtherTypeEq{kEtherTypeArp}, Verdict{VerdictKind::accept}}});
+    if (audit)
+        egress.rules.push_back(Rule{{CounterRef{counter}, Verdict{VerdictKind::accept}}});
+    else
+        egress.rules.push_back(Rule{{CounterRef{counter}}});
+    return NetdevTable{device, {Counter{counter}}, std::move(egress)};
+}
+
+}  // namespace
+
+Ruleset compile(const config::Profile& p, const config::Pod& pod, const std::string& device) {
     Ruleset rs;
     bool audit = p.mode == config::Mode::audit;
     for (const char* name : {kCounterExempt, kCounterAllowed, audit ? kCounterWouldRefuseTcp : kCounterTcpRefused,
@@ -143,7 +167,11 @@ Ruleset compile(const config::Profile& p, const config::Pod& pod) {
     for (Set* s : {&uids, &allow.v4, &allow.v6, &allow.v4_any, &allow.v6_any})
         if (!s->elements.empty()) rs.sets.push_back(*s);
 
+    // First, before any verdict: whatever this chain lets through carries
+    // the stamp the netdev chain looks for; what it drops never gets there.
+    Rule stamp{{SecmarkSet{kPassedSecmark}}};
     Chain output{"output", BaseHook{Hook::output, 0, Policy::drop}, {}};
+    output.rules.push_back(stamp);
     output.rules.push_back(Rule{{OifnameEq{"lo"}, Verdict{VerdictKind::accept}}});
     output.rules.push_back(Rule{{CtStateIn{kCtEstablishedRelated}, Verdict{VerdictKind::accept}}});
     output.rules.push_back(Rule{{Icmpv6TypeRange{kNdFirst, kNdLast}, Verdict{VerdictKind::accept}}});
@@ -156,11 +184,13 @@ Ruleset compile(const config::Profile& p, const config::Pod& pod) {
     // Forwarded packets come from namespaces nested in the pod: no socket, so
     // no UID exemption, but the same destination allowlist.
     Chain forward{"forward", BaseHook{Hook::forward, 0, Policy::drop}, {}};
+    forward.rules.push_back(stamp);
     forward.rules.push_back(Rule{{CtStateIn{kCtEstablishedRelated}, Verdict{VerdictKind::accept}}});
     for (auto& r : allow_rules(allow)) forward.rules.push_back(std::move(r));
     for (auto& r : deny_rules(p, pod)) forward.rules.push_back(std::move(r));
 
     rs.chains = {std::move(output), std::move(forward)};
+    rs.netdev = raw_frame_fence(p, device);
     rs.meta = Metadata{std::string(cni::kPluginVersion), p.name, pod.namespace_, pod.name, pod.container_id, "",
                        p.annotated_uid ? std::to_string(*p.annotated_uid) : ""};
     rs.meta.digest = digest(rs);

@@ -71,9 +71,18 @@ void diff_sets(const Ruleset& e, const Ruleset& a, std::vector<std::string>& out
     }
 }
 
+const char* hook_name(Hook h) {
+    switch (h) {
+        case Hook::output: return "output";
+        case Hook::forward: return "forward";
+        case Hook::egress: return "egress";
+    }
+    return "?";
+}
+
 std::string hook_text(const std::optional<BaseHook>& b) {
     if (!b) return "no hook (regular chain)";
-    return std::string("hook ") + (b->hook == Hook::output ? "output" : "forward") + " priority " +
+    return std::string("hook ") + hook_name(b->hook) + " priority " +
            std::to_string(b->priority) + " policy " + (b->policy == Policy::drop ? "drop" : "accept");
 }
 
@@ -124,6 +133,32 @@ void diff_chains(const Ruleset& e, const Ruleset& a, std::vector<std::string>& o
     }
 }
 
+// The raw-frame table: its presence, the device its chain hooks, then its
+// counters and chain in the same words as the inet table's, prefixed.
+void diff_netdev(const Ruleset& e, const Ruleset& a, std::vector<std::string>& out) {
+    const std::string table = std::string("table netdev ") + kTableName;
+    if (!e.netdev && !a.netdev) return;
+    if (!a.netdev) {
+        out.push_back(table + ": missing (raw frames from the pod are not fenced)");
+        return;
+    }
+    if (!e.netdev) {
+        out.push_back(table + ": unexpected (not in the config's fence)");
+        return;
+    }
+    if (e.netdev->device != a.netdev->device)
+        out.push_back(table + ": hooks device \"" + a.netdev->device + "\", expected \"" + e.netdev->device + "\"");
+    Ruleset want, have;
+    want.counters = e.netdev->counters;
+    want.chains = {e.netdev->chain};
+    have.counters = a.netdev->counters;
+    have.chains = {a.netdev->chain};
+    std::vector<std::string> parts;
+    diff_counters(want, have, parts);
+    diff_chains(want, have, parts);
+    for (auto& p : parts) out.push_back(table + ": " + p);
+}
+
 }  // namespace
 
 std::vector<std::string> diff(const Ruleset& expected, const Ruleset& actual) {
@@ -132,6 +167,7 @@ std::vector<std::string> diff(const Ruleset& expected, const Ruleset& actual) {
     diff_counters(expected, actual, out);
     diff_sets(expected, actual, out);
     diff_chains(expected, actual, out);
+    diff_netdev(expected, actual, out);
     return out;
 }
 

@@ -62,6 +62,8 @@ std::string digest(const Ruleset& rs) {
     Ruleset body = rs;
     body.meta = {};
     for (auto& c : body.counters) c.packets = c.bytes = 0;
+    if (body.netdev)
+        for (auto& c : body.netdev->counters) c.packets = c.bytes = 0;
     return sha256_hex(to_nft_text(body)).substr(0, 32);
 }
 

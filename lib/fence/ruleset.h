@@ -140,16 +140,34 @@ struct Unrecognized {
     std::string text;
     bool operator==(const Unrecognized&) const = default;
 };
+// `meta secmark set 1162215424`: stamps the packet as having passed an inet
+// chain. Only netfilter (or an LSM) writes skb->secmark; no socket option does.
+struct SecmarkSet {
+    uint32_t value;
+    bool operator==(const SecmarkSet&) const = default;
+};
+// `meta secmark 1162215424`
+struct SecmarkEq {
+    uint32_t value;
+    bool operator==(const SecmarkEq&) const = default;
+};
+// `ether type arp` (the EtherType in host order, e.g. 0x0806)
+struct EtherTypeEq {
+    uint16_t type;
+    bool operator==(const EtherTypeEq&) const = default;
+};
 
 using Stmt = std::variant<OifnameEq, L4ProtoEq, CtStateIn, Icmpv6TypeRange, SkuidInSet, DaddrInSet,
-                          DaddrProtoPortInSet, CounterRef, Limit, Log, Verdict, Reject, Unrecognized>;
+                          DaddrProtoPortInSet, CounterRef, Limit, Log, Verdict, Reject, Unrecognized,
+                          SecmarkSet, SecmarkEq, EtherTypeEq>;
 
 struct Rule {
     std::vector<Stmt> stmts;
     bool operator==(const Rule&) const = default;
 };
 
-enum class Hook : uint8_t { output, forward };
+// output/forward: inet hooks; egress: the netdev egress hook of one device.
+enum class Hook : uint8_t { output, forward, egress };
 enum class Policy : uint8_t { accept, drop };
 
 struct BaseHook {
@@ -181,20 +199,38 @@ struct Metadata {
 
 inline constexpr const char* kTableName = "egress_fence";
 
+// The table `netdev egress_fence` (DESIGN.md "Raw frames"): one base chain on
+// the egress hook of the pod's interface, which sees frames sent on AF_PACKET
+// sockets that never pass the inet hooks. Its counters live in this table.
+struct NetdevTable {
+    std::string device;              // the pod's interface (CNI_IFNAME)
+    std::vector<Counter> counters;
+    Chain chain;                     // base chain, hook egress
+    bool operator==(const NetdevTable&) const = default;
+};
+
 // The table `inet egress_fence`: counters, sets and chains in canonical order
-// (the order the compiler emits them, which is also the order nft lists them).
+// (the order the compiler emits them, which is also the order nft lists them),
+// and the companion `netdev egress_fence` table when the fence has one. Both
+// tables are replaced in one transaction.
 struct Ruleset {
     Metadata meta;
     std::vector<Counter> counters;
     std::vector<Set> sets;
     std::vector<Chain> chains;
+    std::optional<NetdevTable> netdev;
     bool operator==(const Ruleset&) const = default;
 };
 
-// The ruleset in nft syntax, exactly as `nft list table inet egress_fence`
-// prints it (tabs, element wrapping aside from counters' values, which are
-// printed as stored). Loads as-is with `nft -f`. Metadata goes in a leading
-// `#` comment when `with_metadata` is set.
+// The ruleset in nft syntax, exactly as `nft list ruleset` prints the two
+// tables (`nft list table inet egress_fence` then `nft list table netdev
+// egress_fence`): tabs, element wrapping, counters' values as stored.
+// Loads with `nft -f` except for the secmark statements: nft 1.0.6 lists
+// `meta secmark set N` and `meta secmark N` but refuses to parse them (the
+// first is taken for a reference to a secmark object, the second is refused
+// as "Cannot be used with right hand side constant value"); `nft -j -f`
+// accepts the JSON form of the first. Metadata goes in a leading `#` comment
+// when `with_metadata` is set.
 std::string to_nft_text(const Ruleset& rs, bool with_metadata = false);
 // One statement / one rule in nft syntax, e.g. `meta l4proto tcp`.
 std::string to_nft_text(const Stmt& s);

@@ -3,6 +3,7 @@
 // kernel holds, and so the output loads with `nft -f`.
 #include <arpa/inet.h>
 
+#include <cstdio>
 #include <sstream>
 
 #include "fence/ruleset.h"
@@ -14,6 +15,9 @@ template <class... Ts>
 struct overloaded : Ts... {
     using Ts::operator()...;
 };
+// clang 14 (the fuzz build) lacks C++20 aggregate deduction; gcc does not need this.
+template <class... Ts>
+overloaded(Ts...) -> overloaded<Ts...>;
 
 uint64_t to_uint(const Bytes& b) {
     uint64_t v = 0;
@@ -113,6 +117,28 @@ std::string ct_state_text(uint32_t bits) {
     return out;
 }
 
+std::string ether_type_text(uint16_t t) {
+    switch (t) {
+        case 0x0800: return "ip";
+        case 0x0806: return "arp";
+        case 0x86dd: return "ip6";
+        default: {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "0x%04x", t);
+            return buf;
+        }
+    }
+}
+
+const char* hook_name(Hook h) {
+    switch (h) {
+        case Hook::output: return "output";
+        case Hook::forward: return "forward";
+        case Hook::egress: return "egress";
+    }
+    return "?";
+}
+
 std::string priority_text(int32_t p) {
     if (p == 0) return "filter";
     return p > 0 ? "filter + " + std::to_string(p) : "filter - " + std::to_string(-p);
@@ -145,6 +171,9 @@ std::string to_nft_text(const Stmt& s) {
                 return std::string(x.kind == RejectKind::tcp_reset ? "reject with tcp reset" : "reject");
             },
             [](const Unrecognized& x) { return "# unrecognized: " + x.text; },
+            [](const SecmarkSet& x) { return "meta secmark set " + std::to_string(x.value); },
+            [](const SecmarkEq& x) { return "meta secmark " + std::to_string(x.value); },
+            [](const EtherTypeEq& x) { return "ether type " + ether_type_text(x.type); },
         },
         s);
 }
@@ -167,24 +196,23 @@ std::string to_nft_text(const Set& set, const Element& e) {
     return out;
 }
 
-std::string to_nft_text(const Ruleset& rs, bool with_metadata) {
-    std::ostringstream o;
-    if (with_metadata) {
-        const auto& m = rs.meta;
-        o << "# egress-fence " << m.plugin_version << " profile=" << m.profile << " pod=" << m.pod_namespace << "/"
-          << m.pod_name << " container=" << m.container_id << " digest=" << m.digest << "\n";
-    }
-    o << "table inet " << kTableName << " {\n";
+namespace {
+
+// One table's body, as nft lists it: counters, sets, chains, a blank line
+// between any two of them. `device` names the hook's device (netdev only).
+void write_table(std::ostringstream& o, const char* family, const std::vector<Counter>& counters,
+                 const std::vector<Set>& sets, const std::vector<Chain>& chains, const std::string& device) {
+    o << "table " << family << " " << kTableName << " {\n";
     bool first = true;
     auto separate = [&] {
         if (!first) o << "\n";
         first = false;
     };
-    for (const auto& c : rs.counters) {
+    for (const auto& c : counters) {
         separate();
         o << "\tcounter " << c.name << " {\n\t\tpackets " << c.packets << " bytes " << c.bytes << "\n\t}\n";
     }
-    for (const auto& s : rs.sets) {
+    for (const auto& s : sets) {
         separate();
         o << "\tset " << s.name << " {\n\t\ttype ";
         for (size_t i = 0; i < s.key.size(); ++i) o << (i ? " . " : "") << field_type_name(s.key[i]);
@@ -201,18 +229,32 @@ std::string to_nft_text(const Ruleset& rs, bool with_metadata) {
         }
         o << "\t}\n";
     }
-    for (const auto& c : rs.chains) {
+    for (const auto& c : chains) {
         separate();
         o << "\tchain " << c.name << " {\n";
         if (c.base) {
-            o << "\t\ttype filter hook " << (c.base->hook == Hook::output ? "output" : "forward") << " priority "
-              << priority_text(c.base->priority) << "; policy "
+            o << "\t\ttype filter hook " << hook_name(c.base->hook);
+            if (c.base->hook == Hook::egress) o << " device \"" << device << "\"";
+            o << " priority " << priority_text(c.base->priority) << "; policy "
               << (c.base->policy == Policy::drop ? "drop" : "accept") << ";\n";
         }
         for (const auto& r : c.rules) o << "\t\t" << to_nft_text(r) << "\n";
         o << "\t}\n";
     }
     o << "}\n";
+}
+
+}  // namespace
+
+std::string to_nft_text(const Ruleset& rs, bool with_metadata) {
+    std::ostringstream o;
+    if (with_metadata) {
+        const auto& m = rs.meta;
+        o << "# egress-fence " << m.plugin_version << " profile=" << m.profile << " pod=" << m.pod_namespace << "/"
+          << m.pod_name << " container=" << m.container_id << " digest=" << m.digest << "\n";
+    }
+    write_table(o, "inet", rs.counters, rs.sets, rs.chains, "");
+    if (rs.netdev) write_table(o, "netdev", rs.netdev->counters, {}, {rs.netdev->chain}, rs.netdev->device);
     return o.str();
 }
 

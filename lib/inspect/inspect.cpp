@@ -37,7 +37,8 @@ std::vector<std::string> list_netns(const std::vector<std::string>& dirs) {
     return out;
 }
 
-std::optional<fence::Ruleset> expected_for(const fence::Metadata& meta, const config::PluginConfig& cfg) {
+std::optional<fence::Ruleset> expected_for(const fence::Metadata& meta, const config::PluginConfig& cfg,
+                                           const std::string& device) {
     auto it = cfg.profiles.find(meta.profile);
     if (it == cfg.profiles.end()) return std::nullopt;
     config::Profile profile = it->second;
@@ -51,13 +52,17 @@ std::optional<fence::Ruleset> expected_for(const fence::Metadata& meta, const co
         profile.annotated_uid = uid;
     }
     config::Pod pod{meta.pod_namespace, meta.pod_name, meta.container_id, "", {}};
-    return fence::compile(profile, pod);
+    return fence::compile(profile, pod, device);
+}
+
+std::string fence_device(const fence::Ruleset& actual) {
+    return actual.netdev && !actual.netdev->device.empty() ? actual.netdev->device : fence::kDefaultDevice;
 }
 
 PodFence assess(std::string netns, fence::Ruleset actual, const config::PluginConfig* cfg) {
     PodFence p{std::move(netns), std::move(actual), Match::no_config, {}};
     if (!cfg) return p;
-    auto expected = expected_for(p.actual.meta, *cfg);
+    auto expected = expected_for(p.actual.meta, *cfg, fence_device(p.actual));
     if (!expected) {
         p.match = Match::profile_unknown;
         p.differences = {"profile \"" + p.actual.meta.profile + "\" is not in the current config"};
@@ -81,6 +86,9 @@ std::optional<PodFence> read_pod(const std::string& netns, const config::PluginC
 uint64_t counter_packets(const fence::Ruleset& rs, const std::string& name) {
     for (const auto& c : rs.counters)
         if (c.name == name) return c.packets;
+    if (rs.netdev)
+        for (const auto& c : rs.netdev->counters)
+            if (c.name == name) return c.packets;
     return 0;
 }
 
@@ -107,7 +115,9 @@ const CounterColumn kColumns[] = {{fence::kCounterExempt, "EXEMPT"},
                                   {fence::kCounterOtherDropped, "OTHER-DROPPED"},
                                   {fence::kCounterWouldRefuseTcp, "AUDIT-TCP"},
                                   {fence::kCounterWouldRefuseUdp, "AUDIT-UDP"},
-                                  {fence::kCounterWouldDropOther, "AUDIT-OTHER"}};
+                                  {fence::kCounterWouldDropOther, "AUDIT-OTHER"},
+                                  {fence::kCounterRawDropped, "RAW-DROPPED"},
+                                  {fence::kCounterWouldDropRaw, "AUDIT-RAW"}};
 
 std::string pod_name(const fence::Metadata& m) { return m.pod_namespace + "/" + m.pod_name; }
 
@@ -162,6 +172,9 @@ nlohmann::json to_json(const std::vector<PodFence>& pods) {
         const auto& m = p.actual.meta;
         nlohmann::json counters = nlohmann::json::object();
         for (const auto& c : p.actual.counters) counters[c.name] = {{"packets", c.packets}, {"bytes", c.bytes}};
+        if (p.actual.netdev)
+            for (const auto& c : p.actual.netdev->counters)
+                counters[c.name] = {{"packets", c.packets}, {"bytes", c.bytes}};
         out.push_back({{"netns", p.netns},
                        {"namespace", m.pod_namespace},
                        {"pod", m.pod_name},
@@ -206,6 +219,8 @@ std::string to_prometheus(const std::vector<PodFence>& pods, size_t unreadable) 
         {fence::kCounterWouldRefuseTcp, "egress_fence_audit_would_refuse_tcp_packets_total", "Audit profiles: TCP packets that enforcement would refuse (let through)."},
         {fence::kCounterWouldRefuseUdp, "egress_fence_audit_would_refuse_udp_packets_total", "Audit profiles: UDP packets that enforcement would refuse (let through)."},
         {fence::kCounterWouldDropOther, "egress_fence_audit_would_drop_other_packets_total", "Audit profiles: other packets that enforcement would drop (let through)."},
+        {fence::kCounterRawDropped, "egress_fence_raw_dropped_packets_total", "Frames dropped at the pod interface's egress hook: sent without passing the inet chains (raw sockets)."},
+        {fence::kCounterWouldDropRaw, "egress_fence_audit_would_drop_raw_packets_total", "Audit profiles: raw frames that enforcement would drop (let through)."},
     };
     for (const auto& f : families) {
         o << "# HELP " << f.metric << " " << f.help << "\n# TYPE " << f.metric << " counter\n";

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/config.h"
+#include "fence/compile.h"
 #include "fence/ruleset.h"
 
 namespace ef::inspect {
@@ -32,8 +33,14 @@ std::vector<std::string> list_netns(const std::vector<std::string>& dirs);
 
 // What the current config demands of a table carrying `meta`: its recorded
 // profile, from `cfg`, for the pod the metadata names (with the exempt UID
-// its annotation gave at ADD). nullopt when the profile is no longer in cfg.
-std::optional<fence::Ruleset> expected_for(const fence::Metadata& meta, const config::PluginConfig& cfg);
+// its annotation gave at ADD), with the raw-frame chain on `device`.
+// nullopt when the profile is no longer in cfg.
+std::optional<fence::Ruleset> expected_for(const fence::Metadata& meta, const config::PluginConfig& cfg,
+                                           const std::string& device = fence::kDefaultDevice);
+
+// The interface a fence's raw-frame chain hooks, as read back; outside a CNI
+// call CNI_IFNAME is unknown, so without a netdev table: kDefaultDevice.
+std::string fence_device(const fence::Ruleset& actual);
 
 // Compares `actual` with expected_for(actual.meta, *cfg) (cfg may be null).
 PodFence assess(std::string netns, fence::Ruleset actual, const config::PluginConfig* cfg);

@@ -1,5 +1,6 @@
 // The kernel side of nft.h: apply, read back, delete, inspect.
 #include <cstdlib>
+#include <iterator>
 #include <cstring>
 
 #include <arpa/inet.h>
@@ -44,6 +45,27 @@ int run(Socket& s, const Request& r, std::vector<uint8_t>& out, bool& interrupte
                      "errno " + std::to_string(err));
 }
 
+// Appends table netdev egress_fence (counters, chains, rules) to `msgs`;
+// nothing when it does not exist.
+void read_netdev(Socket& s, std::vector<uint8_t>& msgs, bool& interrupted) {
+    constexpr uint16_t kNetdev = NFPROTO_NETDEV;
+    int err = run(s, Request(s, NFT_MSG_GETTABLE, NLM_F_ACK, kNetdev).str(NFTA_TABLE_NAME, fence::kTableName), msgs,
+                  interrupted);
+    if (err == ENOENT) return;
+    if (err) dump_failed("table netdev egress_fence", err);
+    if ((err = run(s, Request(s, NFT_MSG_GETOBJ, NLM_F_DUMP, kNetdev)
+                          .str(NFTA_OBJ_TABLE, fence::kTableName)
+                          .be32(NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER),
+                   msgs, interrupted)))
+        dump_failed("the counters of table netdev egress_fence", err);
+    if ((err = run(s, Request(s, NFT_MSG_GETCHAIN, NLM_F_DUMP, kNetdev).str(NFTA_CHAIN_TABLE, fence::kTableName),
+                   msgs, interrupted)))
+        dump_failed("the chains of table netdev egress_fence", err);
+    if ((err = run(s, Request(s, NFT_MSG_GETRULE, NLM_F_DUMP, kNetdev).str(NFTA_RULE_TABLE, fence::kTableName),
+                   msgs, interrupted)))
+        dump_failed("the rules of table netdev egress_fence", err);
+}
+
 // One consistent read; nullopt when the table does not exist. Sets
 // `interrupted` when the ruleset changed while dumping.
 std::optional<fence::Ruleset> read_once(Socket& s, bool& interrupted) {
@@ -74,6 +96,7 @@ std::optional<fence::Ruleset> read_once(Socket& s, bool& interrupted) {
     if ((err = run(s, Request(s, NFT_MSG_GETRULE, NLM_F_DUMP).str(NFTA_RULE_TABLE, fence::kTableName), msgs,
                    interrupted)))
         dump_failed("the rules", err);
+    read_netdev(s, msgs, interrupted);
     return decode_messages(msgs.data(), msgs.size());
 }
 
@@ -89,7 +112,9 @@ std::optional<fence::Ruleset> read_on(Socket& s) {
 std::string stmt_kind(const fence::Stmt& s) {
     static const char* names[] = {"oifname",   "meta l4proto", "ct state", "icmpv6 type", "meta skuid",
                                   "daddr set", "daddr . l4proto . dport set", "counter", "limit",
-                                  "log",       "verdict",      "reject",   "unrecognized"};
+                                  "log",       "verdict",      "reject",   "unrecognized",
+                                  "meta secmark set", "meta secmark", "ether type"};
+    static_assert(std::size(names) == std::variant_size_v<fence::Stmt>);
     std::string n = names[s.index()];
     if (auto* u = std::get_if<fence::Unrecognized>(&s)) n += " " + u->text;
     return n;
@@ -140,6 +165,14 @@ std::string describe_difference(const fence::Ruleset& want, const fence::Ruleset
         });
     if (want.sets != got.sets) return list_difference("sets", want.sets, got.sets, set_difference);
     if (want.chains != got.chains) return list_difference("chains", want.chains, got.chains, chain_difference);
+    if (want.netdev != got.netdev) {
+        std::string t = "table netdev egress_fence";
+        if (!got.netdev) return t + " is missing";
+        if (!want.netdev) return t + " was not expected";
+        if (want.netdev->device != got.netdev->device) return t + " hooks device " + got.netdev->device;
+        if (want.netdev->counters != got.netdev->counters) return t + " has other counters";
+        return t + ": " + chain_difference(want.netdev->chain, got.netdev->chain);
+    }
     return "no difference";
 }
 
@@ -156,10 +189,16 @@ void apply_ruleset(const fence::Ruleset& rs) {
     if (e.error) {
         size_t index = e.seq - first;
         std::string what = index < labels.size() ? labels[index] : "the batch";
+        std::string hint;
+        if (what.starts_with("chain egress of table netdev") && e.error == EOPNOTSUPP)
+            hint = "; this kernel has no netdev egress hook (needs Linux 5.16+ with CONFIG_NETFILTER_EGRESS)";
+        if (what.starts_with("chain egress of table netdev") && e.error == ENOENT)
+            hint = "; CNI_IFNAME names no interface in the pod's netns";
         throw cni::Error(cni::kNftRejected,
                          "nf_tables rejected the fence: " + std::string(std::strerror(e.error)) + " while adding " +
                              what,
-                         "errno " + std::to_string(e.error) + (e.message.empty() ? "" : "; kernel: " + e.message));
+                         "errno " + std::to_string(e.error) + (e.message.empty() ? "" : "; kernel: " + e.message) +
+                             hint);
     }
     std::optional<fence::Ruleset> got = read_on(s);
     if (!got)
@@ -178,14 +217,17 @@ std::optional<fence::Ruleset> read_ruleset() {
     return read_on(s);
 }
 
-bool delete_table() {
+namespace {
+
+// Deletes one table in a batch of its own; false when there was none.
+bool delete_one(uint16_t family, const char* what) {
     Socket s;
     std::vector<char> buf(4096);
     uint32_t first = s.take_seq(3);
     size_t off = 0;
     auto add = [&](nlmsghdr* nlh) { off += NLMSG_ALIGN(nlh->nlmsg_len); };
     add(nftnl_batch_begin(buf.data(), first));
-    nlmsghdr* del = nftnl_nlmsg_build_hdr(buf.data() + off, NFT_MSG_DELTABLE, kFamily, NLM_F_ACK, first + 1);
+    nlmsghdr* del = nftnl_nlmsg_build_hdr(buf.data() + off, NFT_MSG_DELTABLE, family, NLM_F_ACK, first + 1);
     mnl_attr_put_strz(del, NFTA_TABLE_NAME, fence::kTableName);
     add(del);
     add(nftnl_batch_end(buf.data() + off, first + 2));
@@ -193,10 +235,19 @@ bool delete_table() {
     BatchError e = s.send_batch(batch, first, 1);
     if (e.error == ENOENT) return false;
     if (e.error)
-        throw cni::Error(cni::kNftRejected,
-                         std::string("cannot delete table inet egress_fence: ") + std::strerror(e.error),
+        throw cni::Error(cni::kNftRejected, std::string("cannot delete ") + what + ": " + std::strerror(e.error),
                          "errno " + std::to_string(e.error));
     return true;
+}
+
+}  // namespace
+
+// The inet table first: while only the netdev table is left, the pod's
+// egress is shut, not open.
+bool delete_table() {
+    bool inet = delete_one(kFamily, "table inet egress_fence");
+    bool netdev = delete_one(NFPROTO_NETDEV, "table netdev egress_fence");
+    return inet || netdev;
 }
 
 namespace {

@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_log.h>
@@ -298,6 +299,41 @@ Match reject(const Exprs& x, size_t i) {
     return {};
 }
 
+// `meta secmark set N`: [immediate reg 1 N] [meta set secmark reg 1].
+Match secmark_set(const Exprs& x, size_t i) {
+    if (i + 1 >= x.size() || x[i].name != "immediate" || !u32_is(x[i].data, NFTA_IMMEDIATE_DREG, NFT_REG_1))
+        return {};
+    auto v = x[i].data.value(NFTA_IMMEDIATE_DATA);
+    const Attrs& m = x[i + 1].data;
+    if (!v || v->size() != 4 || x[i + 1].name != "meta" || !u32_is(m, NFTA_META_KEY, NFT_META_SECMARK) ||
+        !u32_is(m, NFTA_META_SREG, NFT_REG_1) || m.has(NFTA_META_DREG))
+        return {};
+    uint32_t value;
+    std::memcpy(&value, v->data(), 4);  // host order, as nft sends it
+    return {2, fence::SecmarkSet{value}};
+}
+
+Match secmark_eq(const Exprs& x, size_t i) {
+    if (i + 1 >= x.size() || !meta_load(x[i], NFT_META_SECMARK, NFT_REG_1)) return {};
+    const uint8_t* d = cmp_data(x[i + 1], NFT_CMP_EQ, 4);
+    if (!d) return {};
+    uint32_t value;
+    std::memcpy(&value, d, 4);
+    return {2, fence::SecmarkEq{value}};
+}
+
+// `ether type T` in family netdev: nft's iiftype dependency, then the type.
+Match ether_type(const Exprs& x, size_t i) {
+    if (i + 3 >= x.size() || !meta_load(x[i], NFT_META_IIFTYPE, NFT_REG_1) ||
+        !payload_load(x[i + 2], NFT_PAYLOAD_LL_HEADER, 12, 2, NFT_REG_1))
+        return {};
+    const uint8_t* dev = cmp_data(x[i + 1], NFT_CMP_EQ, 2);
+    const uint8_t* type = cmp_data(x[i + 3], NFT_CMP_EQ, 2);
+    uint16_t ether = ARPHRD_ETHER;
+    if (!dev || std::memcmp(dev, &ether, 2) != 0 || !type) return {};
+    return {4, fence::EtherTypeEq{static_cast<uint16_t>(type[0] << 8 | type[1])}};
+}
+
 // `[name type=value ...]`: enough to tell a human what is there.
 std::string describe(const Expr& e) {
     std::string text = "[" + e.name;
@@ -313,9 +349,9 @@ std::string describe(const Expr& e) {
 std::vector<fence::Stmt> statements(const Exprs& x) {
     using Matcher = Match (*)(const Exprs&, size_t);
     // Longer patterns first: they share prefixes with shorter ones.
-    static const Matcher matchers[] = {icmpv6_type, daddr_proto_port, daddr, skuid, ct_state,
-                                       oifname,     l4proto,          counter_ref, limit, log,
-                                       verdict,     reject};
+    static const Matcher matchers[] = {icmpv6_type, daddr_proto_port, daddr,      skuid,      ct_state,
+                                       oifname,     l4proto,          counter_ref, limit,      log,
+                                       verdict,     reject,           ether_type,  secmark_set, secmark_eq};
     std::vector<fence::Stmt> out;
     for (size_t i = 0; i < x.size();) {
         Match m;
@@ -397,9 +433,14 @@ class Decoder {
     void elements(const nlmsghdr* nlh);
     void chain(const nlmsghdr* nlh);
     void rule(const nlmsghdr* nlh);
+    void netdev_message(const nlmsghdr* nlh, uint16_t type);
 
     fence::Ruleset rs_;
     uint32_t table_flags_ = 0;
+    // The netdev table: the first chain is the model's; anything else in it
+    // (more chains, their rules) becomes Unrecognized rules of that chain.
+    std::vector<fence::Chain> netdev_chains_;
+    uint32_t netdev_flags_ = 0;
     std::map<std::string, ElementReader, std::less<>> readers_;
 };
 
@@ -416,8 +457,9 @@ void Decoder::message(const nlmsghdr* nlh) {
         malformed("message type " + std::to_string(nlh->nlmsg_type) + " is not nf_tables'");
     if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(nfgenmsg))) malformed("message without nfgenmsg header");
     const auto* gen = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
-    if (gen->nfgen_family != kFamily) return;  // not family inet: not ours
     uint16_t type = NFNL_MSG_TYPE(nlh->nlmsg_type);
+    if (gen->nfgen_family == NFPROTO_NETDEV) return netdev_message(nlh, type);
+    if (gen->nfgen_family != kFamily) return;  // not family inet or netdev: not ours
     switch (type) {
         case NFT_MSG_NEWTABLE: return table(nlh);
         case NFT_MSG_DELTABLE: rs_ = {}; readers_.clear(); table_flags_ = 0; return;
@@ -549,10 +591,103 @@ void Decoder::rule(const nlmsghdr* nlh) {
     malformed("rule of unknown chain '" + *chain + "'");
 }
 
+// The hook of a chain in table netdev egress_fence: the egress hook of one
+// device, or an Unrecognized rule saying what it is instead.
+fence::Chain to_netdev_chain(const std::string& name, const Attrs& a, std::string& device) {
+    fence::Chain ch{name, std::nullopt, {}};
+    if (!a.has(NFTA_CHAIN_HOOK)) return ch;
+    Attrs h = a.nested(NFTA_CHAIN_HOOK);
+    auto hook = h.u32(NFTA_HOOK_HOOKNUM);
+    auto prio = h.u32(NFTA_HOOK_PRIORITY);
+    auto dev = h.str(NFTA_HOOK_DEV);
+    auto type = a.str(NFTA_CHAIN_TYPE);
+    uint32_t policy = a.u32(NFTA_CHAIN_POLICY).value_or(NF_ACCEPT);
+    if (hook == NF_NETDEV_EGRESS && prio && dev && type == "filter" && (policy == NF_ACCEPT || policy == NF_DROP)) {
+        device = *dev;
+        ch.base = fence::BaseHook{fence::Hook::egress, static_cast<int32_t>(*prio),
+                                  policy == NF_ACCEPT ? fence::Policy::accept : fence::Policy::drop};
+        return ch;
+    }
+    ch.rules.push_back({{fence::Unrecognized{"netdev base chain type " + type.value_or("?") + " hook " +
+                                             std::to_string(hook.value_or(~0u)) + " device " + dev.value_or("?") +
+                                             " policy " + std::to_string(policy)}}});
+    return ch;
+}
+
+void Decoder::netdev_message(const nlmsghdr* nlh, uint16_t type) {
+    Attrs a = Attrs::of_message(nlh);
+    switch (type) {
+        case NFT_MSG_NEWTABLE:
+            if (a.str(NFTA_TABLE_NAME) != fence::kTableName) return;
+            rs_.netdev = fence::NetdevTable{};
+            netdev_chains_.clear();
+            netdev_flags_ = a.u32(NFTA_TABLE_FLAGS).value_or(0);
+            return;
+        case NFT_MSG_DELTABLE:
+            if (a.str(NFTA_TABLE_NAME) != fence::kTableName) return;
+            rs_.netdev.reset();
+            netdev_chains_.clear();
+            return;
+        case NFT_MSG_NEWOBJ: {
+            auto name = a.str(NFTA_OBJ_NAME);
+            if (a.str(NFTA_OBJ_TABLE) != fence::kTableName || !name || a.u32(NFTA_OBJ_TYPE) != NFT_OBJECT_COUNTER)
+                return;
+            if (!rs_.netdev) malformed("counter of table netdev egress_fence before the table");
+            Attrs data = a.nested(NFTA_OBJ_DATA);
+            rs_.netdev->counters.push_back(
+                {*name, data.u64(NFTA_COUNTER_PACKETS).value_or(0), data.u64(NFTA_COUNTER_BYTES).value_or(0)});
+            return;
+        }
+        case NFT_MSG_NEWCHAIN: {
+            auto name = a.str(NFTA_CHAIN_NAME);
+            if (a.str(NFTA_CHAIN_TABLE) != fence::kTableName) return;
+            if (!name) malformed("chain without a name");
+            if (!rs_.netdev) malformed("chain of table netdev egress_fence before the table");
+            std::string device;
+            netdev_chains_.push_back(to_netdev_chain(*name, a, device));
+            if (netdev_chains_.size() == 1) rs_.netdev->device = device;
+            return;
+        }
+        case NFT_MSG_NEWRULE: {
+            auto chain = a.str(NFTA_RULE_CHAIN);
+            if (a.str(NFTA_RULE_TABLE) != fence::kTableName) return;
+            if (!chain) malformed("rule without a chain");
+            for (auto& c : netdev_chains_)
+                if (c.name == *chain) {
+                    c.rules.push_back({statements(expressions(a))});
+                    return;
+                }
+            malformed("rule of unknown chain '" + *chain + "'");
+        }
+        // Sets are not part of the netdev table's model; a rule using one
+        // shows up as unrecognized expressions.
+        case NFT_MSG_NEWSET:
+        case NFT_MSG_NEWSETELEM:
+        case NFT_MSG_NEWGEN: return;
+        default: malformed("unexpected nf_tables message " + std::to_string(type));
+    }
+}
+
 fence::Ruleset Decoder::finish() {
     for (auto& s : rs_.sets) {
         auto it = readers_.find(s.name);
         if (it != readers_.end()) s.elements = it->second.finish();
+    }
+    if (rs_.netdev) {
+        fence::NetdevTable& nd = *rs_.netdev;
+        for (size_t k = 0; k < netdev_chains_.size(); ++k) {
+            if (k == 0) {
+                nd.chain = std::move(netdev_chains_[0]);
+                continue;
+            }
+            const fence::Chain& extra = netdev_chains_[k];
+            nd.chain.rules.push_back({{fence::Unrecognized{"another chain " + extra.name + " in table netdev (" +
+                                                           std::to_string(extra.rules.size()) + " rules)"}}});
+        }
+        if (netdev_flags_ && nd.chain.base)
+            nd.chain.rules.insert(nd.chain.rules.begin(),
+                                  {{fence::Unrecognized{"table flags " + std::to_string(netdev_flags_) +
+                                                        " (dormant: chains not evaluated)"}}});
     }
     // A dormant table evaluates nothing: make that impossible to miss.
     if (table_flags_)

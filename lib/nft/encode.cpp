@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_log.h>
@@ -204,6 +205,31 @@ void add_stmt(ExprSink& x, const fence::Stmt& stmt, const SetIds& ids) {
                 nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, rst ? 0 : NFT_REJECT_ICMPX_PORT_UNREACH);
             },
             [&](const fence::Unrecognized& s) { invalid("unrecognized statement: " + s.text); },
+            // What nft -j sends for {"mangle": {"key": {"meta": {"key": "secmark"}}, "value": N}}.
+            [&](const fence::SecmarkSet& s) {
+                nftnl_expr* imm = x.add("immediate");
+                nftnl_expr_set_u32(imm, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+                nftnl_expr_set(imm, NFTNL_EXPR_IMM_DATA, &s.value, sizeof s.value);
+                nftnl_expr* e = x.add("meta");
+                nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_SECMARK);
+                nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
+            },
+            // nft refuses to send this match; it is what nft sends for
+            // `meta mark N` with the secmark key, and nft lists it as
+            // `meta secmark N`.
+            [&](const fence::SecmarkEq& s) {
+                x.meta(NFT_META_SECMARK, NFT_REG_1);
+                x.cmp(NFT_CMP_EQ, &s.value, sizeof s.value);
+            },
+            [&](const fence::EtherTypeEq& s) {
+                // nft's dependency in family netdev: the device is Ethernet.
+                uint16_t ether = ARPHRD_ETHER;
+                x.meta(NFT_META_IIFTYPE, NFT_REG_1);
+                x.cmp(NFT_CMP_EQ, &ether, sizeof ether);
+                uint16_t type = htons(s.type);
+                x.payload(NFT_PAYLOAD_LL_HEADER, 12, 2, NFT_REG_1);
+                x.cmp(NFT_CMP_EQ, &type, sizeof type);
+            },
         },
         stmt);
 }
@@ -213,8 +239,11 @@ class Encoder {
   public:
     Encoder(BatchBuffer& b, BatchLabels& labels) : b_(b), labels_(labels) {}
 
+    // The family of the table every following message is for.
+    void use_family(uint16_t family) { family_ = family; }
+
     nlmsghdr* begin(uint16_t type, uint16_t flags, size_t max_len) {
-        return nftnl_nlmsg_build_hdr(b_.reserve(max_len), type, kFamily,
+        return nftnl_nlmsg_build_hdr(b_.reserve(max_len), type, family_,
                                      flags | NLM_F_ACK, b_.next_seq());
     }
     void finish(std::string label) {
@@ -263,22 +292,27 @@ class Encoder {
     }
 
     // Built by hand in nft's attribute order (table, name, type, policy,
-    // hook), which differs from nftnl_chain_nlmsg_build_payload's.
-    void chain(const fence::Chain& c) {
+    // hook: number, priority, device), which differs from
+    // nftnl_chain_nlmsg_build_payload's. `device`: the egress hook's.
+    void chain(const fence::Chain& c, const std::string& device = "") {
+        if (device.size() >= IFNAMSIZ) invalid("interface name too long: " + device);
         nlmsghdr* nlh = begin(NFT_MSG_NEWCHAIN, NLM_F_CREATE, 1024 + c.name.size());
         mnl_attr_put_strz(nlh, NFTA_CHAIN_TABLE, fence::kTableName);
         mnl_attr_put_strz(nlh, NFTA_CHAIN_NAME, c.name.c_str());
         if (c.base) {
-            uint32_t hook = c.base->hook == fence::Hook::output ? NF_INET_LOCAL_OUT : NF_INET_FORWARD;
+            uint32_t hook = NF_NETDEV_EGRESS;
+            if (c.base->hook == fence::Hook::output) hook = NF_INET_LOCAL_OUT;
+            if (c.base->hook == fence::Hook::forward) hook = NF_INET_FORWARD;
             uint32_t policy = c.base->policy == fence::Policy::accept ? NF_ACCEPT : NF_DROP;
             mnl_attr_put_strz(nlh, NFTA_CHAIN_TYPE, "filter");
             mnl_attr_put_u32(nlh, NFTA_CHAIN_POLICY, htonl(policy));
             nlattr* h = mnl_attr_nest_start(nlh, NFTA_CHAIN_HOOK);
             mnl_attr_put_u32(nlh, NFTA_HOOK_HOOKNUM, htonl(hook));
             mnl_attr_put_u32(nlh, NFTA_HOOK_PRIORITY, htonl(static_cast<uint32_t>(c.base->priority)));
+            if (c.base->hook == fence::Hook::egress) mnl_attr_put_strz(nlh, NFTA_HOOK_DEV, device.c_str());
             mnl_attr_nest_end(nlh, h);
         }
-        finish("chain " + c.name);
+        finish("chain " + c.name + (family_ == NFPROTO_NETDEV ? " of table netdev egress_fence" : ""));
     }
 
     void rule(const std::string& chain, const fence::Rule& r, size_t index, const SetIds& ids) {
@@ -290,7 +324,8 @@ class Encoder {
         nftnl_rule_nlmsg_build_payload(
             begin(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, rule_size_bound(chain, r)),
             rule.get());
-        finish("rule " + std::to_string(index + 1) + " of chain " + chain);
+        finish("rule " + std::to_string(index + 1) + " of chain " + chain +
+               (family_ == NFPROTO_NETDEV ? " of table netdev egress_fence" : ""));
     }
 
     // A rule the kernel must refuse (its chain does not exist), so tests can
@@ -361,6 +396,7 @@ class Encoder {
 
     BatchBuffer& b_;
     BatchLabels& labels_;
+    uint16_t family_ = kFamily;
 };
 
 }  // namespace
@@ -383,6 +419,18 @@ std::vector<uint8_t> encode_batch_labeled(const fence::Ruleset& rs, uint32_t seq
     for (const auto& c : rs.chains) enc.chain(c);
     for (const auto& c : rs.chains)
         for (size_t i = 0; i < c.rules.size(); ++i) enc.rule(c.name, c.rules[i], i, ids);
+    if (rs.netdev) {
+        // The raw-frame table, replaced the same way in the same transaction.
+        const fence::NetdevTable& nd = *rs.netdev;
+        enc.use_family(NFPROTO_NETDEV);
+        enc.table(NFT_MSG_NEWTABLE, nullptr, "table netdev egress_fence");
+        enc.table(NFT_MSG_DELTABLE, nullptr, "deletion of the old table netdev egress_fence");
+        enc.table(NFT_MSG_NEWTABLE, nullptr, "table netdev egress_fence (raw frames)");
+        for (const auto& c : nd.counters) enc.counter(c);
+        enc.chain(nd.chain, nd.device);
+        for (size_t i = 0; i < nd.chain.rules.size(); ++i) enc.rule(nd.chain.name, nd.chain.rules[i], i, {});
+        enc.use_family(kFamily);
+    }
     if (inject_failure) enc.refused_rule();
     enc.batch_end();
     return std::move(b).take();

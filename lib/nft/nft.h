@@ -12,19 +12,22 @@
 
 namespace ef::nft {
 
-// Replaces table `inet egress_fence` with `rs` in one transaction:
-// NEWTABLE, DELTABLE, NEWTABLE + the whole body in a single batch, so the
-// kernel either commits all of it or nothing. Then reads the table back on the
+// Replaces table `inet egress_fence` (and `netdev egress_fence`, when `rs`
+// has one) with `rs` in one transaction: NEWTABLE, DELTABLE, NEWTABLE + the
+// whole body of each in a single batch, so the kernel either commits all of
+// it or nothing. Then reads the table back on the
 // same socket and throws if it differs from `rs` (a kernel that silently
 // dropped something). Throws cni::Error{kNftRejected} with the errno and the
 // object being added when the kernel refuses the batch.
 void apply_ruleset(const fence::Ruleset& rs);
 
-// Deletes the table if present. Returns false when there was none.
+// Deletes table inet egress_fence, then table netdev egress_fence, each if
+// present. Returns false when there was neither.
 bool delete_table();
 
 // Reads table `inet egress_fence` back (metadata, counters with values, sets
-// with elements, chains, rules). nullopt when the table does not exist.
+// with elements, chains, rules), with table `netdev egress_fence` when it
+// exists. nullopt when the inet table does not exist.
 std::optional<fence::Ruleset> read_ruleset();
 
 // Names of every table in this netns with its family ("inet egress_fence",
@@ -36,6 +39,12 @@ struct ForeignChain {
     std::string policy;
 };
 std::vector<ForeignChain> foreign_base_chains();
+
+// The warning CHECK and `inspect` give for `c`: it is reported, not failed,
+// because an accept ends only its own base chain; the packet still meets
+// ours on the same hook, so another chain can only drop more (bats/check.bats
+// proves it, for a filter chain before ours and a nat chain numbered after).
+std::string foreign_chain_warning(const ForeignChain& c);
 
 // True when nf_tables answers in this netns (STATUS).
 bool available(std::string& reason);

@@ -97,3 +97,49 @@ TEST_CASE("an unrecognized statement never matches a compiled one") {
     actual.chains[0].rules[0] = Rule{{Unrecognized{"[ payload load 4b ]"}, Verdict{VerdictKind::accept}}};
     CHECK(!diff(sample(), actual).empty());
 }
+
+// --- the raw-frame table ---------------------------------------------------------
+
+namespace {
+
+Ruleset with_netdev() {
+    Ruleset rs = sample();
+    rs.netdev = NetdevTable{"eth0",
+                            {Counter{"raw_dropped"}},
+                            Chain{"egress",
+                                  BaseHook{Hook::egress, 0, Policy::drop},
+                                  {Rule{{SecmarkEq{7}, Verdict{VerdictKind::accept}}},
+                                   Rule{{EtherTypeEq{0x0806}, Verdict{VerdictKind::accept}}},
+                                   Rule{{CounterRef{"raw_dropped"}}}}}};
+    return rs;
+}
+
+}  // namespace
+
+TEST_CASE("a missing netdev table is named, with what it means") {
+    Ruleset actual = with_netdev();
+    actual.netdev.reset();
+    auto d = diff(with_netdev(), actual);
+    REQUIRE(d.size() == 1);
+    CHECK(d[0] == "table netdev egress_fence: missing (raw frames from the pod are not fenced)");
+}
+
+TEST_CASE("netdev table: another device, a policy turned to accept, a rule removed, counter values ignored") {
+    Ruleset actual = with_netdev();
+    actual.netdev->device = "eth1";
+    actual.netdev->chain.base->policy = Policy::accept;
+    actual.netdev->chain.rules.erase(actual.netdev->chain.rules.begin());
+    actual.netdev->counters[0].packets = 5;
+    auto d = diff(with_netdev(), actual);
+    CHECK(mentions(d, "table netdev egress_fence: hooks device \"eth1\", expected \"eth0\""));
+    CHECK(mentions(d, "table netdev egress_fence: chain egress: hook egress priority 0 policy accept, expected hook "
+                      "egress priority 0 policy drop"));
+    CHECK(mentions(d, "table netdev egress_fence: chain egress: missing rule `meta secmark 7 accept`"));
+    CHECK(d.size() == 3);
+}
+
+TEST_CASE("an unexpected netdev table is reported") {
+    auto d = diff(sample(), with_netdev());
+    REQUIRE(d.size() == 1);
+    CHECK(d[0] == "table netdev egress_fence: unexpected (not in the config's fence)");
+}

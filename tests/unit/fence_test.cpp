@@ -54,6 +54,7 @@ std::vector<std::string> rule_texts(const Chain& c) {
 TEST_CASE("the example profile compiles to DESIGN.md's rule order") {
     Ruleset rs = compile(example_profile(), pod());
     CHECK(rule_texts(chain(rs, "output")) == std::vector<std::string>{
+                                                 "meta secmark set 1162215424",
                                                  "oifname \"lo\" accept",
                                                  "ct state established,related accept",
                                                  "icmpv6 type 133-136 accept",
@@ -73,7 +74,9 @@ TEST_CASE("the example profile compiles to DESIGN.md's rule order") {
 TEST_CASE("the forward chain holds the same allowlist but never exempts UIDs") {
     Ruleset rs = compile(example_profile(), pod());
     auto fwd = rule_texts(chain(rs, "forward"));
-    CHECK(fwd.front() == "ct state established,related accept");
+    REQUIRE(fwd.size() > 2);
+    CHECK(fwd[0] == "meta secmark set 1162215424");
+    CHECK(fwd[1] == "ct state established,related accept");
     for (const auto& r : fwd) CHECK(r.find("skuid") == std::string::npos);
     CHECK(std::find(fwd.begin(), fwd.end(),
                     "ip daddr . meta l4proto . th dport @allow4 counter name \"allowed_accepted\" accept") != fwd.end());
@@ -115,7 +118,8 @@ TEST_CASE("no allow entries and no exempt UIDs: only loopback, established and N
     Ruleset rs = compile(p, pod());
     CHECK(rs.sets.empty());
     CHECK(rule_texts(chain(rs, "output")) ==
-          std::vector<std::string>{"oifname \"lo\" accept", "ct state established,related accept",
+          std::vector<std::string>{"meta secmark set 1162215424", "oifname \"lo\" accept",
+                                   "ct state established,related accept",
                                    "icmpv6 type 133-136 accept",
                                    "meta l4proto tcp counter name \"tcp_refused\" reject with tcp reset",
                                    "meta l4proto udp counter name \"udp_refused\" reject",
@@ -199,4 +203,58 @@ TEST_CASE("an audit profile counts would-be refusals and lets them through") {
     CHECK(counters == std::vector<std::string>{"exempt_accepted", "allowed_accepted", "would_refuse_tcp",
                                                "would_refuse_udp", "would_drop_other"});
     CHECK(digest(rs) != digest(compile(example_profile(), pod())));
+}
+
+// --- raw frames (DESIGN.md "Raw frames") ---------------------------------------
+
+TEST_CASE("both inet chains stamp every packet first, before any verdict") {
+    Ruleset rs = compile(example_profile(), pod(), "eth0");
+    for (const char* name : {"output", "forward"}) {
+        const Chain& c = chain(rs, name);
+        REQUIRE(!c.rules.empty());
+        CHECK(c.rules.front() == Rule{{SecmarkSet{kPassedSecmark}}});
+        size_t stamps = 0;
+        for (const auto& r : c.rules)
+            for (const auto& s : r.stmts) stamps += std::holds_alternative<SecmarkSet>(s);
+        CHECK(stamps == 1);
+    }
+}
+
+TEST_CASE("the netdev egress chain on the pod's interface lets out stamped frames and ARP, counts and drops the rest") {
+    Ruleset rs = compile(example_profile(), pod(), "net1");
+    REQUIRE(rs.netdev);
+    CHECK(rs.netdev->device == "net1");
+    CHECK(rs.netdev->counters == std::vector<Counter>{{kCounterRawDropped}});
+    const Chain& c = rs.netdev->chain;
+    CHECK(c.name == "egress");
+    REQUIRE(c.base);
+    CHECK(c.base->hook == Hook::egress);
+    CHECK(c.base->priority == 0);
+    CHECK(c.base->policy == Policy::drop);
+    CHECK(rule_texts(c) == std::vector<std::string>{"meta secmark 1162215424 accept", "ether type arp accept",
+                                                    "counter name \"raw_dropped\""});
+}
+
+TEST_CASE("the interface defaults to eth0 and is part of the digest") {
+    Ruleset rs = compile(example_profile(), pod());
+    REQUIRE(rs.netdev);
+    CHECK(rs.netdev->device == kDefaultDevice);
+    CHECK(digest(compile(example_profile(), pod(), "net1")) != digest(rs));
+}
+
+TEST_CASE("an audit profile counts raw frames it would drop and lets them through") {
+    config::Profile p = example_profile();
+    p.mode = config::Mode::audit;
+    Ruleset rs = compile(p, pod(), "eth0");
+    REQUIRE(rs.netdev);
+    CHECK(rs.netdev->counters == std::vector<Counter>{{kCounterWouldDropRaw}});
+    CHECK(to_nft_text(rs.netdev->chain.rules.back()) == "counter name \"would_drop_raw\" accept");
+}
+
+TEST_CASE("the digest ignores raw-frame counter values") {
+    Ruleset a = compile(example_profile(), pod());
+    Ruleset b = a;
+    b.netdev->counters[0].packets = 7;
+    b.netdev->counters[0].bytes = 700;
+    CHECK(digest(a) == digest(b));
 }

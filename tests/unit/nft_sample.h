@@ -97,6 +97,23 @@ inline Ruleset sample() {
     return rs;
 }
 
+// sample() with the raw-frame parts: the inet chains' secmark stamp and the
+// netdev egress table on `device`, so every statement kind is covered.
+inline Ruleset sample_with_netdev(const std::string& device = "eth0") {
+    Ruleset rs = sample();
+    rs.chains[0].rules.insert(rs.chains[0].rules.begin(), rule({SecmarkSet{0x45460000}}));
+    rs.chains[1].rules.insert(rs.chains[1].rules.begin(), rule({SecmarkSet{7}}));
+    rs.netdev = NetdevTable{device,
+                            {Counter{"raw_dropped"}, Counter{"raw_other"}},
+                            Chain{"egress",
+                                  BaseHook{Hook::egress, 0, Policy::drop},
+                                  {rule({SecmarkEq{0x45460000}, Verdict{VerdictKind::accept}}),
+                                   rule({EtherTypeEq{0x0806}, Verdict{VerdictKind::accept}}),
+                                   rule({EtherTypeEq{0x86dd}, CounterRef{"raw_other"}, Verdict{VerdictKind::drop}}),
+                                   rule({CounterRef{"raw_dropped"}})}}};
+    return rs;
+}
+
 // A profile with `n` IPv4 allow entries (distinct /32s, tcp, one port each)
 // and n/4 IPv6 ones: the "10,000 allow entries" performance case.
 inline Ruleset big(size_t n) {

@@ -82,3 +82,42 @@ TEST_CASE("statements print in nft syntax") {
     CHECK(to_nft_text(Stmt{Reject{RejectKind::icmpx_port_unreachable}}) == "reject");
     CHECK(to_nft_text(Stmt{Verdict{VerdictKind::drop}}) == "drop");
 }
+
+TEST_CASE("the raw-frame statements print as nft lists them") {
+    CHECK(to_nft_text(Stmt{SecmarkSet{1162215424}}) == "meta secmark set 1162215424");
+    CHECK(to_nft_text(Stmt{SecmarkEq{1162215424}}) == "meta secmark 1162215424");
+    CHECK(to_nft_text(Stmt{EtherTypeEq{0x0806}}) == "ether type arp");
+    CHECK(to_nft_text(Stmt{EtherTypeEq{0x86dd}}) == "ether type ip6");
+    CHECK(to_nft_text(Stmt{EtherTypeEq{0x88cc}}) == "ether type 0x88cc");
+}
+
+TEST_CASE("the netdev table follows the inet table, as nft list ruleset prints them") {
+    Ruleset rs;
+    rs.chains = {Chain{"output", BaseHook{Hook::output, 0, Policy::drop}, {Rule{{SecmarkSet{1162215424}}}}}};
+    rs.netdev = NetdevTable{"eth0",
+                            {Counter{"raw_dropped", 2, 120}},
+                            Chain{"egress",
+                                  BaseHook{Hook::egress, 0, Policy::drop},
+                                  {Rule{{SecmarkEq{1162215424}, Verdict{VerdictKind::accept}}},
+                                   Rule{{EtherTypeEq{0x0806}, Verdict{VerdictKind::accept}}},
+                                   Rule{{CounterRef{"raw_dropped"}}}}}};
+    CHECK(to_nft_text(rs) ==
+          "table inet egress_fence {\n"
+          "\tchain output {\n"
+          "\t\ttype filter hook output priority filter; policy drop;\n"
+          "\t\tmeta secmark set 1162215424\n"
+          "\t}\n"
+          "}\n"
+          "table netdev egress_fence {\n"
+          "\tcounter raw_dropped {\n"
+          "\t\tpackets 2 bytes 120\n"
+          "\t}\n"
+          "\n"
+          "\tchain egress {\n"
+          "\t\ttype filter hook egress device \"eth0\" priority filter; policy drop;\n"
+          "\t\tmeta secmark 1162215424 accept\n"
+          "\t\tether type arp accept\n"
+          "\t\tcounter name \"raw_dropped\"\n"
+          "\t}\n"
+          "}\n");
+}
