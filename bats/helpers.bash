@@ -362,3 +362,10 @@ ef_plugin() {
 ef_fence_tables() {
   ip netns exec "$1" nft list tables | grep -F egress_fence || true
 }
+
+# ef_log_bad_lines FILE: prints every line of a JSON-lines log that is not one
+# whole JSON object (empty output: the log is sound). Not jq's exit status:
+# jq 1.6 reports only the last input's error.
+ef_log_bad_lines() {
+  jq -R -r '. as $line | (try fromjson catch null) | if type == "object" then empty else $line end' "$1"
+}
