@@ -10,11 +10,9 @@
 load helpers
 
 setup() {
+  # ef_setup pins the bridge's MAC, so pods joining later do not fail earlier
+  # pods' CHECK in the bridge plugin.
   ef_setup
-  # A bridge takes the lowest MAC among its ports unless one is set; the
-  # bridge plugin's CHECK compares it with the MAC cached at ADD, so pods
-  # joining later would fail earlier pods' CHECK. A set MAC stays put.
-  ip link set "$EF_BRIDGE" address 02:ef:00:00:00:01
 }
 
 teardown() {

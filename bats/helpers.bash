@@ -124,6 +124,9 @@ ef_new_netns() {
 ef_setup_world() {
   ip link add "$EF_BRIDGE" type bridge
   ef_on_teardown ip link delete "$EF_BRIDGE"
+  # A bridge without a set MAC takes its lowest port's, which changes as pods
+  # join, and the bridge plugin's CHECK compares it: pin one (locally administered).
+  ip link set "$EF_BRIDGE" address "02:ef:${EF_ID:0:2}:${EF_ID:2:2}:${EF_ID:4:2}:${EF_ID:6:2}"
   ip link set "$EF_BRIDGE" up
 
   EF_WORLD="$(ef_new_netns w)"

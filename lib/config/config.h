@@ -76,6 +76,11 @@ struct Selector {
     std::vector<std::string> allowed_profiles;         // profiles a pod may pick by annotation
     std::optional<std::string> exempt_uid_annotation;  // annotation naming an extra exempt UID
     std::optional<UidRange> exempt_uid_range;          // bound for that UID
+    // A pod annotation naming the version of a platform's CNI contract the pod
+    // expects (OpenShell: openshell.ai/cni-contract-version); a version above
+    // `max_contract_version`, or not a number, fails ADD (fail closed).
+    std::optional<std::string> contract_version_annotation;
+    uint32_t max_contract_version = 0;
 };
 
 // The egress-fence entry of a conflist (the plugin's own keys), validated.

@@ -118,8 +118,7 @@ std::string without_exception_tag(const char* what) {
 
 nlohmann::json parse_json(std::string_view bytes) {
     if (bytes.size() > kMaxInputBytes)
-        throw cni::Error(cni::kDecodeFailure, "input is " + std::to_string(bytes.size()) +
-                                                  " bytes; the size limit is " + std::to_string(kMaxInputBytes) +
+        throw cni::Error(cni::kDecodeFailure, "input is larger than the limit of " + std::to_string(kMaxInputBytes) +
                                                   " bytes (1 MiB)");
     if (auto at = nesting_exceeded_at(bytes, kMaxJsonDepth))
         throw cni::Error(cni::kDecodeFailure, "JSON nesting is deeper than " + std::to_string(kMaxJsonDepth) +

@@ -64,6 +64,24 @@ uint32_t annotated_uid(const Selector& s, std::size_t index, const Pod& pod) {
     return *uid;
 }
 
+// A pod that expects a newer contract than the config implements must not
+// start with a fence it does not understand.
+void check_contract(const Selector& s, std::size_t index, const Pod& pod) {
+    if (!s.contract_version_annotation) return;
+    const std::string& key = *s.contract_version_annotation;
+    auto found = pod.annotations.find(key);
+    if (found == pod.annotations.end()) return;
+    auto version = parse_decimal_u32(found->second);
+    if (!version || *version == 0)
+        throw cni::Error(cni::kPodSelection, "annotation " + key + "=\"" + found->second +
+                                                 "\" is not a contract version (a plain decimal number from 1)");
+    if (*version > s.max_contract_version)
+        throw cni::Error(cni::kPodSelection, "annotation " + key + "=\"" + found->second +
+                                                 "\" asks for a newer contract than " + where(index) +
+                                                 " implements (up to " + std::to_string(s.max_contract_version) +
+                                                 "): refusing to start the pod with a fence it may not expect");
+}
+
 Profile profile_named(const PluginConfig& cfg, const std::string& name, std::size_t index) {
     auto it = cfg.profiles.find(name);
     // validate() rules this out; a hand-built config may not have.
@@ -80,6 +98,7 @@ std::optional<Profile> select_profile(const PluginConfig& cfg, const Pod& pod) {
     for (std::size_t i = 0; i < cfg.selectors.size(); ++i) {
         const Selector& s = cfg.selectors[i];
         if (!namespace_matches(s, pod.namespace_) || !annotations_match(s, pod.annotations)) continue;
+        check_contract(s, i, pod);
         Profile profile = profile_named(cfg, chosen_profile(cfg, s, i, pod), i);
         if (s.exempt_uid_annotation) {
             profile.annotated_uid = annotated_uid(s, i, pod);

@@ -19,8 +19,10 @@ constexpr std::array<std::string_view, 15> kEntryKeys = {
     // The CNI envelope: the runtime and libcni put these in every plugin's stdin
     // (cni.dev/valid-attachments: GC's list of attachments still in use, CNI 1.1).
     "cniVersion", "name", "runtimeConfig", "prevResult", "args", "ipam", "dns", "cni.dev/valid-attachments"};
-constexpr std::array<std::string_view, 6> kSelectorKeys = {"namespaces",      "annotations",         "profile",
-                                                           "allowedProfiles", "exemptUidAnnotation", "exemptUidRange"};
+constexpr std::array<std::string_view, 7> kSelectorKeys = {"namespaces",      "annotations",         "profile",
+                                                           "allowedProfiles", "exemptUidAnnotation", "exemptUidRange",
+                                                           "contractVersion"};
+constexpr std::array<std::string_view, 2> kContractKeys = {"annotation", "max"};
 constexpr std::array<std::string_view, 2> kRangeKeys = {"min", "max"};
 constexpr std::array<std::string_view, 4> kLogLevels = {"debug", "info", "warn", "error"};
 
@@ -120,6 +122,21 @@ std::optional<UidRange> read_uid_range(const json& v, const std::string& path, s
     return UidRange{*bounds[0], *bounds[1]};
 }
 
+// {"annotation": KEY, "max": N}: pods may ask for contract versions 1..N.
+void read_contract(const json& v, const std::string& path, Selector& s, std::vector<Problem>& problems) {
+    if (!expect_object(v, path, problems)) return;
+    reject_unknown_keys(v, kContractKeys, path, problems);
+    if (!v.contains("annotation")) add(problems, child(path, "annotation"), "required key missing (an annotation key)");
+    else s.contract_version_annotation = read_annotation_key(v["annotation"], child(path, "annotation"), problems);
+    if (!v.contains("max")) {
+        add(problems, child(path, "max"), "required key missing (the highest contract version this config implements)");
+    } else if (!v["max"].is_number_unsigned() || v["max"].get<uint64_t>() < 1 || v["max"].get<uint64_t>() > 1000000) {
+        add(problems, child(path, "max"), "expected a whole number from 1, found " + describe(v["max"]));
+    } else {
+        s.max_contract_version = v["max"].get<uint32_t>();
+    }
+}
+
 void check_criteria(const json& v, const Selector& s, const std::string& path, const SelectorContext& ctx,
                     std::vector<Problem>& problems) {
     const bool has_annotations = v.contains("annotations") && v["annotations"].is_object() && !v["annotations"].empty();
@@ -160,6 +177,7 @@ Selector read_selector(const json& v, const std::string& path, const SelectorCon
         if (!v.contains("exemptUidAnnotation"))
             add(problems, child(path, "exemptUidRange"), "only meaningful with \"exemptUidAnnotation\", which is missing");
     }
+    if (v.contains("contractVersion")) read_contract(v["contractVersion"], child(path, "contractVersion"), s, problems);
     check_criteria(v, s, path, ctx, problems);
     return s;
 }

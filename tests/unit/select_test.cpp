@@ -247,3 +247,39 @@ TEST_CASE("selection works on a validated config") {
     CHECK(chosen->exempt_uids == std::vector<uint32_t>{3, 7});
     CHECK_FALSE(select_profile(*cfg, pod("any-namespace")));
 }
+
+TEST_CASE("a contract version annotation above what the selector implements fails closed") {
+    PluginConfig cfg = config();
+    cfg.selectors[1].contract_version_annotation = "openshell.ai/cni-contract-version";
+    cfg.selectors[1].max_contract_version = 1;
+    Pod pod{"default", "sbx", "c", "u", {{"openshell.ai/cni", "enabled"}, {"openshell.ai/proxy-uid", "1500"}}};
+    CHECK(select_profile(cfg, pod).has_value());  // no annotation: the implemented contract
+    pod.annotations["openshell.ai/cni-contract-version"] = "1";
+    CHECK(select_profile(cfg, pod).has_value());
+    for (const char* bad : {"2", "0", "v1", "", "-1"}) {
+        CAPTURE(bad);
+        pod.annotations["openshell.ai/cni-contract-version"] = bad;
+        try {
+            select_profile(cfg, pod);
+            FAIL("expected the pod to be refused");
+        } catch (const ef::cni::Error& e) {
+            CHECK(e.code == ef::cni::kPodSelection);
+            CHECK(e.msg.find("openshell.ai/cni-contract-version") != std::string::npos);
+        }
+    }
+}
+
+TEST_CASE("contractVersion is validated") {
+    std::vector<Problem> problems;
+    auto entry = nlohmann::json::parse(R"({"type":"egress-fence","capabilities":{"io.kubernetes.cri.pod-annotations":true},
+        "selectors":[{"annotations":{"a":"b"},"profile":"p","contractVersion":{"annotation":"x.io/v","max":0,"extra":1}}],
+        "profiles":{"p":{}}})");
+    CHECK_FALSE(validate(entry, problems).has_value());
+    bool max = false, extra = false;
+    for (const auto& p : problems) {
+        max |= p.path == "selectors[0].contractVersion.max";
+        extra |= p.path == "selectors[0].contractVersion.extra";
+    }
+    CHECK(max);
+    CHECK(extra);
+}
