@@ -1,0 +1,778 @@
+#!/usr/bin/env bash
+# egress-fence benchmarks (issue 7): one command, as root, on this machine.
+#
+#   bash tests/bench/run.sh
+#
+# Runs scripts/bootstrap.sh (dependencies + build into build/), installs what
+# only the benchmark needs (gnuplot-nox, iptables, time), then measures whole
+# processes the way a runtime calls them (CNI_* env + stdin JSON with a
+# prevResult), every figure side by side in the same run:
+#   add       ADD on a fresh pod netns vs a raw-batch floor, `nft -f` and the
+#             reference firewall plugin; where egress-fence's time goes
+#   del/check DEL and CHECK vs the floor / `nft`
+#   scale     ADD latency and peak RSS with 0 .. 100,000 allow entries
+#   datapath  TCP connection and UDP packet rates, fenced (10 / 100,000
+#             entries) vs unfenced
+#   parallel  32 pod startups through the go-cni runtime driver, concurrent
+#             vs sequential
+#   inspect   egress-fence-ctl inspect / metrics over 500 fenced netns
+# Prints a table; writes tests/bench/out/results.csv, raw samples and PNG plots.
+# Each figure is the median (and p90) of EF_BENCH_RUNS (20) runs after
+# warm-up, taken in EF_BENCH_CHUNKS (4) chunks that alternate between the
+# variants compared, so a busy moment on the machine hits all of them.
+#
+# Knobs: EF_BENCH_RUNS, EF_BENCH_CHUNKS, EF_BENCH_BIG_RUNS (5: the 100,000
+# rows), EF_BENCH_PAR_RUNS (20 samples of 32 pods), EF_BENCH_SKIP_BOOTSTRAP=1 with EF_BENCH_BIN=DIR (use another build),
+# EF_BENCH_ONLY="add scale ..." (a subset of sections).
+# Safety: every netns is named ef-bench-<pid>-*, addresses live only inside
+# them (no default routes, nothing on the host's interfaces), the "node" side
+# of the firewall plugin and the bridge plugin is a netns of its own, and an
+# EXIT trap removes all of it. No host sysctl is changed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$ROOT"
+OUT="$ROOT/tests/bench/out"
+RUNS="${EF_BENCH_RUNS:-20}"
+CHUNKS="${EF_BENCH_CHUNKS:-4}"
+BIG_RUNS="${EF_BENCH_BIG_RUNS:-5}"
+PAR_RUNS="${EF_BENCH_PAR_RUNS:-20}"
+ONLY="${EF_BENCH_ONLY:-add del check scale datapath parallel inspect}"
+BIN="${EF_BENCH_BIN:-$ROOT/build/bin}"
+
+[ "$(id -u)" = 0 ] || { echo "run.sh: run as root (it creates network namespaces)" >&2; exit 1; }
+START=$(date +%s)
+
+if [ -z "${EF_BENCH_SKIP_BOOTSTRAP:-}" ]; then
+  bash scripts/bootstrap.sh
+fi
+missing=()
+for p in gnuplot-nox iptables time; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "run.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+for tool in egress-fence egress-fence-ctl ef_bench_time ef_bench_floor ef_bench_batch ef_bench_phases ef_bench_load efprobe; do
+  [ -x "$BIN/$tool" ] || { echo "run.sh: $BIN/$tool is missing (build first)" >&2; exit 1; }
+done
+
+ID=$$
+P="ef-bench-$ID"
+TMP="$(mktemp -d "/tmp/$P.XXXXXX")"
+RAW="$TMP/raw.csv"
+SERVERS=()
+NFT="$(command -v nft)"
+NSENTER="$(command -v nsenter)"
+FIREWALL=/usr/lib/cni/firewall
+TIME="$BIN/ef_bench_time"
+LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+cleanup() {
+  set +e
+  for pid in "${SERVERS[@]}"; do kill "$pid" 2>/dev/null; done
+  if [ -d "$TMP/netns500" ]; then
+    for f in "$TMP/netns500"/*; do umount "$f" 2>/dev/null; rm -f "$f"; done
+  fi
+  local ns pids
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$P-"); do
+    pids="$(ip netns pids "$ns" 2>/dev/null)"
+    # shellcheck disable=SC2086
+    [ -n "$pids" ] && kill -9 $pids 2>/dev/null
+    ip netns delete "$ns" 2>/dev/null
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$OUT"
+rm -f "$OUT"/results.csv "$OUT"/raw.csv "$OUT"/*.png "$OUT"/*.dat "$OUT"/summary.txt "$OUT"/table.txt
+echo "section,case,metric,median,p90,n,unit,note" >"$OUT/results.csv"
+
+section_on() { [[ " $ONLY " == *" $1 "* ]]; }
+log() { echo "[$(($(date +%s) - START))s] $*" >&2; }
+
+# --- measuring -------------------------------------------------------------------
+
+# interleave "V [ARGS]"...: calls each variant function (which runs
+# ef_bench_time with its ARGS and the options given here) for CHUNKS rounds of
+# RUNS/CHUNKS timed runs. CHUNK is set for the variant (netns names use it).
+interleave() {
+  local per=$(((RUNS + CHUNKS - 1) / CHUNKS)) warm v cmd
+  for ((CHUNK = 0; CHUNK < CHUNKS; CHUNK++)); do
+    warm=1
+    ((CHUNK == 0)) && warm="${WARM0:-3}"
+    for v in "$@"; do
+      read -ra cmd <<<"$v"
+      "${cmd[@]}" --runs "$per" --warmup "$warm" --raw "$RAW" >/dev/null
+    done
+  done
+}
+
+# once RUNS "V [ARGS]"...: each variant in one go (for the slow ones).
+once() {
+  local runs="$1" v cmd
+  shift
+  CHUNK=0
+  for v in "$@"; do
+    read -ra cmd <<<"$v"
+    "${cmd[@]}" --runs "$runs" --warmup 1 --raw "$RAW" >/dev/null
+  done
+}
+
+summarize() { "$TIME" --summarize "$RAW" >"$TMP/summary.txt"; }
+
+# get LABEL KEY: a value of LABEL's summary line ("" when absent).
+get() {
+  local line
+  line="$(grep -F "label=$1 " "$TMP/summary.txt" | head -1)" || true
+  tr ' ' '\n' <<<"$line" | sed -n "s/^$2=//p" | head -1
+}
+
+# elements FILE: the allow-set elements ef_bench_batch reported.
+elements() { { grep -o 'allow[0-9a-z_]*=[0-9]*' "$1" || true; } | awk -F= '{s += $2} END {print s + 0}'; }
+# msdiff A_US B_US: (A - B) in ms.
+msdiff() { awk -v a="${1:-}" -v b="${2:-}" 'BEGIN { if (a == "" || b == "") print "-"; else printf "%.2f", (a - b) / 1000 }'; }
+fmt0() { awk -v v="${1:-}" 'BEGIN { if (v == "") print "-"; else printf "%.0f", v }'; }
+ms() { awk -v us="${1:-}" 'BEGIN { if (us == "") print "-"; else printf "%.2f", us / 1000 }'; }
+ratio() { awk -v a="${1:-}" -v b="${2:-}" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+
+# csv SECTION CASE METRIC MEDIAN P90 N UNIT [NOTE]
+csv() { printf '%s,"%s",%s,%s,%s,%s,%s,"%s"\n' "$1" "$2" "$3" "$4" "$5" "$6" "$7" "${8:-}" >>"$OUT/results.csv"; }
+
+# csv_wall SECTION CASE LABEL [NOTE]: wall median/p90 (ms) and peak RSS of LABEL.
+csv_wall() {
+  csv "$1" "$2" wall "$(ms "$(get "$3" median_us)")" "$(ms "$(get "$3" p90_us)")" "$(get "$3" n)" ms "${4:-}"
+  csv "$1" "$2" peak_rss "$(get "$3" maxrss_kib)" "" "$(get "$3" n)" KiB ""
+}
+
+TABLE="$OUT/table.txt"
+: >"$TABLE"
+say() { printf '%s\n' "$*" | tee -a "$TABLE"; }
+row() { printf '%-52s %9s %9s %9s %9s %5s\n' "$@" | tee -a "$TABLE"; }
+
+# --- inputs ----------------------------------------------------------------------
+
+CNI_ARGS_POD="IgnoreUnknown=1;K8S_POD_NAMESPACE=sandboxes;K8S_POD_NAME=pod;K8S_POD_INFRA_CONTAINER_ID=bench"
+# cni_env VERB NETNS_PATH: the env a runtime gives the plugin.
+cni_env() {
+  printf '%s\n' --env "CNI_COMMAND=$1" --env CNI_CONTAINERID=bench --env "CNI_NETNS=$2" --env CNI_IFNAME=eth0 \
+    --env CNI_PATH=/usr/lib/cni --env "CNI_ARGS=$CNI_ARGS_POD"
+}
+
+# The example profile as the plugin gets it on stdin, its batch for the floor,
+# and its nft text.
+bash tests/bench/gen-config.sh "$TMP/example.json" --log "$TMP/egress-fence.log"
+batch() { # CONFIG OUT [--create-only|--delete]
+  "$BIN/ef_bench_batch" "$1" "$2" --namespace sandboxes --name pod --container-id bench "${@:3}"
+}
+batch "$TMP/example.json" "$TMP/example.batch" >"$TMP/example.batch.txt"
+batch "$TMP/example.json" "$TMP/example-create.batch" --create-only >/dev/null
+batch "$TMP/example.json" "$TMP/delete.batch" --delete >/dev/null
+# render CONFIG OUT: what `egress-fence-ctl render` prints, as OUT.nft (a
+# create), OUT-replace.nft (add + delete + create of each table, as the
+# plugin's batch does) and OUT-delete.nft. nft 1.0.6 lists but cannot parse
+# the secmark statements (lib/fence/ruleset.h): they are loaded as the
+# equivalent `meta mark` statements (the same meta set / compare expressions).
+render() {
+  local tables
+  "$BIN/egress-fence-ctl" render --config "$1" --namespace sandboxes --name pod |
+    sed -e 's/meta secmark set /meta mark set /' -e 's/meta secmark \([0-9]\)/meta mark \1/' >"$2.nft"
+  tables="$(sed -n 's/^table \([a-z0-9]*\) \([a-z_0-9]*\) {$/\1 \2/p' "$2.nft")"
+  { while read -r f n; do printf 'table %s %s\ndelete table %s %s\n' "$f" "$n" "$f" "$n"; done <<<"$tables"
+    cat "$2.nft"; } >"$2-replace.nft"
+  while read -r f n; do printf 'delete table %s %s\n' "$f" "$n"; done <<<"$tables" >"$2-delete.nft"
+}
+render "$TMP/example.json" "$TMP/example"
+# Does the text load at all? (check mode, in a scratch netns with an eth0)
+NFT_OK=yes
+ip netns add "$P-nftcheck"
+ip -n "$P-nftcheck" link add eth0 type veth peer name eth1
+if ! "$NSENTER" --net="/run/netns/$P-nftcheck" "$NFT" -c -f "$TMP/example.nft" 2>"$TMP/nft-check.err"; then
+  NFT_OK="no: $(head -c 300 "$TMP/nft-check.err" | tr '\n' ' ')"
+fi
+ip netns delete "$P-nftcheck"
+# nft_variants V...: V when the nft text loads, else nothing.
+nft_variants() { [ "$NFT_OK" = yes ] && printf '%s\n' "$@"; return 0; }
+
+# A helper for setup commands: fence.sh NETNS_PATH CONFIG [POD_NAME] (the plugin's ADD).
+cat >"$TMP/fence.sh" <<EOF
+#!/bin/sh
+CNI_COMMAND=ADD CNI_CONTAINERID=bench CNI_NETNS="\$1" CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni \
+CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=sandboxes;K8S_POD_NAME=\${3:-pod};K8S_POD_INFRA_CONTAINER_ID=bench" \\
+  exec "$BIN/egress-fence" <"\$2" >/dev/null
+EOF
+chmod +x "$TMP/fence.sh"
+
+# ns_opts NAME: NSO = ef_bench_time options giving each run a fresh pod netns
+# with an eth0 (a veth whose peer stays inside: the primary CNI's interface, which the fence's
+# netdev table hooks).
+ns_opts() {
+  NSO=(--setup "ip netns add $P-$1-$CHUNK-{i} && ip -n $P-$1-$CHUNK-{i} link add eth0 type veth peer name eth1"
+    --teardown "ip netns delete $P-$1-$CHUNK-{i}")
+}
+# fenced_opts NAME: the same, fenced by the plugin's ADD (example profile).
+fenced_opts() {
+  NSO=(--setup "ip netns add $P-$1-$CHUNK-{i} && ip -n $P-$1-$CHUNK-{i} link add eth0 type veth peer name eth1 && $TMP/fence.sh $(nspath "$1") $TMP/example.json"
+    --teardown "ip netns delete $P-$1-$CHUNK-{i}")
+}
+nspath() { echo "/run/netns/$P-$1-$CHUNK-{i}"; }
+# plugin LABEL VERB NAME CONFIG PROGRAM [options]: a plugin-like PROGRAM run
+# with the CNI env on the netns in NSO (set by the caller).
+plugin() {
+  local label="$1" verb="$2" name="$3" config="$4" prog="$5" env
+  shift 5
+  mapfile -t env < <(cni_env "$verb" "$(nspath "$name")")
+  "$TIME" --label "$label" "${NSO[@]}" "${env[@]}" --stdin "$config" "$@" -- "$prog"
+}
+
+# === ADD ===========================================================================
+v_true() { "$TIME" --label add/true "$@" -- /bin/true; }
+v_floor_create() {
+  ns_opts fc
+  "$TIME" --label add/floor-create "${NSO[@]}" "$@" -- "$BIN/ef_bench_floor" "$(nspath fc)" "$TMP/example-create.batch"
+}
+v_floor() {
+  ns_opts fl
+  "$TIME" --label add/floor "${NSO[@]}" "$@" -- "$BIN/ef_bench_floor" "$(nspath fl)" "$TMP/example.batch"
+}
+v_add_ef() { ns_opts ef; plugin add/egress-fence ADD ef "$TMP/example.json" "$BIN/egress-fence" "$@"; }
+v_phases() { ns_opts ph; plugin add/phases ADD ph "$TMP/example.json" "$BIN/ef_bench_phases" "$@"; }
+# What-if: the plugin's work with a create-only batch (no close() wait).
+v_phases_create() {
+  ns_opts pc
+  local env
+  mapfile -t env < <(cni_env ADD "$(nspath pc)")
+  "$TIME" --label add/phases-create "${NSO[@]}" "${env[@]}" --stdin "$TMP/example.json" "$@" -- \
+    "$BIN/ef_bench_phases" --create-only
+}
+v_nft_create() {
+  ns_opts nc
+  "$TIME" --label add/nft-create "${NSO[@]}" "$@" -- "$NSENTER" --net="$(nspath nc)" "$NFT" -f "$TMP/example.nft"
+}
+v_nft_replace() {
+  ns_opts nr
+  "$TIME" --label add/nft-replace "${NSO[@]}" "$@" -- "$NSENTER" --net="$(nspath nr)" "$NFT" -f "$TMP/example-replace.nft"
+}
+# The firewall plugin (iptables backend) programs the node's netns, not the
+# pod's: give it a scratch "node" netns, and DEL after each ADD so every run
+# starts from the same node state (its chains exist, no rule for this pod).
+FW_NODE="$P-fwnode"
+cat >"$TMP/firewall.json" <<EOF
+{"cniVersion": "1.0.0", "name": "ef-bench", "type": "firewall", "backend": "iptables",
+ "prevResult": {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": "/var/run/netns/pod"}],
+                "ips": [{"address": "10.99.0.2/24", "interface": 0}]}}
+EOF
+v_firewall() {
+  local env
+  mapfile -t env < <(cni_env ADD "$(nspath fw)")
+  "$TIME" --label add/firewall --setup "ip netns add $P-fw-$CHUNK-{i}" \
+    --teardown "CNI_COMMAND=DEL CNI_CONTAINERID=bench CNI_NETNS=$(nspath fw) CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni $NSENTER --net=/run/netns/$FW_NODE $FIREWALL <$TMP/firewall.json >/dev/null && ip netns delete $P-fw-$CHUNK-{i}" \
+    --netns "/run/netns/$FW_NODE" "${env[@]}" --stdin "$TMP/firewall.json" "$@" -- "$FIREWALL"
+}
+
+if section_on add; then
+  log "add: ADD on a fresh pod netns"
+  ip netns add "$FW_NODE"
+  mapfile -t nftv < <(nft_variants v_nft_create v_nft_replace)
+  interleave v_true v_floor_create v_floor v_add_ef v_phases v_phases_create "${nftv[@]}" v_firewall
+  # Where the floor's close() blocks (kernel stack), when perf is at hand.
+  if command -v perf >/dev/null; then
+    ip netns add "$P-perf"
+    perf record -q -o "$TMP/perf.data" -e sched:sched_switch -g -- \
+      "$BIN/ef_bench_floor" "/run/netns/$P-perf" "$TMP/example.batch" >/dev/null 2>&1 || true
+    perf script -i "$TMP/perf.data" 2>/dev/null | awk '/prev_state=D/ {p = 1} p && NF == 0 {exit} p' >"$OUT/close-stack.txt" || true
+    ip netns delete "$P-perf"
+  fi
+fi
+
+# === DEL and CHECK ================================================================
+v_del_ef() { fenced_opts de; plugin del/egress-fence DEL de "$TMP/example.json" "$BIN/egress-fence" "$@"; }
+v_del_floor() {
+  fenced_opts df
+  "$TIME" --label del/floor "${NSO[@]}" "$@" -- "$BIN/ef_bench_floor" "$(nspath df)" "$TMP/delete.batch"
+}
+v_del_nft() {
+  fenced_opts dn
+  "$TIME" --label del/nft "${NSO[@]}" "$@" -- "$NSENTER" --net="$(nspath dn)" "$NFT" -f "$TMP/example-delete.nft"
+}
+v_check_ef() { fenced_opts ce; plugin check/egress-fence CHECK ce "$TMP/example.json" "$BIN/egress-fence" "$@"; }
+v_check_nft() {
+  fenced_opts cn
+  "$TIME" --label check/nft-list "${NSO[@]}" "$@" -- "$NSENTER" --net="$(nspath cn)" "$NFT" list ruleset
+}
+if section_on del; then
+  log "del: DEL of a fenced netns"
+  mapfile -t nftv < <(nft_variants v_del_nft)
+  interleave v_del_ef v_del_floor "${nftv[@]}"
+fi
+if section_on check; then
+  log "check: CHECK of a fenced netns"
+  interleave v_check_ef v_check_nft
+fi
+
+# === scale ==========================================================================
+SCALE_N=(0 10 100 1000 10000)
+# N is 0..10000, packed (5,000 entries x 20 ports) or 100000.
+v_scale_ef() {
+  local n="$1"
+  shift
+  ns_opts "s$n"
+  plugin "scale/$n/egress-fence" ADD "s$n" "$TMP/scale-$n.json" "$BIN/egress-fence" "$@"
+}
+v_scale_phases() {
+  local n="$1"
+  shift
+  ns_opts "p$n"
+  plugin "scale/$n/phases" ADD "p$n" "$TMP/scale-$n.json" "$BIN/ef_bench_phases" "$@"
+}
+v_scale_floor() {
+  local n="$1"
+  shift
+  ns_opts "f$n"
+  "$TIME" --label "scale/$n/floor" "${NSO[@]}" "$@" -- "$BIN/ef_bench_floor" "$(nspath "f$n")" "$TMP/scale-$n.batch"
+}
+v_scale_nft() {
+  local n="$1"
+  shift
+  ns_opts "n$n"
+  "$TIME" --label "scale/$n/nft-create" "${NSO[@]}" "$@" -- "$NSENTER" --net="$(nspath "n$n")" "$NFT" -f "$TMP/scale-$n.nft"
+}
+
+if section_on scale; then
+  log "scale: generating configs"
+  for n in "${SCALE_N[@]}" 100000; do
+    bash tests/bench/gen-config.sh "$TMP/scale-$n.json" --entries "$n" --log "$TMP/egress-fence.log"
+    batch "$TMP/scale-$n.json" "$TMP/scale-$n.batch" >"$TMP/scale-$n.batch.txt"
+    if ((n <= 10000)); then render "$TMP/scale-$n.json" "$TMP/scale-$n"; fi
+  done
+  bash tests/bench/gen-config.sh "$TMP/scale-packed.json" --entries 5000 --packed --log "$TMP/egress-fence.log"
+  batch "$TMP/scale-packed.json" "$TMP/scale-packed.batch" >"$TMP/scale-packed.batch.txt"
+  for n in "${SCALE_N[@]}"; do
+    log "scale: $n allow entries"
+    extra=()
+    ((n == 10000)) && extra=("v_scale_phases 10000")
+    mapfile -t nftv < <(nft_variants "v_scale_nft $n")
+    interleave "v_scale_ef $n" "v_scale_floor $n" "${nftv[@]}" "${extra[@]}"
+  done
+  log "scale: 100,000 set elements (slow: $BIG_RUNS runs)"
+  once "$BIG_RUNS" "v_scale_ef packed" "v_scale_floor packed" "v_scale_floor 100000"
+  # 6.5 MB of stdin: the plugin refuses it (1 MiB limit, code 6).
+  once 1 "v_scale_ef 100000 --expect-exit 1"
+  # What the plugin answers to 100,000 entries.
+  ip netns add "$P-s100k-msg"
+  CNI_COMMAND=ADD CNI_CONTAINERID=bench CNI_NETNS="/run/netns/$P-s100k-msg" CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni \
+    CNI_ARGS="$CNI_ARGS_POD" "$BIN/egress-fence" <"$TMP/scale-100000.json" >"$TMP/scale-100000.answer" 2>/dev/null || true
+  ip netns delete "$P-s100k-msg"
+fi
+
+# === datapath =======================================================================
+# Three pairs of netns, each pod -- server over one veth (10.251.0.2 -> .1, no
+# other address, no route): unfenced, fenced with 10 entries (by the plugin),
+# fenced with 100,000 entries (the plugin's own ruleset, installed by the floor
+# from ef_bench_batch: the plugin's stdin cannot carry 6.5 MB). Both allowlists
+# include the server (tcp and udp 5201); 5202 is not allowed.
+DP_CASES=(unfenced f10 f100k)
+dp_client() { # CASE MODE COUNT [options]
+  local c="$1" mode="$2" count="$3"
+  shift 3
+  "$TIME" --label "datapath/$mode/$c" --netns "/run/netns/$P-dp-pod-$c" "$@" -- \
+    "$BIN/ef_bench_load" "$mode" 10.251.0.1 5201 --count "$count" --seconds 20
+}
+DP_COUNT_TCP=2000 DP_COUNT_UDP=20000
+if section_on datapath; then
+  log "datapath: setting up"
+  bash tests/bench/gen-config.sh "$TMP/dp-10.json" --entries 10 --target 10.251.0.1:5201 --log "$TMP/egress-fence.log"
+  bash tests/bench/gen-config.sh "$TMP/dp-100000.json" --entries 100000 --target 10.251.0.1:5201
+  batch "$TMP/dp-100000.json" "$TMP/dp-100000.batch" >"$TMP/dp-100000.batch.txt"
+  for c in "${DP_CASES[@]}"; do
+    pod="$P-dp-pod-$c" srv="$P-dp-srv-$c"
+    ip netns add "$pod"
+    ip netns add "$srv"
+    ip -n "$pod" link add eth0 type veth peer name eth0 netns "$srv"
+    ip -n "$pod" addr add 10.251.0.2/24 dev eth0
+    ip -n "$srv" addr add 10.251.0.1/24 dev eth0
+    for ns in "$pod" "$srv"; do
+      ip -n "$ns" link set lo up
+      ip -n "$ns" link set eth0 up
+    done
+    "$NSENTER" --net="/run/netns/$srv" "$BIN/ef_bench_load" serve 10.251.0.1 5201 --seconds 600 >"$TMP/srv-$c.out" 2>&1 &
+    SERVERS+=($!)
+  done
+  "$TMP/fence.sh" "/run/netns/$P-dp-pod-f10" "$TMP/dp-10.json"
+  "$BIN/ef_bench_floor" "/run/netns/$P-dp-pod-f100k" "$TMP/dp-100000.batch" >/dev/null
+  for c in "${DP_CASES[@]}"; do
+    for _ in $(seq 50); do grep -q ready "$TMP/srv-$c.out" 2>/dev/null && break; sleep 0.1; done
+    # The fence is really there: allowed port connects, the other is refused.
+    ip netns exec "$P-dp-pod-$c" "$BIN/efprobe" connect tcp 10.251.0.1 5201 >/dev/null
+    rc=0
+    ip netns exec "$P-dp-pod-$c" "$BIN/efprobe" connect tcp 10.251.0.1 5202 >/dev/null 2>&1 || rc=$?
+    want=0
+    [ "$c" != unfenced ] && want=111
+    [ "$rc" = "$want" ] || { echo "run.sh: datapath $c: connect to the denied port gave $rc, expected $want" >&2; exit 1; }
+  done
+  log "datapath: measuring"
+  variants=()
+  for c in "${DP_CASES[@]}"; do
+    variants+=("dp_client $c tcp-connect $DP_COUNT_TCP" "dp_client $c udp-send $DP_COUNT_UDP")
+  done
+  interleave "${variants[@]}"
+  for pid in "${SERVERS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  SERVERS=()
+fi
+
+# === parallel pod startup ===========================================================
+# go-cni's runtime driver (build/bin/ef-runtime) sets up lo + the reference
+# chain (bridge + host-local + egress-fence) as containerd does. It runs in a
+# scratch "node" netns, so the bridge and the pods' host-side veths live there.
+PAR=32
+NODE="$P-node"
+par_conf() { # DIR WITH_FENCE
+  mkdir -p "$1"
+  local filter='.'
+  [ "$2" = no ] && filter='.plugins |= map(select(.type != "egress-fence"))'
+  sed -e "s|@NET@|$P|; s|@BRIDGE@|efb$ID|; s|@IPAMDIR@|$TMP/ipam|; s|@SUBNET4@|10.252.0.0/24|" \
+    -e "s|@RANGE4START@|10.252.0.10|; s|@RANGE4END@|10.252.0.250|; s|@SUBNET6@|fd00:252::/64|" \
+    -e "s|@RANGE6START@|fd00:252::10|; s|@RANGE6END@|fd00:252::ff00|; s|@LOGFILE@|$TMP/parallel.log|g" \
+    -e "s|@WORLD4@|10.252.0.200|g; s|@WORLD6@|fd00:252::200|g" conf/reference-chain.conflist | jq "$filter" >"$1/10-bench.conflist"
+}
+runtime_args() { # CONFDIR: everything but the verb
+  echo "--netns /run/netns/$P-par-$CHUNK-{i} --conf-dir $1 --bin-dir $BIN:/usr/lib/cni --namespace sandboxes --name pod-{i} --id efbench$ID-$CHUNK-{i}-0000000000000000"
+}
+v_par() { # LABEL CONFDIR MODE(concurrent|sequential) [options]
+  local label="$1" dir="$2" mode="$3" conc=()
+  shift 3
+  [ "$mode" = concurrent ] && conc=(--concurrent)
+  # shellcheck disable=SC2046
+  "$TIME" --label "$label" --batch "$PAR" "${conc[@]}" --netns "/run/netns/$NODE" \
+    --setup "ip netns add $P-par-$CHUNK-{i} && $NSENTER --net=/run/netns/$P-par-$CHUNK-{i} sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0" \
+    --teardown "$NSENTER --net=/run/netns/$NODE $BIN/ef-runtime remove $(runtime_args "$dir"); ip netns delete $P-par-$CHUNK-{i}" \
+    "$@" -- "$BIN/ef-runtime" setup $(runtime_args "$dir")
+}
+v_par_conc() { v_par parallel/fenced/concurrent "$TMP/net.d" concurrent "$@"; }
+v_par_seq() { v_par parallel/fenced/sequential "$TMP/net.d" sequential "$@"; }
+v_par_conc_nofence() { v_par parallel/unfenced/concurrent "$TMP/net.d-nofence" concurrent "$@"; }
+v_par_seq_nofence() { v_par parallel/unfenced/sequential "$TMP/net.d-nofence" sequential "$@"; }
+PAR_DRIVER="ef-runtime"
+if section_on parallel; then
+  if [ ! -x "$BIN/ef-runtime" ]; then
+    PAR_DRIVER=none
+    log "parallel: $BIN/ef-runtime is missing: skipped"
+  else
+    log "parallel: $PAR pod startups through ef-runtime (go-cni)"
+    ip netns add "$NODE"
+    ip -n "$NODE" link set lo up
+    # No DAD wait: the bridge plugin waits for IPv6 addresses to settle.
+    "$NSENTER" --net="/run/netns/$NODE" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+    mkdir -p "$TMP/ipam"
+    par_conf "$TMP/net.d" yes
+    par_conf "$TMP/net.d-nofence" no
+    # Each sample is 32 pod startups (about 3 s sequential): fewer samples.
+    RUNS="$PAR_RUNS" CHUNKS=2 WARM0=1 interleave v_par_conc v_par_seq v_par_conc_nofence v_par_seq_nofence
+  fi
+fi
+
+# === inspect / metrics over 500 fenced netns =====================================
+INSPECT_N=500
+v_inspect() {
+  "$TIME" --label inspect/inspect "$@" -- "$BIN/egress-fence-ctl" inspect --netns-dir "$TMP/netns500" \
+    --config conf/examples/design-example.json
+}
+v_metrics() {
+  "$TIME" --label inspect/metrics "$@" -- "$BIN/egress-fence-ctl" metrics --netns-dir "$TMP/netns500" \
+    --config conf/examples/design-example.json
+}
+if section_on inspect; then
+  log "inspect: creating and fencing $INSPECT_N netns"
+  mkdir -p "$TMP/netns500"
+  for i in $(seq "$INSPECT_N"); do
+    touch "$TMP/netns500/$P-$i"
+    unshare --net="$TMP/netns500/$P-$i" ip link add eth0 type veth peer name eth1
+  done
+  t0=$(date +%s%N)
+  # Each its own pod name, as on a node.
+  # shellcheck disable=SC2016 # expanded by the inner sh
+  printf '%s\n' "$TMP/netns500"/* | xargs -P 4 -I{} sh -c '"$1" "$2" "$3" "pod-${2##*-}"' sh "$TMP/fence.sh" {} "$TMP/example.json"
+  fence_all_ms=$((($(date +%s%N) - t0) / 1000000))
+  fenced=$("$BIN/egress-fence-ctl" inspect --netns-dir "$TMP/netns500" --json | jq '.pods | length')
+  [ "$fenced" = "$INSPECT_N" ] || { echo "run.sh: inspect lists $fenced fenced netns, expected $INSPECT_N" >&2; exit 1; }
+  log "inspect: measuring"
+  interleave v_inspect v_metrics
+  for f in "$TMP/netns500"/*; do umount "$f" && rm -f "$f"; done
+fi
+
+# === results ======================================================================
+summarize
+cp "$RAW" "$OUT/raw.csv"
+cp "$TMP/summary.txt" "$OUT/summary.txt"
+LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
+say "egress-fence benchmarks: $(nproc) cores, kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
+say "load average at start $LOAD_START, at end $LOAD_END; median / p90 of n runs after warm-up"
+[ "$NFT_OK" = yes ] || say "nft comparisons skipped: the rendered ruleset does not load with nft -f ($NFT_OK)"
+
+phases_line() { # LABEL
+  local l="$1" out k v
+  out="process start $(ms "$(get "$l" mark_main_us)")"
+  for k in read_stdin decode_and_validate select compile enter_netns socket_open encode commit socket_close read_back leave_netns result_json; do
+    v=$(get "$l" "stat_${k}_us")
+    [ -z "$v" ] && continue
+    out+=", $k $(ms "$v")"
+    csv phases "$l" "$k" "$(ms "$v")" "" "$(get "$l" n)" ms ""
+  done
+  local endus wall
+  endus=$(get "$l" mark_end_us) wall=$(get "$l" median_us)
+  out+=", exit $(msdiff "$wall" "$endus") ms (json decode alone: $(ms "$(get "$l" stat_json_decode_us)") ms)"
+  local ack
+  ack=$(awk -v m="$(get "$l" mark_main_us)" -v l="$(grep -F "label=$l " "$TMP/summary.txt" | head -1)" 'BEGIN {
+    s = m; n = split(l, f, " ")
+    for (i = 1; i <= n; i++) { split(f[i], kv, "="); k = kv[1]
+      if (k ~ /^stat_(read_stdin|decode_and_validate|select|compile|enter_netns|socket_open|encode|commit)_us$/) s += kv[2] }
+    printf "%.2f", s / 1000 }')
+  out+="; acks at ~$ack ms after fork"
+  say "  $out"
+  csv phases "$l" process_start "$(ms "$(get "$l" mark_main_us)")" "" "$(get "$l" n)" ms ""
+  csv phases "$l" exit "$(msdiff "$wall" "$endus")" "" "$(get "$l" n)" ms ""
+}
+if section_on add; then
+  say ""
+  say "== ADD on a fresh pod netns: example profile (conf/examples/design-example.json, 2 allow entries) =="
+  row "case" "median ms" "p90 ms" "ack ms" "RSS KiB" "n"
+  add_row() { # LABEL TEXT
+    row "$2" "$(ms "$(get "$1" median_us)")" "$(ms "$(get "$1" p90_us)")" "$(ms "$(get "$1" mark_ack_us)")" \
+      "$(get "$1" maxrss_kib)" "$(get "$1" n)"
+    csv_wall add "$2" "$1"
+  }
+  add_row add/true "process start only (/bin/true)"
+  add_row add/floor-create "floor: prebuilt batch, create only"
+  add_row add/floor "floor: prebuilt batch, same bytes as egress-fence"
+  add_row add/egress-fence "egress-fence ADD"
+  add_row add/phases "egress-fence's calls, timed (ef_bench_phases)"
+  add_row add/phases-create "same, create-only batch (what-if)"
+  add_row add/nft-create "nsenter + nft -f (create)"
+  add_row add/nft-replace "nsenter + nft -f (replace, as the plugin does)"
+  add_row add/firewall "firewall plugin ADD (iptables-nft, node netns)"
+  for l in add/floor add/floor-create; do
+    csv add "$l" to_ack "$(ms "$(get $l mark_ack_us)")" "" "$(get $l n)" ms "fork to last ack"
+    csv add "$l" close_wait "$(msdiff "$(get $l mark_closed_us)" "$(get $l mark_ack_us)")" "" "$(get $l n)" ms "close() of the netlink socket"
+  done
+  ef=$(get add/egress-fence median_us)
+  r_floor=$(ratio "$ef" "$(get add/floor median_us)")
+  r_create=$(ratio "$ef" "$(get add/floor-create median_us)")
+  r_nft=$(ratio "$(get add/nft-create median_us)" "$ef")
+  r_nftr=$(ratio "$(get add/nft-replace median_us)" "$ef")
+  r_fw=$(ratio "$(get add/firewall median_us)" "$ef")
+  say "egress-fence / floor (same batch)      = ${r_floor}x   (target <= 1.5x)"
+  say "egress-fence / floor (create only)     = ${r_create}x"
+  say "nft -f (create) / egress-fence         = ${r_nft}x   (target >= 5x)"
+  say "nft -f (replace) / egress-fence        = ${r_nftr}x"
+  say "firewall plugin / egress-fence         = ${r_fw}x"
+  wi=$(get add/phases-create median_us)
+  r_wi_floor=$(ratio "$wi" "$(get add/floor-create median_us)") r_wi_nft=$(ratio "$(get add/nft-create median_us)" "$wi")
+  r_wi_nftr=$(ratio "$(get add/nft-replace median_us)" "$wi")
+  say "what-if create-only / floor (create only) = ${r_wi_floor}x; nft -f (create) / what-if = ${r_wi_nft}x; nft -f (replace) / what-if = ${r_wi_nftr}x"
+  csv ratio "what-if create-only / floor (create only)" ratio "$r_wi_floor" "" "" x ""
+  csv ratio "nft -f create / what-if create-only" ratio "$r_wi_nft" "" "" x ""
+  csv ratio "nft -f replace / what-if create-only" ratio "$r_wi_nftr" "" "" x ""
+  csv ratio "egress-fence / floor (same batch)" ratio "$r_floor" "" "" x "target <= 1.5"
+  csv ratio "egress-fence / floor (create only)" ratio "$r_create" "" "" x ""
+  csv ratio "nft -f create / egress-fence" ratio "$r_nft" "" "" x "target >= 5"
+  csv ratio "nft -f replace / egress-fence" ratio "$r_nftr" "" "" x ""
+  csv ratio "firewall / egress-fence" ratio "$r_fw" "" "" x ""
+  fa=$(get add/floor mark_ack_us) fc=$(get add/floor mark_closed_us)
+  say "close wait: the floor has its acks at $(ms "$fa") ms, its close() returns at $(ms "$fc") ms:"
+  say "  $(msdiff "$fc" "$fa") ms in close(), paid by every process whose batch freed kernel objects (the"
+  say "  DELTABLE that makes the batch a replace); create only: $(msdiff "$(get add/floor-create mark_closed_us)" "$(get add/floor-create mark_ack_us)") ms."
+  [ -s "$OUT/close-stack.txt" ] && say "  kernel stack of the wait: tests/bench/out/close-stack.txt"
+  say ""
+  say "where egress-fence's ADD goes (ef_bench_phases: the plugin's calls in order, socket closed before the read-back):"
+  phases_line add/phases
+  say "  create-only what-if:"
+  phases_line add/phases-create
+fi
+
+if section_on del || section_on check; then
+  say ""
+  say "== DEL and CHECK of a fenced netns (example profile) =="
+  row "case" "median ms" "p90 ms" "" "RSS KiB" "n"
+  dc_row() {
+    row "$2" "$(ms "$(get "$1" median_us)")" "$(ms "$(get "$1" p90_us)")" "" "$(get "$1" maxrss_kib)" "$(get "$1" n)"
+    csv_wall "${1%%/*}" "$2" "$1"
+  }
+  if section_on del; then
+    dc_row del/egress-fence "egress-fence DEL"
+    dc_row del/floor "floor: prebuilt DELTABLE batch"
+    dc_row del/nft "nsenter + nft -f (delete the tables)"
+    say "egress-fence DEL / floor = $(ratio "$(get del/egress-fence median_us)" "$(get del/floor median_us)")x;  nft / egress-fence = $(ratio "$(get del/nft median_us)" "$(get del/egress-fence median_us)")x"
+    say "(the floor deletes both tables in one batch and waits in close() once; a DEL that commits them in two"
+    say " transactions on two sockets waits twice)"
+  fi
+  if section_on check; then
+    dc_row check/egress-fence "egress-fence CHECK (read back + compare)"
+    dc_row check/nft-list "nsenter + nft list ruleset"
+    say "nft list / egress-fence CHECK = $(ratio "$(get check/nft-list median_us)" "$(get check/egress-fence median_us)")x"
+  fi
+fi
+
+if section_on scale; then
+  say ""
+  say "== scale: ADD on a fresh netns vs allow entries (mixed v4/v6, ranges) =="
+  row "allow entries (set elements)" "ef ms" "ef p90" "floor ms" "ef RSS KiB" "n"
+  : >"$OUT/scale.dat"
+  for n in "${SCALE_N[@]}"; do
+    el=$(elements "$TMP/scale-$n.batch.txt")
+    row "$n ($el)" "$(ms "$(get "scale/$n/egress-fence" median_us)")" "$(ms "$(get "scale/$n/egress-fence" p90_us)")" \
+      "$(ms "$(get "scale/$n/floor" median_us)")" "$(get "scale/$n/egress-fence" maxrss_kib)" "$(get "scale/$n/egress-fence" n)"
+    csv_wall scale "$n entries: egress-fence" "scale/$n/egress-fence" "$el set elements"
+    csv_wall scale "$n entries: floor" "scale/$n/floor" "$el set elements"
+    csv_wall scale "$n entries: nft -f create" "scale/$n/nft-create" "$el set elements"
+    csv scale "$n entries: floor" to_ack "$(ms "$(get "scale/$n/floor" mark_ack_us)")" "" "$(get "scale/$n/floor" n)" ms "kernel commit done"
+    echo "$n $el $(get "scale/$n/egress-fence" median_us) $(get "scale/$n/floor" median_us) $(get "scale/$n/nft-create" median_us) $(get "scale/$n/egress-fence" maxrss_kib)" >>"$OUT/scale.dat"
+  done
+  pk_el=$(elements "$TMP/scale-packed.batch.txt")
+  row "5000 x 20 ports ($pk_el)" "$(ms "$(get scale/packed/egress-fence median_us)")" "$(ms "$(get scale/packed/egress-fence p90_us)")" \
+    "$(ms "$(get scale/packed/floor median_us)")" "$(get scale/packed/egress-fence maxrss_kib)" "$(get scale/packed/egress-fence n)"
+  csv_wall scale "5000 entries x 20 ports: egress-fence" scale/packed/egress-fence "$pk_el set elements"
+  csv_wall scale "5000 entries x 20 ports: floor" scale/packed/floor "$pk_el set elements"
+  el100k=$(elements "$TMP/scale-100000.batch.txt")
+  row "100000 ($el100k)" "refused" "" "$(ms "$(get scale/100000/floor median_us)")" "$(get scale/100000/floor maxrss_kib)" "$(get scale/100000/floor n)"
+  csv_wall scale "100000 entries: floor" scale/100000/floor "$el100k set elements"
+  csv scale "100000 entries: egress-fence" refused "$(ms "$(get scale/100000/egress-fence median_us)")" "" 1 ms \
+    "$(jq -r .msg "$TMP/scale-100000.answer" 2>/dev/null | tr -d ',"')"
+  echo "100000 $el100k - $(get scale/100000/floor median_us) - -" >>"$OUT/scale.dat"
+  say "100,000 entries: $(stat -c %s "$TMP/scale-100000.json") bytes of stdin; egress-fence answers in $(ms "$(get scale/100000/egress-fence median_us)") ms:"
+  say "  $(head -c 300 "$TMP/scale-100000.answer")"
+  say "the floor's acks (kernel commit) at 10000 entries: $(ms "$(get scale/10000/floor mark_ack_us)") ms; nft -f (create) at 10000: $(ms "$(get scale/10000/nft-create median_us)") ms"
+  say "targets: ADD < 15 ms at 10,000 entries: $(ms "$(get scale/10000/egress-fence median_us)") ms; peak RSS < 8 MiB for the example profile: $(get add/egress-fence maxrss_kib) KiB (add section)"
+  say "where 10,000 entries go:"
+  phases_line scale/10000/phases
+fi
+
+if section_on datapath; then
+  say ""
+  say "== datapath: pod netns -> server netns over a veth, one client process =="
+  row "load (median of n runs)" "unfenced" "10 entries" "100000" "10/unf" "100k/10"
+  : >"$OUT/datapath.dat"
+  for mode in tcp-connect udp-send; do
+    unit=connection
+    [ "$mode" = udp-send ] && unit=packet
+    for metric in stat_cpu_per_op_us stat_rate_per_s; do
+      u=$(get "datapath/$mode/unfenced" $metric) a=$(get "datapath/$mode/f10" $metric) b=$(get "datapath/$mode/f100k" $metric)
+      if [ $metric = stat_cpu_per_op_us ]; then
+        what="$mode: CPU us per $unit"
+      else
+        what="$mode: ${unit}s per second (wall)"
+      fi
+      if [ $metric = stat_rate_per_s ]; then
+        row "$what" "$(fmt0 "$u")" "$(fmt0 "$a")" "$(fmt0 "$b")" "$(ratio "$a" "$u")" "$(ratio "$b" "$a")"
+      else
+        row "$what" "$u" "$a" "$b" "$(ratio "$a" "$u")" "$(ratio "$b" "$a")"
+      fi
+      for c in unfenced f10 f100k; do
+        csv datapath "$mode $c" "${metric#stat_}" "$(get "datapath/$mode/$c" $metric)" "" "$(get "datapath/$mode/$c" n)" "" ""
+      done
+      csv ratio "datapath $mode ${metric#stat_}: 10 entries / unfenced" ratio "$(ratio "$a" "$u")" "" "" x ""
+      csv ratio "datapath $mode ${metric#stat_}: 100000 entries / 10 entries" ratio "$(ratio "$b" "$a")" "" "" x "flat = 1.00"
+      if [ $metric = stat_cpu_per_op_us ]; then echo "$mode $u $a $b" >>"$OUT/datapath.dat"; fi
+    done
+  done
+  say "CPU us: the client's user + system time per operation (netfilter and veth work run in its send calls;"
+  say "unlike wall time it is not inflated when the machine's other work preempts it)."
+  say "tcp-connect: connect + reset-close, $DP_COUNT_TCP per run (every SYN is a new flow: allow-set lookup);"
+  say "udp-send: $DP_COUNT_UDP datagrams on one unanswered flow per run (ct state new: allow-set lookup per packet)."
+fi
+
+if section_on parallel; then
+  say ""
+  say "== parallel pod startup: $PAR pods (lo + bridge + host-local + egress-fence) through $PAR_DRIVER (go-cni) =="
+  if [ "$PAR_DRIVER" = none ]; then
+    say "skipped: build/bin/ef-runtime is missing"
+  else
+    row "chain" "32 conc ms" "p90" "32 seq ms" "p90" "n"
+    for f in fenced unfenced; do
+      row "$f" "$(ms "$(get "parallel/$f/concurrent" median_us)")" "$(ms "$(get "parallel/$f/concurrent" p90_us)")" \
+        "$(ms "$(get "parallel/$f/sequential" median_us)")" "$(ms "$(get "parallel/$f/sequential" p90_us)")" "$(get "parallel/$f/concurrent" n)"
+      csv_wall parallel "$PAR pods $f concurrent" "parallel/$f/concurrent"
+      csv_wall parallel "$PAR pods $f sequential" "parallel/$f/sequential"
+    done
+    say "fenced: sequential / concurrent = $(ratio "$(get parallel/fenced/sequential median_us)" "$(get parallel/fenced/concurrent median_us)")x;" \
+      "fence's share, concurrent: $(msdiff "$(get parallel/fenced/concurrent median_us)" "$(get parallel/unfenced/concurrent median_us)") ms," \
+      "sequential: $(msdiff "$(get parallel/fenced/sequential median_us)" "$(get parallel/unfenced/sequential median_us)") ms"
+  fi
+fi
+
+if section_on inspect; then
+  say ""
+  say "== egress-fence-ctl over $INSPECT_N fenced netns (--config given: each is compared with the config) =="
+  row "command" "median ms" "p90 ms" "per netns" "RSS KiB" "n"
+  for c in inspect metrics; do
+    m=$(get "inspect/$c" median_us)
+    row "$c" "$(ms "$m")" "$(ms "$(get "inspect/$c" p90_us)")" "$(awk -v m="$m" -v n=$INSPECT_N 'BEGIN { printf "%.0f us", m / n }')" \
+      "$(get "inspect/$c" maxrss_kib)" "$(get "inspect/$c" n)"
+    csv_wall inspect "$c over $INSPECT_N netns" "inspect/$c"
+  done
+  say "fencing the $INSPECT_N netns (plugin ADD, 4 at a time): $fence_all_ms ms"
+  csv inspect "fence $INSPECT_N netns, xargs -P 4" wall "$fence_all_ms" "" 1 ms ""
+fi
+
+# --- plots --------------------------------------------------------------------------
+if section_on add; then
+  : >"$OUT/add.dat"
+  for l in add/floor-create add/floor add/egress-fence add/nft-create add/nft-replace add/firewall; do
+    echo "\"${l#add/}\" $(ms "$(get $l median_us)") $(ms "$(get $l p90_us)")" >>"$OUT/add.dat"
+  done
+  gnuplot <<EOF
+set terminal pngcairo size 900,500 noenhanced
+set output "$OUT/add-latency.png"
+set title "ADD on a fresh pod netns, example profile ($(nproc) cores, kernel $(uname -r)): median, p90"
+set ylabel "ms (whole process)"
+set style data histograms
+set style histogram errorbars gap 2 lw 1
+set style fill solid 0.6 border -1
+set yrange [0:*]
+set grid ytics
+set xtics rotate by -20
+plot "$OUT/add.dat" using 2:2:3:xtic(1) title "median (bar) .. p90" lc rgb "#3070b0"
+EOF
+fi
+if section_on scale; then
+  gnuplot <<EOF
+set terminal pngcairo size 900,500 noenhanced
+set output "$OUT/scale.png"
+set title "ADD vs allow entries (median, fresh netns); peak RSS of egress-fence"
+set logscale x
+set logscale y
+set xlabel "allow entries (0 plotted at 1)"
+set ylabel "ms (whole process)"
+set y2label "peak RSS, MiB"
+set y2tics
+set ytics nomirror
+set grid
+set key top left
+plot "$OUT/scale.dat" using (\$1 < 1 ? 1 : \$1):(\$3/1000) with linespoints lw 2 title "egress-fence ADD", \
+     "" using (\$1 < 1 ? 1 : \$1):(\$4/1000) with linespoints lw 2 title "floor (prebuilt batch)", \
+     "" using (\$1 < 1 ? 1 : \$1):(\$5/1000) with linespoints lw 2 title "nsenter + nft -f", \
+     "" using (\$1 < 1 ? 1 : \$1):(\$6/1024) axes x1y2 with linespoints dt 2 title "egress-fence peak RSS (MiB)", \
+     15 with lines dt 3 lc rgb "red" title "target at 10,000: 15 ms"
+EOF
+fi
+if section_on datapath; then
+  gnuplot <<EOF
+set terminal pngcairo size 900,500 noenhanced
+set output "$OUT/datapath.png"
+set title "Datapath: CPU time per new flow from a pod netns (median of $RUNS runs)"
+set ylabel "microseconds of the sender's CPU per operation"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.6 border -1
+set yrange [0:*]
+set grid ytics
+plot "$OUT/datapath.dat" using 2:xtic(1) title "unfenced", "" using 3 title "fenced, 10 entries", "" using 4 title "fenced, 100,000 entries"
+EOF
+fi
+
+say ""
+say "took $(($(date +%s) - START)) s; results: tests/bench/out/results.csv, plots: tests/bench/out/*.png, table: tests/bench/out/table.txt"

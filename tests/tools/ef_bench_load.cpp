@@ -1,0 +1,162 @@
+// ef_bench_load: a bounded load generator for the datapath benchmark. The
+// server runs in one netns, the client in a (fenced or unfenced) pod netns;
+// both stop after a count or a time limit, whichever comes first.
+//
+//   ef_bench_load serve ADDR PORT --seconds S
+//       TCP listeners (accept and close) on PORT and PORT+1, a UDP sink
+//       (reads, never answers) on PORT. PORT+1 is for checking that a fence
+//       refuses what it does not allow.
+//   ef_bench_load tcp-connect ADDR PORT --count N [--seconds S]
+//       N connection setups one after another: connect, then close with a
+//       reset (SO_LINGER 0, so no TIME_WAIT piles up). Each SYN is a new
+//       flow: it walks the fence's output chain up to the allow-set lookup.
+//       The handshake needs no scheduling of the server process.
+//   ef_bench_load udp-send ADDR PORT --count N [--seconds S]
+//       N datagrams on one connected socket, never answered: conntrack keeps
+//       the flow unreplied (ct state new), so every packet walks the chain to
+//       the allow-set lookup. The rate is the sender's: the veth delivers to
+//       the sink's queue within the send call.
+//
+// The client prints `stat rate_per_s R`, `stat per_op_us U` (wall) and
+// `stat cpu_per_op_us C` (its CPU time, user + system, which includes the
+// netfilter and veth work done in its send calls, and not the time others
+// preempt it) for ef_bench_time, and exits 0 only when all N operations
+// succeeded in time.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Target {
+    sockaddr_in addr{};
+};
+
+[[noreturn]] void fail(const char* what, int err) {
+    std::fprintf(stderr, "ef_bench_load: %s: %s\n", what, std::strerror(err));
+    std::exit(err ? err : 1);
+}
+
+Target parse_target(const char* addr, const char* port) {
+    Target t;
+    t.addr.sin_family = AF_INET;
+    t.addr.sin_port = htons(static_cast<uint16_t>(std::atoi(port)));
+    if (inet_pton(AF_INET, addr, &t.addr.sin_addr) != 1) fail("not an IPv4 address", EINVAL);
+    return t;
+}
+
+const sockaddr* sa(const Target& t) { return reinterpret_cast<const sockaddr*>(&t.addr); }
+
+int tcp_listener(const Target& t, uint16_t port) {
+    Target at = t;
+    at.addr.sin_port = htons(port);
+    int one = 1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) fail("socket", errno);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, sa(at), sizeof at.addr) != 0 || listen(fd, 4096) != 0) fail("tcp bind/listen", errno);
+    return fd;
+}
+
+int serve(const Target& t, int seconds) {
+    uint16_t port = ntohs(t.addr.sin_port);
+    int udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (udp < 0) fail("socket", errno);
+    if (bind(udp, sa(t), sizeof t.addr) != 0) fail("udp bind", errno);
+    pollfd fds[3] = {{tcp_listener(t, port), POLLIN, 0}, {tcp_listener(t, uint16_t(port + 1)), POLLIN, 0},
+                     {udp, POLLIN, 0}};
+    std::printf("ready\n");
+    std::fflush(stdout);
+    auto deadline = Clock::now() + std::chrono::seconds(seconds);
+    char buf[2048];
+    while (Clock::now() < deadline) {
+        if (poll(fds, 3, 200) <= 0) continue;
+        for (int i = 0; i < 2; ++i)
+            if (fds[i].revents & POLLIN) {
+                int c = accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
+                if (c >= 0) close(c);
+            }
+        if (fds[2].revents & POLLIN) (void)recv(udp, buf, sizeof buf, MSG_DONTWAIT);
+    }
+    return 0;
+}
+
+// CPU time (user + system) this process has used, in microseconds: unlike
+// wall time it does not grow when other work on the machine preempts us.
+double cpu_us() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+int client(const std::string& mode, const Target& t, long count, int seconds) {
+    double cpu_start = cpu_us();
+    auto start = Clock::now(), deadline = start + std::chrono::seconds(seconds);
+    long done = 0;
+    int flow = -1;
+    if (mode == "udp-send") {
+        flow = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (flow < 0 || connect(flow, sa(t), sizeof t.addr) != 0) fail("udp socket/connect", errno);
+    }
+    static const char payload[64] = "ef_bench_load";
+    for (; done < count && Clock::now() < deadline; ++done) {
+        if (mode == "tcp-connect") {
+            int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fd < 0) fail("socket", errno);
+            if (connect(fd, sa(t), sizeof t.addr) != 0) fail("tcp connect", errno);
+            linger reset{1, 0};
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+            close(fd);
+        } else if (send(flow, payload, sizeof payload, 0) < 0) {
+            fail("udp send", errno);
+        }
+    }
+    double us = std::chrono::duration<double, std::micro>(Clock::now() - start).count();
+    double cpu = cpu_us() - cpu_start;
+    if (done < count) {
+        std::fprintf(stderr, "ef_bench_load: only %ld of %ld operations within %d s\n", done, count, seconds);
+        return 1;
+    }
+    std::printf("stat rate_per_s %.0f\nstat per_op_us %.2f\nstat cpu_per_op_us %.2f\n", double(done) / (us / 1e6),
+                us / double(done), cpu / double(done));
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 4) {
+        std::fprintf(stderr,
+                     "usage: ef_bench_load serve|tcp-connect|udp-send ADDR PORT [--count N] [--seconds S]\n");
+        return 250;
+    }
+    std::string mode = argv[1];
+    Target t = parse_target(argv[2], argv[3]);
+    long count = 1000;
+    int seconds = 10;
+    for (int i = 4; i + 1 < argc; i += 2) {
+        std::string k = argv[i];
+        if (k == "--count") count = std::atol(argv[i + 1]);
+        else if (k == "--seconds") seconds = std::atoi(argv[i + 1]);
+        else {
+            std::fprintf(stderr, "ef_bench_load: unknown option %s\n", k.c_str());
+            return 250;
+        }
+    }
+    if (mode == "serve") return serve(t, seconds);
+    if (mode == "tcp-connect" || mode == "udp-send") return client(mode, t, count, seconds);
+    std::fprintf(stderr, "ef_bench_load: unknown mode %s\n", mode.c_str());
+    return 250;
+}
