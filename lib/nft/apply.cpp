@@ -176,30 +176,41 @@ std::string describe_difference(const fence::Ruleset& want, const fence::Ruleset
     return "no difference";
 }
 
+namespace {
+
+// Sends the fence in one batch. Returns false (nothing changed) when `mode`
+// is create and a table already exists; throws when the kernel refuses.
+bool send_fence(Socket& s, const fence::Ruleset& rs, BatchMode mode, bool inject) {
+    BatchLabels labels;
+    uint32_t first = s.take_seq(0);
+    std::vector<uint8_t> batch = encode_batch_labeled(rs, first, labels, inject, mode);
+    s.take_seq(static_cast<uint32_t>(labels.size()));
+    // Every message but BEGIN and END asks for an ack.
+    BatchError e = s.send_batch(batch, first, labels.size() - 2);
+    if (!e.error) return true;
+    size_t index = e.seq - first;
+    std::string what = index < labels.size() ? labels[index] : "the batch";
+    if (mode == BatchMode::create && e.error == EEXIST && what.starts_with("table ")) return false;
+    std::string hint;
+    if (what.starts_with("chain egress of table netdev") && e.error == EOPNOTSUPP)
+        hint = "; this kernel has no netdev egress hook (needs Linux 5.16+ with CONFIG_NETFILTER_EGRESS)";
+    if (what.starts_with("chain egress of table netdev") && e.error == ENOENT)
+        hint = "; CNI_IFNAME names no interface in the pod's netns";
+    throw cni::Error(cni::kNftRejected,
+                     "nf_tables rejected the fence: " + std::string(std::strerror(e.error)) + " while adding " + what,
+                     "errno " + std::to_string(e.error) + (e.message.empty() ? "" : "; kernel: " + e.message) + hint);
+}
+
+}  // namespace
+
 void apply_ruleset(const fence::Ruleset& rs) {
     Socket s;
     const char* fail_env = std::getenv("EF_TEST_FAIL_BATCH");
     bool inject = fail_env && std::strcmp(fail_env, "1") == 0;
-    BatchLabels labels;
-    uint32_t first = s.take_seq(0);
-    std::vector<uint8_t> batch = encode_batch_labeled(rs, first, labels, inject);
-    s.take_seq(static_cast<uint32_t>(labels.size()));
-    // Every message but BEGIN and END asks for an ack.
-    BatchError e = s.send_batch(batch, first, labels.size() - 2);
-    if (e.error) {
-        size_t index = e.seq - first;
-        std::string what = index < labels.size() ? labels[index] : "the batch";
-        std::string hint;
-        if (what.starts_with("chain egress of table netdev") && e.error == EOPNOTSUPP)
-            hint = "; this kernel has no netdev egress hook (needs Linux 5.16+ with CONFIG_NETFILTER_EGRESS)";
-        if (what.starts_with("chain egress of table netdev") && e.error == ENOENT)
-            hint = "; CNI_IFNAME names no interface in the pod's netns";
-        throw cni::Error(cni::kNftRejected,
-                         "nf_tables rejected the fence: " + std::string(std::strerror(e.error)) + " while adding " +
-                             what,
-                         "errno " + std::to_string(e.error) + (e.message.empty() ? "" : "; kernel: " + e.message) +
-                             hint);
-    }
+    // A fresh pod has no fence yet: creating it frees nothing in the kernel,
+    // so this process does not wait for a grace period when it closes the
+    // socket. Either batch is one transaction.
+    if (!send_fence(s, rs, BatchMode::create, inject)) send_fence(s, rs, BatchMode::replace, inject);
     std::optional<fence::Ruleset> got = read_on(s);
     if (!got)
         throw cni::Error(cni::kNftRejected, "nf_tables accepted the fence but table inet egress_fence is missing");
@@ -219,35 +230,35 @@ std::optional<fence::Ruleset> read_ruleset() {
 
 namespace {
 
-// Deletes one table in a batch of its own; false when there was none.
-bool delete_one(uint16_t family, const char* what) {
-    Socket s;
-    std::vector<char> buf(4096);
-    uint32_t first = s.take_seq(3);
-    size_t off = 0;
-    auto add = [&](nlmsghdr* nlh) { off += NLMSG_ALIGN(nlh->nlmsg_len); };
-    add(nftnl_batch_begin(buf.data(), first));
-    nlmsghdr* del = nftnl_nlmsg_build_hdr(buf.data() + off, NFT_MSG_DELTABLE, family, NLM_F_ACK, first + 1);
-    mnl_attr_put_strz(del, NFTA_TABLE_NAME, fence::kTableName);
-    add(del);
-    add(nftnl_batch_end(buf.data() + off, first + 2));
-    std::vector<uint8_t> batch(buf.begin(), buf.begin() + off);
-    BatchError e = s.send_batch(batch, first, 1);
-    if (e.error == ENOENT) return false;
-    if (e.error)
-        throw cni::Error(cni::kNftRejected, std::string("cannot delete ") + what + ": " + std::strerror(e.error),
-                         "errno " + std::to_string(e.error));
-    return true;
+bool table_exists(Socket& s, uint16_t family) {
+    std::vector<uint8_t> msgs;
+    bool interrupted = false;
+    int err = run(s, Request(s, NFT_MSG_GETTABLE, NLM_F_ACK, family).str(NFTA_TABLE_NAME, fence::kTableName), msgs,
+                  interrupted);
+    if (err && err != ENOENT)
+        throw cni::Error(cni::kNetlinkFailure, std::string("cannot look up table egress_fence: ") + std::strerror(err));
+    return err == 0;
 }
 
 }  // namespace
 
-// The inet table first: while only the netdev table is left, the pod's
-// egress is shut, not open.
+// Both tables in one transaction (one grace-period wait at close, not two).
 bool delete_table() {
-    bool inet = delete_one(kFamily, "table inet egress_fence");
-    bool netdev = delete_one(NFPROTO_NETDEV, "table netdev egress_fence");
-    return inet || netdev;
+    Socket s;
+    if (!table_exists(s, kFamily) && !table_exists(s, NFPROTO_NETDEV)) return false;
+    BatchLabels labels;
+    uint32_t first = s.take_seq(0);
+    std::vector<uint8_t> batch = encode_delete_batch(first, labels);
+    s.take_seq(static_cast<uint32_t>(labels.size()));
+    BatchError e = s.send_batch(batch, first, labels.size() - 2);
+    if (e.error) {
+        size_t index = e.seq - first;
+        std::string what = index < labels.size() ? labels[index] : "the batch";
+        throw cni::Error(cni::kNftRejected, "cannot delete the fence: " + std::string(std::strerror(e.error)) +
+                                                " at " + what,
+                         "errno " + std::to_string(e.error));
+    }
+    return true;
 }
 
 namespace {

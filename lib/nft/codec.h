@@ -67,9 +67,19 @@ class BatchBuffer {
 // error can name the object ("rule 3 of chain output").
 using BatchLabels = std::vector<std::string>;
 
+// How a batch installs the tables. `replace` (add, delete, add) works whether
+// or not they exist, but the deletion makes the kernel free objects after the
+// commit, and closing the socket then waits for an RCU grace period (~8 ms
+// here). `create` adds them exclusively and fails with EEXIST when one exists.
+enum class BatchMode { replace, create };
+
 // encode_batch, also returning the label of every message.
-std::vector<uint8_t> encode_batch_labeled(const fence::Ruleset& rs, uint32_t seq,
-                                          BatchLabels& labels, bool inject_failure = false);
+std::vector<uint8_t> encode_batch_labeled(const fence::Ruleset& rs, uint32_t seq, BatchLabels& labels,
+                                          bool inject_failure = false, BatchMode mode = BatchMode::replace);
+
+// One batch deleting both tables, present or not (each is added first, so
+// the delete cannot fail for a missing table).
+std::vector<uint8_t> encode_delete_batch(uint32_t seq, BatchLabels& labels);
 
 // Metadata <-> table userdata (nftnl_udata TLVs of our own types).
 std::vector<uint8_t> encode_metadata(const fence::Metadata& m);

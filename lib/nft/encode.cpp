@@ -260,13 +260,13 @@ class Encoder {
         finish("batch end");
     }
 
-    void table(uint16_t type, const std::vector<uint8_t>* userdata, const char* label) {
+    void table(uint16_t type, const std::vector<uint8_t>* userdata, const char* label, bool exclusive = false) {
         TablePtr t(nftnl_table_alloc());
         nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, fence::kTableName);
         if (type == NFT_MSG_NEWTABLE) nftnl_table_set_u32(t.get(), NFTNL_TABLE_FLAGS, 0);
         if (userdata)
             nftnl_table_set_data(t.get(), NFTNL_TABLE_USERDATA, userdata->data(), userdata->size());
-        uint16_t flags = type == NFT_MSG_NEWTABLE ? NLM_F_CREATE : 0;
+        uint16_t flags = type == NFT_MSG_NEWTABLE ? NLM_F_CREATE | (exclusive ? NLM_F_EXCL : 0) : 0;
         nftnl_table_nlmsg_build_payload(begin(type, flags, 1024), t.get());
         finish(label);
     }
@@ -401,17 +401,22 @@ class Encoder {
 
 }  // namespace
 
-std::vector<uint8_t> encode_batch_labeled(const fence::Ruleset& rs, uint32_t seq,
-                                          BatchLabels& labels, bool inject_failure) {
+std::vector<uint8_t> encode_batch_labeled(const fence::Ruleset& rs, uint32_t seq, BatchLabels& labels,
+                                          bool inject_failure, BatchMode mode) {
     BatchBuffer b(seq);
     Encoder enc(b, labels);
     labels.clear();
     std::vector<uint8_t> meta = encode_metadata(rs.meta);
+    const bool create = mode == BatchMode::create;
     enc.batch_begin();
-    // add + delete + add: replaces the table whether or not it existed.
-    enc.table(NFT_MSG_NEWTABLE, nullptr, "table inet egress_fence");
-    enc.table(NFT_MSG_DELTABLE, nullptr, "deletion of the old table inet egress_fence");
-    enc.table(NFT_MSG_NEWTABLE, &meta, "table inet egress_fence with its metadata");
+    if (create) {
+        enc.table(NFT_MSG_NEWTABLE, &meta, "table inet egress_fence with its metadata", true);
+    } else {
+        // add + delete + add: replaces the table whether or not it existed.
+        enc.table(NFT_MSG_NEWTABLE, nullptr, "table inet egress_fence");
+        enc.table(NFT_MSG_DELTABLE, nullptr, "deletion of the old table inet egress_fence");
+        enc.table(NFT_MSG_NEWTABLE, &meta, "table inet egress_fence with its metadata");
+    }
     for (const auto& c : rs.counters) enc.counter(c);
     SetIds ids;
     for (size_t i = 0; i < rs.sets.size(); ++i) ids[rs.sets[i].name] = static_cast<uint32_t>(i + 1);
@@ -423,15 +428,34 @@ std::vector<uint8_t> encode_batch_labeled(const fence::Ruleset& rs, uint32_t seq
         // The raw-frame table, replaced the same way in the same transaction.
         const fence::NetdevTable& nd = *rs.netdev;
         enc.use_family(NFPROTO_NETDEV);
-        enc.table(NFT_MSG_NEWTABLE, nullptr, "table netdev egress_fence");
-        enc.table(NFT_MSG_DELTABLE, nullptr, "deletion of the old table netdev egress_fence");
-        enc.table(NFT_MSG_NEWTABLE, nullptr, "table netdev egress_fence (raw frames)");
+        if (!create) {
+            enc.table(NFT_MSG_NEWTABLE, nullptr, "table netdev egress_fence");
+            enc.table(NFT_MSG_DELTABLE, nullptr, "deletion of the old table netdev egress_fence");
+        }
+        enc.table(NFT_MSG_NEWTABLE, nullptr, "table netdev egress_fence (raw frames)", create);
         for (const auto& c : nd.counters) enc.counter(c);
         enc.chain(nd.chain, nd.device);
         for (size_t i = 0; i < nd.chain.rules.size(); ++i) enc.rule(nd.chain.name, nd.chain.rules[i], i, {});
         enc.use_family(kFamily);
     }
     if (inject_failure) enc.refused_rule();
+    enc.batch_end();
+    return std::move(b).take();
+}
+
+std::vector<uint8_t> encode_delete_batch(uint32_t seq, BatchLabels& labels) {
+    BatchBuffer b(seq);
+    Encoder enc(b, labels);
+    labels.clear();
+    enc.batch_begin();
+    // The inet table first: a kernel that stopped half way (it does not: one
+    // transaction) would leave egress shut, not open.
+    enc.table(NFT_MSG_NEWTABLE, nullptr, "table inet egress_fence");
+    enc.table(NFT_MSG_DELTABLE, nullptr, "deletion of table inet egress_fence");
+    enc.use_family(NFPROTO_NETDEV);
+    enc.table(NFT_MSG_NEWTABLE, nullptr, "table netdev egress_fence");
+    enc.table(NFT_MSG_DELTABLE, nullptr, "deletion of table netdev egress_fence");
+    enc.use_family(kFamily);
     enc.batch_end();
     return std::move(b).take();
 }
