@@ -201,8 +201,11 @@ std::string to_prometheus(const std::vector<PodFence>& pods, size_t unreadable) 
     o << "# HELP egress_fence_matches_config 1 when the pod's fence is exactly what the current config demands.\n"
          "# TYPE egress_fence_matches_config gauge\n";
     auto labels = [](const PodFence& p) {
+        // The container label keeps series apart when a pod's sandbox was
+        // re-created and the old netns is still there.
         return "namespace=\"" + label(p.actual.meta.pod_namespace) + "\",pod=\"" + label(p.actual.meta.pod_name) +
-               "\",profile=\"" + label(p.actual.meta.profile) + "\"";
+               "\",container=\"" + label(short_id(p.actual.meta.container_id)) + "\",profile=\"" +
+               label(p.actual.meta.profile) + "\"";
     };
     for (const auto& p : pods) o << "egress_fence_matches_config{" << labels(p) << "} " << (p.match == Match::matches) << "\n";
     struct Family {
