@@ -231,6 +231,33 @@ check_owned() {
   jq -e '.containers[0].securityContext.seLinuxOptions.type == "spc_t"' <(pod_spec "$IT/openshift.json")
 }
 
+@test "chart: logAllNetns adds one init container writing the host sysctl's file, with no privilege" {
+  render "$IT/log.json" --set logAllNetns=true
+  run node "$EF_NPM/validate.mjs" "$IT/log.yaml"
+  assert_success
+  run "$EF_HELM" lint --strict "$CHART" --set logAllNetns=true
+  assert_success
+  pod_spec "$IT/log.json" >"$IT/spec.json"
+  jq -e '[.initContainers[].name] == ["log-all-netns", "install"]' "$IT/spec.json"
+  jq -e '.initContainers[0].command[1:] == ["log-all-netns", "--file=/host/nf_log_all_netns"]' "$IT/spec.json"
+  jq -e '.initContainers[0].volumeMounts == [{"name": "nf-log-all-netns", "mountPath": "/host/nf_log_all_netns"}]' "$IT/spec.json"
+  jq -e '.initContainers[0].securityContext |
+    .privileged == false and .allowPrivilegeEscalation == false and .readOnlyRootFilesystem == true
+    and .capabilities.drop == ["ALL"] and (.capabilities.add // []) == []' "$IT/spec.json"
+  jq -e '.volumes[] | select(.name == "nf-log-all-netns") | .hostPath ==
+    {"path": "/proc/sys/net/netfilter/nf_log_all_netns", "type": "File"}' "$IT/spec.json"
+  jq -e '.hostNetwork != true and .hostPID != true' "$IT/spec.json"
+  # Off by default, and never while uninstalling.
+  render "$IT/default.json"
+  run jq -r '.[] | .. | strings' "$IT/default.json"
+  refute_output --partial nf_log_all_netns
+  render "$IT/un.json" --set logAllNetns=true --set uninstall=true
+  run jq -r '.[] | .. | strings' "$IT/un.json"
+  refute_output --partial nf_log_all_netns
+  run "$EF_HELM" template ef "$CHART" --set logAllNetns=yes
+  assert_failure
+}
+
 @test "chart: the main container installs before it pauses, and both probes run verify" {
   render "$IT/chart.json"
   pod_spec "$IT/chart.json" >"$IT/spec.json"

@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -219,6 +221,26 @@ int reconcile(const ReconcileOptions& o) {
     return kept ? 1 : 0;
 }
 
+// The host's net.netfilter.nf_log_all_netns exists only in the initial netns, so a
+// pod cannot reach it through its own /proc/sys. The chart bind-mounts the host's
+// file (hostPath, type File) and this writes it: the sysctl's owner check is
+// euid 0, so no capability is needed. Written in place (a sysctl file cannot be
+// replaced by rename), then read back.
+void set_log_all_netns(const std::string& path, bool on) {
+    const char* want = on ? "1\n" : "0\n";
+    int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) throw cni::Error(cni::kIoFailure, path + ": " + std::strerror(errno));
+    ssize_t n = write(fd, want, 2);
+    int err = errno;
+    close(fd);
+    if (n != 2) throw cni::Error(cni::kIoFailure, path + ": write: " + std::strerror(n < 0 ? err : EIO));
+    std::ifstream in(path);
+    std::string got;
+    std::getline(in, got);
+    if (got + "\n" != want) throw cni::Error(cni::kIoFailure, path + " reads \"" + got + "\" after writing " + want);
+    std::cout << "net.netfilter.nf_log_all_netns = " << got << " (" << path << ")\n";
+}
+
 }  // namespace
 
 void add_operate(CLI::App& app) {
@@ -233,6 +255,13 @@ void add_operate(CLI::App& app) {
         int rc = probe(*target, *timeout, *allow_net_raw);
         if (rc) throw CLI::RuntimeError(rc);
     });
+
+    auto log_file = std::make_shared<std::string>("/proc/sys/net/netfilter/nf_log_all_netns");
+    auto log_off = std::make_shared<bool>(false);
+    auto* l = app.add_subcommand("log-all-netns", "set the host's net.netfilter.nf_log_all_netns so denials logged in pod netns reach the kernel log");
+    l->add_option("--file", *log_file, "the host's sysctl file (bind-mounted into a pod; default " + *log_file + ")");
+    l->add_flag("--off", *log_off, "set it to 0 instead of 1");
+    l->callback([log_file, log_off] { set_log_all_netns(*log_file, !*log_off); });
 
     auto o = std::make_shared<ReconcileOptions>();
     auto* r = app.add_subcommand("reconcile", "once: replace running pods' fences that differ from the current config");
