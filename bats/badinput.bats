@@ -117,7 +117,7 @@ check_results() {
     printf '"}'
   } >"$big"
   run ef_plugin ADD <"$big"
-  is_cni_error 6 "size limit"
+  is_cni_error 6 "limit of 1048576 bytes"
   no_table_in_pod
 }
 
@@ -127,7 +127,7 @@ check_results() {
       {cidr: "10.\(. / 65536 | floor).\(. / 256 % 256 | floor).\(. % 256)/32", protocol: "tcp", ports: [443]}]' >"$big"
   (($(stat -c %s "$big") > 10 * 1024 * 1024)) || fail "test input is only $(stat -c %s "$big") bytes"
   run ef_plugin ADD <"$big"
-  is_cni_error 6 "size limit"
+  is_cni_error 6 "limit of 1048576 bytes"
   no_table_in_pod
 }
 
