@@ -1,7 +1,7 @@
 // install, uninstall, verify, pause: what the DaemonSet runs on every node
 // (DESIGN.md "Installer"). The decisions live in lib/install; this file reads
 // the flags, orders the steps and reports.
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX sigset_t, sigwait
 #include <unistd.h>
 
 #include <chrono>
@@ -36,9 +36,10 @@ Json load_entry(const std::string& path) {
     std::string text = install::read_file(path);
     nlohmann::json doc;
     try {
-        doc = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
-        throw cni::Error(cni::kDecodeFailure, "plugin config " + path + " is not valid JSON: " + e.what());
+        // Decoded as the plugin decodes its stdin (limits, repeated keys, 1e400).
+        doc = config::parse_json(text);
+    } catch (const cni::Error& e) {
+        throw cni::Error(cni::kDecodeFailure, "plugin config " + path + " is not valid JSON: " + e.msg);
     }
     nlohmann::json entry = config::find_entry(doc);
     std::vector<config::Problem> problems;

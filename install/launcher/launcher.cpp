@@ -6,13 +6,13 @@
 //   <dir>/<name>                                  this launcher
 //   <dir>/egress-fence.d -> egress-fence.d-<digest>   (or a plain dir)
 //   <dir>/egress-fence.d-<digest>/{ld-linux-x86-64.so.2, <name>.real, lib*.so*}
-#include <errno.h>
-#include <limits.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include <limits.h>  // NOLINT(modernize-deprecated-headers): POSIX PATH_MAX
+#include <stdlib.h>  // NOLINT(modernize-deprecated-headers): POSIX realpath
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 

@@ -15,17 +15,22 @@ namespace {
 std::string now_rfc3339() {
     auto now = std::chrono::system_clock::now();
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
-    time_t secs = static_cast<time_t>(us / 1000000);
+    auto secs = static_cast<time_t>(us / 1000000);
     struct tm tm {};
     gmtime_r(&secs, &tm);
     char buf[64];
     size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, sizeof buf - n, ".%06lldZ", static_cast<long long>(us % 1000000));
+    if (n == 0) return {};
+    // Cannot truncate: 64 bytes hold the 19 of the date and time and the 9 of the fraction.
+    (void)snprintf(buf + n, sizeof buf - n, ".%06lldZ", static_cast<long long>(us % 1000000));
     return buf;
 }
 
 struct Fd {
     int fd;
+    explicit Fd(int fd) : fd(fd) {}
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
     ~Fd() {
         if (fd >= 0) close(fd);
     }
@@ -58,7 +63,8 @@ bool append_record(const std::string& path, const InvocationRecord& r, uint64_t 
         return append_record(path, r, max_bytes);
     }
     if (static_cast<uint64_t>(st.st_size) + line.size() > max_bytes) {
-        rename(path.c_str(), (path + ".1").c_str());
+        // A failed rotation still appends: an oversized log is better than a lost record.
+        (void)rename(path.c_str(), (path + ".1").c_str());
         Fd fresh{open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640)};
         if (fresh.fd < 0) return false;
         return write(fresh.fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());

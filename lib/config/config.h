@@ -118,7 +118,7 @@ struct Problem {
 // Normalises: exempt UIDs sorted, ports sorted with overlaps merged.
 std::optional<PluginConfig> validate(const nlohmann::json& entry, std::vector<Problem>& problems);
 
-inline constexpr std::size_t kMaxInputBytes = 1024 * 1024;
+inline constexpr std::size_t kMaxInputBytes = std::size_t{1024} * 1024;
 inline constexpr std::size_t kMaxJsonDepth = 64;
 
 // Decodes JSON text under the limits above, refusing repeated keys in an

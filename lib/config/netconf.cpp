@@ -122,7 +122,7 @@ nlohmann::json find_entry(const nlohmann::json& doc) {
     for (std::size_t i = 0; i < plugins.size(); ++i)
         if (plugins[i].is_object() && plugins[i].value("type", json()) == "egress-fence") found.push_back(i);
     if (found.empty())
-        throw cni::Error(cni::kInvalidConfig, "the conflist has no plugin with \"type\": \"egress-fence\"");
+        throw cni::Error(cni::kInvalidConfig, R"(the conflist has no plugin with "type": "egress-fence")");
     if (found.size() > 1) {
         std::string where;
         for (auto i : found) where += (where.empty() ? "" : ", ") + item("plugins", i);

@@ -10,7 +10,7 @@ std::optional<PortRange> parse_port_range(std::string_view text, std::string& wh
     auto lo = parse_decimal_u32(text.substr(0, dash));
     auto hi = dash == std::string_view::npos ? std::nullopt : parse_decimal_u32(text.substr(dash + 1));
     if (!lo || !hi) {
-        why = "expected a \"lo-hi\" port range such as \"8000-8100\", found " + quoted;
+        why = R"(expected a "lo-hi" port range such as "8000-8100", found )" + quoted;
         // A lone "53" is almost certainly meant as a number.
         if (lo && dash == std::string_view::npos)
             why += " (write a single port as a number: " + std::string(text) + ")";

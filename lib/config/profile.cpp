@@ -88,7 +88,7 @@ AllowEntry read_allow_entry(const json& v, const std::string& path, std::vector<
             "sctp to restrict ports");
     } else if (protocol && protocol != Protocol::any && !v.contains("ports")) {
         const std::string name = v["protocol"].get<std::string>();
-        add(problems, ports_path, "required key missing for protocol \"" + name + "\" (numbers or \"lo-hi\" strings)");
+        add(problems, ports_path, "required key missing for protocol \"" + name + R"(" (numbers or "lo-hi" strings))");
     } else if (v.contains("ports")) {
         entry.ports = read_ports(v["ports"], ports_path, problems);
     }
@@ -140,7 +140,7 @@ void read_rate(const json& v, const std::string& path, LogSpec& log, std::vector
     auto n = parse_decimal_u32(std::string_view(*text).substr(0, slash));
     if (!n || *n == 0 || std::find(kRateUnits.begin(), kRateUnits.end(), unit) == kRateUnits.end()) {
         add(problems, path,
-            "expected \"N/second\", \"N/minute\", \"N/hour\" or \"N/day\" with N >= 1, found " + describe(v));
+            R"(expected "N/second", "N/minute", "N/hour" or "N/day" with N >= 1, found )" + describe(v));
         return;
     }
     log.rate = *n;

@@ -146,7 +146,7 @@ void check_criteria(const json& v, const Selector& s, const std::string& path, c
             "\"namespaces\": [\"*\"]");
     // Without the capability the runtime passes no annotations: an annotation
     // selector would silently never match and leave pods unfenced.
-    const std::string needs = "needs \"capabilities\": {\"" + std::string(kPodAnnotationsCapability) +
+    const std::string needs = R"(needs "capabilities": {")" + std::string(kPodAnnotationsCapability) +
                               "\": true} in this entry, or the runtime never passes pod annotations";
     if (ctx.annotations_delivered) return;
     if (!s.annotations.empty()) add(problems, child(path, "annotations"), needs);

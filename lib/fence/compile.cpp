@@ -30,7 +30,7 @@ Bytes be(uint64_t v, size_t len) {
     return b;
 }
 
-FieldRange exact(Bytes v) { return {v, v}; }
+FieldRange exact(const Bytes& v) { return {v, v}; }
 
 FieldRange cidr_range(const config::Cidr& c) {
     size_t len = c.v6 ? 16 : 4;
@@ -74,7 +74,7 @@ AllowSets allow_sets(const std::vector<AllowEntry>& allow) {
             (e.cidr.v6 ? s.v6 : s.v4).elements.push_back(std::move(el));
         }
     }
-    for (Set* set : {&s.v4, &s.v6}) set->elements = disjoint_addr_proto_port(std::move(set->elements));
+    for (Set* set : {&s.v4, &s.v6}) set->elements = disjoint_addr_proto_port(set->elements);
     for (Set* set : {&s.v4_any, &s.v6_any}) set->elements = disjoint_ranges(std::move(set->elements));
     return s;
 }

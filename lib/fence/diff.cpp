@@ -20,9 +20,9 @@ void diff_counters(const Ruleset& e, const Ruleset& a, std::vector<std::string>&
     for (const auto& c : e.counters) want.insert(c.name);
     for (const auto& c : a.counters) have.insert(c.name);
     for (const auto& n : want)
-        if (!have.count(n)) out.push_back("counter " + n + ": missing");
+        if (!have.contains(n)) out.push_back("counter " + n + ": missing");
     for (const auto& n : have)
-        if (!want.count(n)) out.push_back("counter " + n + ": unexpected (not in the config's fence)");
+        if (!want.contains(n)) out.push_back("counter " + n + ": unexpected (not in the config's fence)");
 }
 
 std::string key_text(const Set& s) {
@@ -36,12 +36,12 @@ void diff_elements(const Set& e, const Set& a, std::vector<std::string>& out) {
     constexpr size_t kMaxListed = 20;
     size_t listed = 0, missing = 0, extra = 0;
     for (const auto& el : want) {
-        if (have.count(el)) continue;
+        if (have.contains(el)) continue;
         if (listed++ < kMaxListed) out.push_back("set " + e.name + ": missing element " + quote(to_nft_text(e, el)));
         ++missing;
     }
     for (const auto& el : have) {
-        if (want.count(el)) continue;
+        if (want.contains(el)) continue;
         if (listed++ < kMaxListed)
             out.push_back("set " + e.name + ": unexpected element " + quote(to_nft_text(a, el)));
         ++extra;
@@ -156,7 +156,8 @@ void diff_netdev(const Ruleset& e, const Ruleset& a, std::vector<std::string>& o
     std::vector<std::string> parts;
     diff_counters(want, have, parts);
     diff_chains(want, have, parts);
-    for (auto& p : parts) out.push_back(table + ": " + p);
+    const std::string prefix = table + ": ";
+    for (auto& p : parts) out.push_back(prefix + p);
 }
 
 }  // namespace

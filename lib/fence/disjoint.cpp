@@ -49,6 +49,7 @@ std::vector<Piece> pieces(const std::vector<const Element*>& rects) {
         if (auto after = next(e->fields[0].hi)) ends[*after].push_back(e);
     }
     std::vector<Bytes> points;
+    points.reserve(starts.size() + ends.size());
     for (auto& [p, _] : starts) points.push_back(p);
     for (auto& [p, _] : ends) points.push_back(p);
     std::sort(points.begin(), points.end());
@@ -72,6 +73,7 @@ std::vector<Piece> pieces(const std::vector<const Element*>& rects) {
             hi = Bytes(p.size(), 0xff);
         }
         std::vector<FieldRange> ports;
+        ports.reserve(active.size());
         for (const Element* e : active) ports.push_back(e->fields[2]);
         Piece piece{{p, hi}, merge(std::move(ports))};
         if (!out.empty() && out.back().ports == piece.ports && next(out.back().addr.hi) == piece.addr.lo) {
@@ -87,13 +89,14 @@ std::vector<Piece> pieces(const std::vector<const Element*>& rects) {
 
 std::vector<Element> disjoint_ranges(std::vector<Element> elements) {
     std::vector<FieldRange> ranges;
+    ranges.reserve(elements.size());
     for (auto& e : elements) ranges.push_back(std::move(e.fields[0]));
     std::vector<Element> out;
     for (auto& r : merge(std::move(ranges))) out.push_back(Element{{std::move(r)}});
     return out;
 }
 
-std::vector<Element> disjoint_addr_proto_port(std::vector<Element> elements) {
+std::vector<Element> disjoint_addr_proto_port(const std::vector<Element>& elements) {
     std::map<Bytes, std::vector<const Element*>> by_proto;
     for (const auto& e : elements) by_proto[e.fields[1].lo].push_back(&e);
     std::vector<Element> out;

@@ -18,6 +18,6 @@ std::vector<Element> disjoint_ranges(std::vector<Element> elements);
 // `address . protocol . port` sets (protocol an exact value): cut the address
 // axis at every range boundary, merge the port ranges that cover each piece,
 // then join neighbouring pieces with the same ports.
-std::vector<Element> disjoint_addr_proto_port(std::vector<Element> elements);
+std::vector<Element> disjoint_addr_proto_port(const std::vector<Element>& elements);
 
 }  // namespace ef::fence

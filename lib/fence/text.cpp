@@ -124,7 +124,8 @@ std::string ether_type_text(uint16_t t) {
         case 0x86dd: return "ip6";
         default: {
             char buf[8];
-            std::snprintf(buf, sizeof buf, "0x%04x", t);
+            // Cannot truncate: a uint16_t is at most "0xffff".
+            (void)std::snprintf(buf, sizeof buf, "0x%04x", t);
             return buf;
         }
     }
@@ -141,7 +142,8 @@ const char* hook_name(Hook h) {
 
 std::string priority_text(int32_t p) {
     if (p == 0) return "filter";
-    return p > 0 ? "filter + " + std::to_string(p) : "filter - " + std::to_string(-p);
+    // Widened before negating: a chain read back may have priority INT32_MIN.
+    return p > 0 ? "filter + " + std::to_string(p) : "filter - " + std::to_string(-int64_t{p});
 }
 
 }  // namespace

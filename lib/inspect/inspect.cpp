@@ -22,9 +22,10 @@ std::vector<std::string> list_netns(const std::vector<std::string>& dirs) {
         DIR* d = opendir(dir.c_str());
         if (!d) continue;
         std::vector<std::string> names;
+        const std::string prefix = dir + "/";
         while (dirent* e = readdir(d)) {
             std::string name = e->d_name;
-            if (name != "." && name != "..") names.push_back(dir + "/" + name);
+            if (name != "." && name != "..") names.push_back(prefix + name);
         }
         closedir(d);
         std::sort(names.begin(), names.end());
@@ -142,8 +143,8 @@ std::string label(const std::string& v) {
 std::string to_table(const std::vector<PodFence>& pods) {
     std::vector<std::vector<std::string>> rows;
     std::vector<std::string> header = {"POD", "CONTAINER", "PROFILE", "CONFIG"};
-    for (const auto& c : kColumns) header.push_back(c.header);
-    header.push_back("NETNS");
+    for (const auto& c : kColumns) header.emplace_back(c.header);
+    header.emplace_back("NETNS");
     rows.push_back(header);
     for (const auto& p : pods) {
         std::vector<std::string> row = {pod_name(p.actual.meta), short_id(p.actual.meta.container_id),

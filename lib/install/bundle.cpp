@@ -49,9 +49,10 @@ std::vector<std::string> list_dir(const std::string& dir) {
 
 std::vector<BundleFile> read_bundle(const std::string& dir) {
     std::vector<BundleFile> files;
+    const std::string prefix = dir + "/";
     for (const auto& name : list_dir(dir)) {
         struct stat st{};
-        std::string path = dir + "/" + name;
+        std::string path = prefix + name;
         if (::stat(path.c_str(), &st) != 0) throw_errno("cannot stat", path);
         if (S_ISREG(st.st_mode)) files.push_back({name, read_file(path), mode_t(st.st_mode & 0777)});
     }
@@ -123,7 +124,8 @@ void remove_tree(const std::string& path) {
     struct stat st{};
     if (::lstat(path.c_str(), &st) != 0) return;
     if (S_ISDIR(st.st_mode)) {
-        for (const auto& name : list_dir(path)) remove_tree(path + "/" + name);
+        const std::string prefix = path + "/";
+        for (const auto& name : list_dir(path)) remove_tree(prefix + name);
         if (::rmdir(path.c_str()) != 0) throw_errno("cannot remove", path);
     } else if (::unlink(path.c_str()) != 0) {
         throw_errno("cannot remove", path);
@@ -165,9 +167,10 @@ void swap_link(const std::string& bin_dir, const std::string& version) {
 // Removes versions other than `keep` and `previous`, and leftovers of an
 // interrupted install.
 void prune(const std::string& bin_dir, const std::string& keep, const std::string& previous) {
+    const std::string prefix = bin_dir + "/";
     for (const auto& name : list_dir(bin_dir)) {
         bool version = name.starts_with(kVersionPrefix) && name != keep && name != previous;
-        if (version || name.starts_with(kTempPrefix)) remove_tree(bin_dir + "/" + name);
+        if (version || name.starts_with(kTempPrefix)) remove_tree(prefix + name);
     }
 }
 
@@ -193,10 +196,11 @@ bool install_plugin(const std::string& plugin, const std::string& bin_dir) {
 }
 
 bool uninstall_plugin(const std::string& bin_dir) {
-    bool existed = remove_file(bin_dir + "/" + std::string(kPluginName));
+    const std::string prefix = bin_dir + "/";
+    bool existed = remove_file(prefix + std::string(kPluginName));
     for (const auto& name : list_dir(bin_dir)) {
         if (name == kLink || name.starts_with(kVersionPrefix) || name.starts_with(kTempPrefix)) {
-            remove_tree(bin_dir + "/" + name);
+            remove_tree(prefix + name);
             existed = true;
         }
     }

@@ -71,6 +71,7 @@ std::vector<ConfFile> read_conf_dir(const std::string& dir) {
         throw_errno("cannot list", dir);
     }
     std::vector<ConfFile> files;
+    const std::string prefix = dir + "/";
     while (const dirent* e = ::readdir(d.get())) {
         std::string name = e->d_name;
         if (!is_conf_name(name)) continue;
@@ -79,7 +80,7 @@ std::vector<ConfFile> read_conf_dir(const std::string& dir) {
         if (::fstatat(dirfd(d.get()), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) continue;
         ConfFile f{name, {}};
         try {
-            f.content = read_file(dir + "/" + name);
+            f.content = read_file(prefix + name);
         } catch (const cni::Error&) {
         }
         files.push_back(std::move(f));
@@ -109,6 +110,9 @@ void write_all(int fd, std::string_view bytes, const std::string& path) {
 struct TempFile {
     std::string path;
     bool committed = false;
+    explicit TempFile(std::string p) : path(std::move(p)) {}
+    TempFile(const TempFile&) = delete;
+    TempFile& operator=(const TempFile&) = delete;
     ~TempFile() {
         if (!committed) ::unlink(path.c_str());
     }

@@ -116,7 +116,7 @@ std::string stmt_kind(const fence::Stmt& s) {
                                   "meta secmark set", "meta secmark", "ether type"};
     static_assert(std::size(names) == std::variant_size_v<fence::Stmt>);
     std::string n = names[s.index()];
-    if (auto* u = std::get_if<fence::Unrecognized>(&s)) n += " " + u->text;
+    if (const auto* u = std::get_if<fence::Unrecognized>(&s)) n += " " + u->text;
     return n;
 }
 
@@ -296,7 +296,7 @@ std::vector<ForeignChain> foreign_base_chains() {
     for (; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left)) {
         ChainPtr c(nftnl_chain_alloc());
         if (nftnl_chain_nlmsg_parse(nlh, c.get()) < 0 || !nftnl_chain_is_set(c.get(), NFTNL_CHAIN_HOOKNUM)) continue;
-        uint8_t family = static_cast<uint8_t>(nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_FAMILY));
+        auto family = static_cast<uint8_t>(nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_FAMILY));
         const char* table = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TABLE);
         const char* name = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_NAME);
         const char* hook = egress_hook(family, nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_HOOKNUM));

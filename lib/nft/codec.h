@@ -82,7 +82,7 @@ std::vector<uint8_t> encode_batch_labeled(const fence::Ruleset& rs, uint32_t seq
 std::vector<uint8_t> encode_delete_batch(uint32_t seq, BatchLabels& labels);
 
 // Metadata <-> table userdata (nftnl_udata TLVs of our own types).
-std::vector<uint8_t> encode_metadata(const fence::Metadata& m);
+std::vector<uint8_t> encode_metadata(const fence::Metadata& in);
 fence::Metadata decode_metadata(const uint8_t* data, size_t len);
 
 // libmnl's mnl_attr_for_each* macros assign void*, which C++ refuses; these
@@ -90,12 +90,12 @@ fence::Metadata decode_metadata(const uint8_t* data, size_t len);
 template <class F>
 void for_each_attr(const nlmsghdr* nlh, size_t offset, F f) {
     const char* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
-    auto* a = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(nlh, offset));
+    const auto* a = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(nlh, offset));
     for (; mnl_attr_ok(a, static_cast<int>(tail - reinterpret_cast<const char*>(a))); a = mnl_attr_next(a)) f(a);
 }
 template <class F>
 void for_each_nested(const nlattr* nest, F f) {
-    auto* a = static_cast<const nlattr*>(mnl_attr_get_payload(nest));
+    const auto* a = static_cast<const nlattr*>(mnl_attr_get_payload(nest));
     const char* tail = reinterpret_cast<const char*>(a) + mnl_attr_get_payload_len(nest);
     for (; mnl_attr_ok(a, static_cast<int>(tail - reinterpret_cast<const char*>(a))); a = mnl_attr_next(a)) f(a);
 }

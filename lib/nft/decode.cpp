@@ -47,7 +47,7 @@ class Attrs {
         return a;
     }
     const nlattr* get(uint16_t type) const {
-        for (auto* a : list_)
+        for (const auto* a : list_)
             if ((mnl_attr_get_type(a) & NLA_TYPE_MASK) == type) return a;
         return nullptr;
     }
@@ -368,7 +368,7 @@ std::vector<fence::Stmt> statements(const Exprs& x) {
                 u->text += " " + text;
                 continue;
             }
-        out.push_back(fence::Unrecognized{text});
+        out.emplace_back(fence::Unrecognized{text});
     }
     return out;
 }

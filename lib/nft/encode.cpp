@@ -1,7 +1,6 @@
 // fence::Ruleset -> one nf_tables netlink batch, expression for expression
 // what nft 1.0.6 sends for the same ruleset text, so that `nft list` prints
 // our table exactly as the rules written by hand.
-#include <cstring>
 #include <map>
 #include <type_traits>
 
@@ -130,7 +129,7 @@ void add_stmt(ExprSink& x, const fence::Stmt& stmt, const SetIds& ids) {
             [&](const fence::OifnameEq& s) {
                 char name[IFNAMSIZ] = {};
                 if (s.name.size() >= IFNAMSIZ) invalid("interface name too long: " + s.name);
-                std::memcpy(name, s.name.data(), s.name.size());
+                s.name.copy(name, s.name.size());
                 x.meta(NFT_META_OIFNAME, NFT_REG_1);
                 x.cmp(NFT_CMP_EQ, name, IFNAMSIZ);
             },
@@ -346,16 +345,16 @@ class Encoder {
         size_t n = 1024 + chain.size();
         for (const auto& s : r.stmts) {
             n += 1024;
-            if (auto* l = std::get_if<fence::Log>(&s)) n += l->prefix.size();
-            if (auto* c = std::get_if<fence::CounterRef>(&s)) n += c->name.size();
-            if (auto* o = std::get_if<fence::SkuidInSet>(&s)) n += o->set.size();
-            if (auto* o = std::get_if<fence::DaddrInSet>(&s)) n += o->set.size();
-            if (auto* o = std::get_if<fence::DaddrProtoPortInSet>(&s)) n += o->set.size();
+            if (const auto* l = std::get_if<fence::Log>(&s)) n += l->prefix.size();
+            if (const auto* c = std::get_if<fence::CounterRef>(&s)) n += c->name.size();
+            if (const auto* o = std::get_if<fence::SkuidInSet>(&s)) n += o->set.size();
+            if (const auto* o = std::get_if<fence::DaddrInSet>(&s)) n += o->set.size();
+            if (const auto* o = std::get_if<fence::DaddrProtoPortInSet>(&s)) n += o->set.size();
         }
         return n;
     }
 
-    void put_set_attrs(nlmsghdr* nlh, const fence::Set& s, uint32_t id) {
+    static void put_set_attrs(nlmsghdr* nlh, const fence::Set& s, uint32_t id) {
         bool concat = s.key.size() > 1;
         uint32_t flags = (s.interval ? NFT_SET_INTERVAL : 0) | (concat ? NFT_SET_CONCAT : 0);
         uint32_t type = 0;

@@ -57,7 +57,7 @@ bool available(std::string& reason);
 // "~". Stored as nftnl_udata TLVs of types 0x40.. that `nft list` ignores.
 // read_ruleset returns fit_metadata(m), not m: the metadata round trip is
 // exact only for data that fit. apply_ruleset compares against this.
-fence::Metadata fit_metadata(const fence::Metadata& m);
+fence::Metadata fit_metadata(const fence::Metadata& in);
 
 // The batch apply_ruleset sends, as raw netlink bytes (NFNL_MSG_BATCH_BEGIN ..
 // END) with sequence numbers starting at `seq`.

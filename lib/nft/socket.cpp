@@ -14,7 +14,7 @@ namespace ef::nft {
 namespace {
 
 // Dumps come in skbs of up to 32 KiB; errors are capped (NETLINK_CAP_ACK).
-constexpr size_t kReceiveBuffer = 128 * 1024;
+constexpr size_t kReceiveBuffer = size_t{128} * 1024;
 // Queue room for the acks of a large batch (root may exceed rmem_max).
 constexpr int kSocketRcvbuf = 4 * 1024 * 1024;
 
@@ -71,7 +71,7 @@ uint32_t Socket::take_seq(uint32_t count) {
 void Socket::ensure_sndbuf(size_t len) {
     // netlink refuses a datagram larger than the send buffer, and the kernel
     // needs the whole batch in one datagram.
-    if (len + 4096 <= sndbuf_ || len < 128 * 1024) return;
+    if (len + 4096 <= sndbuf_ || len < size_t{128} * 1024) return;
     int want = static_cast<int>(len + 65536);
     if (setsockopt(mnl_socket_get_fd(nl_.get()), SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof want) < 0)
         set_int(nl_.get(), SOL_SOCKET, SO_SNDBUF, want);

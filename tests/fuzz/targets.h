@@ -189,8 +189,25 @@ inline void netconf(const uint8_t* data, size_t size) {
     require(config::parse_json(out).is_object(), "the printed result does not parse");
 }
 
-// --- fuzz_cni_args: CNI_ARGS -> parse_args -----------------------------------------
+// --- fuzz_cni_args: CNI_ARGS -> parse_args, and CNI_IFNAME -> the raw-frame chain --
+// The same bytes as CNI_IFNAME: the device the netdev chain hooks must come
+// back from the batch as given, or the encoder must refuse it.
+inline void ifname(std::string_view name) {
+    // An environment variable cannot hold a NUL.
+    if (name.find('\0') != std::string_view::npos) return;
+    config::Pod pod = pod_in("sandboxes", {});
+    const config::Profile& profile = fixed_netconf().plugin.profiles.at("proxy-only");
+    fence::Ruleset rs;
+    try {
+        rs = fence::compile(profile, pod, std::string(name));
+        require_batch_roundtrip(rs);
+    } catch (const cni::Error&) {
+    }
+}
+
 inline void cni_args(const uint8_t* data, size_t size) {
+    // Compiling costs 100x parse_args; past IFNAMSIZ the encoder only refuses.
+    if (size <= 32) ifname(text_of(data, size));
     cni::Args args;
     try {
         args = cni::parse_args(text_of(data, size));
@@ -203,8 +220,8 @@ inline void cni_args(const uint8_t* data, size_t size) {
     for (const auto& [k, v] : args.all) {
         require(!k.empty() && k.find_first_of(";=") == std::string::npos, "bad key '" + k + "'");
         require(v.find(';') == std::string::npos, "value of " + k + " holds ';'");
-        require(args.ignore_unknown || known.count(k), "unknown key " + k + " accepted without IgnoreUnknown");
-        again += k + "=" + v + ";";
+        require(args.ignore_unknown || known.contains(k), "unknown key " + k + " accepted without IgnoreUnknown");
+        again.append(k).append("=").append(v).append(";");
     }
     auto value = [&](const char* k) {
         auto it = args.all.find(k);
@@ -447,6 +464,7 @@ inline const std::vector<Batch>& base_batches() {
             pod_in("default", {{"openshell.ai/cni", "enabled"}, {"openshell.ai/proxy-uid", "1000"},
                                {"egress-fence.io/profile", "closed"}}),
         };
+        rulesets.reserve(pods.size());
         for (const auto& pod : pods) rulesets.push_back(fence::compile(*config::select_profile(cfg, pod), pod));
         config::Profile audit = cfg.profiles.at("wide-open");
         audit.name = "wide-open";

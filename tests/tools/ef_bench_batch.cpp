@@ -66,7 +66,7 @@ std::vector<uint8_t> delete_batch(const std::vector<uint8_t>& add_batch) {
         add(del);
     }
     add(nftnl_batch_end(buf.data() + off, seq));
-    return std::vector<uint8_t>(buf.begin(), buf.begin() + long(off));
+    return {buf.begin(), buf.begin() + long(off)};
 }
 
 size_t count_messages(const std::vector<uint8_t>& batch) {

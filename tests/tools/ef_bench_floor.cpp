@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
     setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
     // A large batch must fit one datagram; its acks must fit the queue.
     int sndbuf = static_cast<int>(batch.size() + 65536), rcvbuf = 4 << 20;
-    if (batch.size() > 128 * 1024) setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf);
+    if (batch.size() > size_t{128} * 1024) setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf);
     setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf);
 
     sockaddr_nl kernel{};
@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
     if (sendto(fd, batch.data(), batch.size(), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0)
         return fail("sendto", errno);
     size_t owed = acks_owed(batch), got = 0;
-    std::vector<uint8_t> rx(128 * 1024);
+    std::vector<uint8_t> rx(size_t{128} * 1024);
     while (got < owed) {
         ssize_t n = recv(fd, rx.data(), rx.size(), 0);
         if (n < 0) {

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -49,10 +50,23 @@ struct Target {
     std::exit(err ? err : 1);
 }
 
+// All of `text` as a number, or exit 250 (usage) naming it.
+template <class T>
+T number(const char* text) {
+    T v{};
+    const char* last = text + std::strlen(text);
+    auto [end, ec] = std::from_chars(text, last, v);
+    if (ec != std::errc() || end != last) {
+        std::fprintf(stderr, "ef_bench_load: not a number: %s\n", text);
+        std::exit(250);
+    }
+    return v;
+}
+
 Target parse_target(const char* addr, const char* port) {
     Target t;
     t.addr.sin_family = AF_INET;
-    t.addr.sin_port = htons(static_cast<uint16_t>(std::atoi(port)));
+    t.addr.sin_port = htons(number<uint16_t>(port));
     if (inet_pton(AF_INET, addr, &t.addr.sin_addr) != 1) fail("not an IPv4 address", EINVAL);
     return t;
 }
@@ -78,7 +92,7 @@ int serve(const Target& t, int seconds) {
     pollfd fds[3] = {{tcp_listener(t, port), POLLIN, 0}, {tcp_listener(t, uint16_t(port + 1)), POLLIN, 0},
                      {udp, POLLIN, 0}};
     std::printf("ready\n");
-    std::fflush(stdout);
+    if (std::fflush(stdout) != 0) fail("stdout", errno);
     auto deadline = Clock::now() + std::chrono::seconds(seconds);
     char buf[2048];
     while (Clock::now() < deadline) {
@@ -148,8 +162,8 @@ int main(int argc, char** argv) {
     int seconds = 10;
     for (int i = 4; i + 1 < argc; i += 2) {
         std::string k = argv[i];
-        if (k == "--count") count = std::atol(argv[i + 1]);
-        else if (k == "--seconds") seconds = std::atoi(argv[i + 1]);
+        if (k == "--count") count = number<long>(argv[i + 1]);
+        else if (k == "--seconds") seconds = number<int>(argv[i + 1]);
         else {
             std::fprintf(stderr, "ef_bench_load: unknown option %s\n", k.c_str());
             return 250;

@@ -124,6 +124,8 @@ int main(int argc, char** argv) {
         rc = run(argc > 1 && std::string(argv[1]) == "--create-only");
     } catch (const cni::Error& e) {
         std::cerr << "ef_bench_phases: " << e.msg << " " << e.details << "\n";
+    } catch (const std::exception& e) {
+        std::cerr << "ef_bench_phases: " << e.what() << "\n";
     }
     std::printf("mark main %lld\nmark end %lld\n", t_main, now_ns());
     return rc;

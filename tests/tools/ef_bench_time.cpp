@@ -42,6 +42,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -50,8 +51,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-extern char** environ;
 
 namespace {
 
@@ -70,6 +69,16 @@ struct Options {
 [[noreturn]] void die(const std::string& why) {
     std::fprintf(stderr, "ef_bench_time: %s\n", why.c_str());
     std::exit(2);
+}
+
+// All of `text` as a number, or die naming what it was for.
+template <class T>
+T number(const std::string& what, const std::string& text) {
+    T v{};
+    const char* last = text.data() + text.size();
+    auto [end, ec] = std::from_chars(text.data(), last, v);
+    if (ec != std::errc() || end != last) die(what + ": not a number: \"" + text + "\"");
+    return v;
 }
 
 int64_t now_ns() {
@@ -99,9 +108,9 @@ Options parse(int argc, char** argv) {
             break;
         }
         if (a == "--label") o.label = value("--label");
-        else if (a == "--runs") o.runs = std::atoi(value("--runs").c_str());
-        else if (a == "--warmup") o.warmup = std::atoi(value("--warmup").c_str());
-        else if (a == "--batch") o.batch = std::atoi(value("--batch").c_str());
+        else if (a == "--runs") o.runs = number<int>("--runs", value("--runs"));
+        else if (a == "--warmup") o.warmup = number<int>("--warmup", value("--warmup"));
+        else if (a == "--batch") o.batch = number<int>("--batch", value("--batch"));
         else if (a == "--concurrent") o.concurrent = true;
         else if (a == "--setup") o.setup = value("--setup");
         else if (a == "--teardown") o.teardown = value("--teardown");
@@ -109,7 +118,7 @@ Options parse(int argc, char** argv) {
         else if (a == "--netns") o.netns = value("--netns");
         else if (a == "--env") o.env.push_back(value("--env"));
         else if (a == "--raw") o.raw = value("--raw");
-        else if (a == "--expect-exit") o.expect_exit = std::atoi(value("--expect-exit").c_str());
+        else if (a == "--expect-exit") o.expect_exit = number<int>("--expect-exit", value("--expect-exit"));
         else die("unknown option " + a);
     }
     if (o.argv.empty()) die("no program given (after --)");
@@ -178,9 +187,9 @@ void start(const Options& o, Child& c) {
     }
     for (char** e = environ; *e; ++e) {
         std::string kv = *e;
-        if (!overrides.count(kv.substr(0, kv.find('=')))) env.push_back(kv);
+        if (!overrides.contains(kv.substr(0, kv.find('=')))) env.push_back(kv);
     }
-    for (const auto& [k, v] : overrides) env.push_back(k + "=" + v);
+    for (const auto& [k, v] : overrides) env.emplace_back(k).append("=").append(v);
     std::vector<char*> cargs, cenv;
     for (auto& a : args) cargs.push_back(a.data());
     cargs.push_back(nullptr);
@@ -235,7 +244,7 @@ double median(std::vector<double> v) {
 // Nearest-rank percentile.
 double percentile(std::vector<double> v, double p) {
     std::sort(v.begin(), v.end());
-    size_t rank = size_t(p * double(v.size()) + 0.999999);
+    auto rank = size_t(p * double(v.size()) + 0.999999);
     return v[std::clamp<size_t>(rank, 1, v.size()) - 1];
 }
 
@@ -346,13 +355,13 @@ int summarize(const std::string& path) {
         for (std::string c; std::getline(cols, c, ',');) f.push_back(c);
         if (f.size() < 4) continue;
         Sample s;
-        s.wall_us = std::atof(f[2].c_str());
-        s.maxrss_kib = std::atol(f[3].c_str());
+        s.wall_us = number<double>(path, f[2]);
+        s.maxrss_kib = number<long>(path, f[3]);
         for (size_t i = 4; i < f.size(); ++i) {
             size_t eq = f[i].find('=');
-            if (eq != std::string::npos) s.values[f[i].substr(0, eq)] = std::atof(f[i].c_str() + eq + 1);
+            if (eq != std::string::npos) s.values[f[i].substr(0, eq)] = number<double>(path, f[i].substr(eq + 1));
         }
-        if (!by_label.count(f[0])) order.push_back(f[0]);
+        if (!by_label.contains(f[0])) order.push_back(f[0]);
         by_label[f[0]].push_back(s);
     }
     for (const auto& label : order) print_summary(label, by_label[label]);
@@ -367,6 +376,7 @@ int main(int argc, char** argv) {
     long index = 0;
     for (int w = 0; w < o.warmup; ++w) run_sample(o, index, true);
     std::vector<Sample> samples;
+    samples.reserve(size_t(o.runs));
     for (int r = 0; r < o.runs; ++r) samples.push_back(run_sample(o, index, true));
     if (!o.raw.empty()) append_raw(o.raw, o.label, samples);
     print_summary(o.label, samples);

@@ -133,11 +133,16 @@ Ip parse_ip(const std::string& s) {
 }
 
 std::vector<uint8_t> parse_mac(const std::string& s) {
-  std::vector<uint8_t> mac(6);
-  unsigned v[6];
-  if (std::sscanf(s.c_str(), "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6)
-    usage("not a MAC address: " + s);
-  for (int i = 0; i < 6; ++i) mac[i] = static_cast<uint8_t>(v[i]);
+  std::vector<uint8_t> mac;
+  const char* p = s.c_str();
+  for (int i = 0; i < 6; ++i) {
+    char* end = nullptr;
+    errno = 0;
+    unsigned long v = std::strtoul(p, &end, 16);
+    if (end == p || errno != 0 || v > 0xff || *end != (i < 5 ? ':' : '\0')) usage("not a MAC address: " + s);
+    mac.push_back(static_cast<uint8_t>(v));
+    p = end + 1;
+  }
   return mac;
 }
 
@@ -166,7 +171,7 @@ std::vector<uint8_t> build_frame(const Options& o, const uint8_t* src_mac, uint3
   size_t l3len = v6 ? 40 : 20;
   std::vector<uint8_t> f(14 + l3len + l4len);
   std::vector<uint8_t> dmac = parse_mac(o.dst_mac);
-  std::memcpy(&f[0], dmac.data(), 6);
+  std::memcpy(f.data(), dmac.data(), 6);
   std::memcpy(&f[6], src_mac, 6);
   put16(f, 12, v6 ? ETH_P_IPV6 : ETH_P_IP);
   uint8_t proto = o.tcp ? IPPROTO_TCP : IPPROTO_UDP;
@@ -188,7 +193,7 @@ std::vector<uint8_t> build_frame(const Options& o, const uint8_t* src_mac, uint3
     std::memcpy(&f[ip + 16], dst.bytes, 4);
     put16(f, ip + 10, fold(sum16(&f[ip], 20)));
   }
-  uint16_t sport = static_cast<uint16_t>(40000 + seq % 20000);
+  auto sport = static_cast<uint16_t>(40000 + seq % 20000);
   put16(f, l4, sport);
   put16(f, l4 + 2, o.dport);
   if (o.tcp) {
@@ -218,7 +223,8 @@ void interface_mac(const std::string& ifname, uint8_t* mac) {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) fail("socket");
   ifreq req{};
-  std::snprintf(req.ifr_name, IFNAMSIZ, "%s", ifname.c_str());
+  if (ifname.size() >= IFNAMSIZ) usage("interface name too long: " + ifname);
+  ifname.copy(req.ifr_name, ifname.size());
   if (ioctl(fd, SIOCGIFHWADDR, &req) != 0) fail("SIOCGIFHWADDR " + ifname);
   std::memcpy(mac, req.ifr_hwaddr.sa_data, 6);
   close(fd);
@@ -315,7 +321,7 @@ int send_frames(const Options& o) {
 // --- listening --------------------------------------------------------------------
 bool matches(const uint8_t* f, size_t n, const Ip& dst, uint16_t dport) {
   if (n < 14) return false;
-  uint16_t type = uint16_t(f[12] << 8 | f[13]);
+  auto type = uint16_t(f[12] << 8 | f[13]);
   size_t l4;
   uint8_t proto;
   if (type == ETH_P_IP && dst.family == AF_INET && n >= 34) {

@@ -227,7 +227,7 @@ void announce_ready(const std::string& path, const Address& at) {
   FILE* f = std::fopen(tmp.c_str(), "w");
   if (f == nullptr) fail("open " + tmp, errno);
   std::fprintf(f, "%d\n", static_cast<int>(getpid()));
-  std::fclose(f);
+  if (std::fclose(f) != 0) fail("write " + tmp, errno);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("rename " + path, errno);
   std::fprintf(stderr, "efprobe: listening on %s\n", at.text.c_str());
 }
@@ -295,7 +295,7 @@ int cmd_icmp(const Options& o) {
   Address to = parse_address(o.positional[0], 0);
   drop_to(o.uid);
   auto [s, ping_socket] = open_icmp(to.family);
-  const uint16_t id = static_cast<uint16_t>(getpid());
+  const auto id = static_cast<uint16_t>(getpid());
   const uint16_t seq = 1;
   unsigned char packet[16] = {};
   if (to.family == AF_INET) {
@@ -335,7 +335,7 @@ int cmd_icmp(const Options& o) {
     }
     if (n < 8) continue;
     bool is_reply = to.family == AF_INET ? icmp[0] == ICMP_ECHOREPLY : icmp[0] == ICMP6_ECHO_REPLY;
-    uint16_t got_id = static_cast<uint16_t>(icmp[4] << 8 | icmp[5]);
+    auto got_id = static_cast<uint16_t>(icmp[4] << 8 | icmp[5]);
     // Ping sockets rewrite the id to their own port; they already filter.
     if (is_reply && (ping_socket || got_id == id)) {
       std::printf("echo reply from %s\n", o.positional[0].c_str());

@@ -45,7 +45,7 @@ ef::cni::Error error_from(std::string_view stdin_bytes) {
     } catch (const ef::cni::Error& e) {
         return e;
     }
-    return ef::cni::Error(0, "parse_netconf accepted it");
+    return {0, "parse_netconf accepted it"};
 }
 
 void check_rejected(const fs::path& file, std::string_view stdin_bytes, const json& expect) {
@@ -254,7 +254,7 @@ TEST_CASE("the CNI envelope keys are accepted by validate") {
 
 TEST_CASE("parse_netconf: input size limit") {
     // Generated here rather than committed: 10 MiB of '['.
-    const std::string huge(10 * 1024 * 1024, '[');
+    const std::string huge(size_t{10} * 1024 * 1024, '[');
     auto e = error_from(huge);
     CHECK(e.code == ef::cni::kDecodeFailure);
     // The plugin stops reading past the limit, so the message cannot claim a size.
@@ -271,7 +271,7 @@ TEST_CASE("parse_json: nesting limit counts brackets outside strings only") {
     CHECK(parse_json(deep64).is_array());
     CHECK_THROWS_AS(parse_json("[" + deep64 + "]"), ef::cni::Error);
     // A string full of brackets is not nesting, and an escaped quote does not end it.
-    const std::string brackets = "\"\\\"" + std::string(200, '{') + "\"";
+    const std::string brackets = R"("\")" + std::string(200, '{') + "\"";
     CHECK(parse_json("[" + brackets + "]")[0].get<std::string>().size() == 201);
     // Mixed objects and arrays count alike.
     std::string mixed;
@@ -281,7 +281,7 @@ TEST_CASE("parse_json: nesting limit counts brackets outside strings only") {
 }
 
 TEST_CASE("parse_json: decode failures name the byte") {
-    auto e = error_from("{\"cniVersion\": \"1.0.0\",}");
+    auto e = error_from(R"({"cniVersion": "1.0.0",})");
     CHECK(e.code == ef::cni::kDecodeFailure);
     CHECK(e.msg.starts_with("input is not valid JSON (byte 24): parse error at line 1, column 24"));
     CHECK(e.msg.find("json.exception") == std::string::npos);

@@ -18,6 +18,7 @@ const Set kAddr{"allow4_any", {FieldType::ipv4_addr}, true, {}};
 
 std::vector<std::string> texts(const Set& s, const std::vector<Element>& els) {
     std::vector<std::string> out;
+    out.reserve(els.size());
     for (const auto& e : els) out.push_back(to_nft_text(s, e));
     return out;
 }

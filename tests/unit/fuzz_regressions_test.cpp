@@ -4,6 +4,7 @@
 // without clang or libFuzzer.
 #include <doctest/doctest.h>
 
+#include <climits>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -66,5 +67,10 @@ TEST_CASE("fuzz findings, stated plainly") {
             CHECK(e.code == ef::cni::kDecodeFailure);
             CHECK(e.msg.find("number overflow") != std::string::npos);
         }
+    }
+    SUBCASE("a chain read back with priority INT32_MIN prints as nft does") {
+        ef::fence::Ruleset rs;
+        rs.chains.push_back({"output", ef::fence::BaseHook{ef::fence::Hook::output, INT32_MIN, ef::fence::Policy::drop}, {}});
+        CHECK(ef::fence::to_nft_text(rs).find("priority filter - 2147483648;") != std::string::npos);
     }
 }

@@ -61,6 +61,8 @@ struct TempDir {
         path = ::mkdtemp(tmpl.data());
     }
     ~TempDir() { fs::remove_all(path); }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
     std::string str(const std::string& rel = "") const { return rel.empty() ? path.string() : (path / rel).string(); }
 };
 

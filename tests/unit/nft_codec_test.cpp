@@ -34,7 +34,7 @@ std::vector<size_t> boundaries(const std::vector<uint8_t>& b) {
     std::vector<size_t> out{0};
     size_t off = 0;
     while (off < b.size()) {
-        auto* nlh = reinterpret_cast<const nlmsghdr*>(b.data() + off);
+        const auto* nlh = reinterpret_cast<const nlmsghdr*>(b.data() + off);
         off += NLMSG_ALIGN(nlh->nlmsg_len);
         out.push_back(off);
     }
@@ -46,7 +46,7 @@ std::multiset<std::pair<uint16_t, std::string>> payloads(const std::vector<uint8
     std::multiset<std::pair<uint16_t, std::string>> out;
     static const char* digits = "0123456789abcdef";
     for (size_t off = 0; off < b.size();) {
-        auto* nlh = reinterpret_cast<const nlmsghdr*>(b.data() + off);
+        const auto* nlh = reinterpret_cast<const nlmsghdr*>(b.data() + off);
         uint16_t type = NFNL_MSG_TYPE(nlh->nlmsg_type);
         if (NFNL_SUBSYS_ID(nlh->nlmsg_type) == NFNL_SUBSYS_NFTABLES && type != NFT_MSG_NEWTABLE &&
             type != NFT_MSG_DELTABLE) {
@@ -196,7 +196,7 @@ struct Gen {
         for (uint32_t i = below(6); i-- > 0;) rs.sets.push_back(set("s" + std::to_string(i)));
         for (uint32_t c = below(4); c-- > 0;) {
             Chain ch{"ch" + std::to_string(c), std::nullopt, {}};
-            if (coin(3) == false)
+            if (!coin(3))
                 ch.base = BaseHook{coin() ? Hook::output : Hook::forward, int32_t(below(2000)) - 1000,
                                    coin() ? Policy::accept : Policy::drop};
             for (uint32_t r = below(8); r-- > 0;) {
@@ -248,7 +248,7 @@ TEST_CASE("encode_batch sends byte for byte what nft 1.0.6 sends") {
     for (auto& [type, hex] : missing) MESSAGE("not sent by encode_batch: type " << type << ": " << hex);
     CHECK(missing.empty());
     if (!missing.empty())
-        for (auto& [type, hex] : ours) MESSAGE("encode_batch sent type " << type << ": " << hex);
+        for (const auto& [type, hex] : ours) MESSAGE("encode_batch sent type " << type << ": " << hex);
     CHECK(ours.size() == nft.size());
 }
 
@@ -266,7 +266,7 @@ TEST_CASE("the raw-frame parts: encode_batch sends byte for byte what nft 1.0.6 
     for (auto [type, hex] : nft_golden::kRawMessages) nft.insert({type, hex});
     CHECK(ours == nft);
     if (ours != nft)
-        for (auto& [type, hex] : ours) MESSAGE("encode_batch sent type " << type << ": " << hex);
+        for (const auto& [type, hex] : ours) MESSAGE("encode_batch sent type " << type << ": " << hex);
     CHECK(roundtrip(rs) == rs);
 }
 
@@ -274,16 +274,16 @@ TEST_CASE("both tables are replaced in one batch: inet first, then netdev, each 
     auto b = nft::encode_batch(sample_with_netdev(), 1);
     std::vector<std::pair<uint8_t, uint16_t>> tables;  // family, message type
     for (size_t off = 0; off < b.size();) {
-        auto* nlh = reinterpret_cast<const nlmsghdr*>(b.data() + off);
+        const auto* nlh = reinterpret_cast<const nlmsghdr*>(b.data() + off);
         uint16_t type = NFNL_MSG_TYPE(nlh->nlmsg_type);
         if (NFNL_SUBSYS_ID(nlh->nlmsg_type) == NFNL_SUBSYS_NFTABLES && (type == NFT_MSG_NEWTABLE || type == NFT_MSG_DELTABLE))
-            tables.push_back({static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh))->nfgen_family, type});
+            tables.emplace_back(static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh))->nfgen_family, type);
         off += NLMSG_ALIGN(nlh->nlmsg_len);
     }
     using P = std::pair<uint8_t, uint16_t>;
     CHECK(tables == std::vector<P>{{1, NFT_MSG_NEWTABLE}, {1, NFT_MSG_DELTABLE}, {1, NFT_MSG_NEWTABLE},
                                    {5, NFT_MSG_NEWTABLE}, {5, NFT_MSG_DELTABLE}, {5, NFT_MSG_NEWTABLE}});
-    auto* first = reinterpret_cast<const nlmsghdr*>(b.data());
+    const auto* first = reinterpret_cast<const nlmsghdr*>(b.data());
     CHECK(first->nlmsg_type == NFNL_MSG_BATCH_BEGIN);
 }
 
@@ -306,10 +306,10 @@ TEST_CASE("a second chain in the netdev table shows as an unrecognized rule") {
     auto more = nft::encode_batch(extra, 1000);
     // Keep only the NEWCHAIN and NEWRULE messages of `more` and append them.
     for (size_t off = 0; off < more.size();) {
-        auto* nlh = reinterpret_cast<const nlmsghdr*>(more.data() + off);
+        const auto* nlh = reinterpret_cast<const nlmsghdr*>(more.data() + off);
         uint16_t type = NFNL_MSG_TYPE(nlh->nlmsg_type);
         if (NFNL_SUBSYS_ID(nlh->nlmsg_type) == NFNL_SUBSYS_NFTABLES && (type == NFT_MSG_NEWCHAIN || type == NFT_MSG_NEWRULE))
-            bytes.insert(bytes.end(), more.begin() + off, more.begin() + off + NLMSG_ALIGN(nlh->nlmsg_len));
+            bytes.insert(bytes.end(), more.data() + off, more.data() + off + NLMSG_ALIGN(nlh->nlmsg_len));
         off += NLMSG_ALIGN(nlh->nlmsg_len);
     }
     Ruleset got = nft::decode_messages(bytes.data(), bytes.size());
@@ -322,12 +322,12 @@ TEST_CASE("a second chain in the netdev table shows as an unrecognized rule") {
 
 TEST_CASE("batch layout: begin, add+delete+add table, body, end; consecutive sequence numbers") {
     auto b = nft::encode_batch(sample(), 7);
-    auto* first = reinterpret_cast<const nlmsghdr*>(b.data());
+    const auto* first = reinterpret_cast<const nlmsghdr*>(b.data());
     CHECK(first->nlmsg_type == NFNL_MSG_BATCH_BEGIN);
     std::vector<uint16_t> types;
     uint32_t seq = 7;
     for (size_t off = 0; off < b.size();) {
-        auto* nlh = reinterpret_cast<const nlmsghdr*>(b.data() + off);
+        const auto* nlh = reinterpret_cast<const nlmsghdr*>(b.data() + off);
         CHECK(nlh->nlmsg_seq == seq++);
         types.push_back(nlh->nlmsg_type);
         off += NLMSG_ALIGN(nlh->nlmsg_len);
@@ -369,7 +369,7 @@ TEST_CASE("a big allow list spans several NEWSETELEM messages and decodes back")
     auto bytes = nft::encode_batch(rs, 1);
     size_t elem_msgs = 0;
     for (size_t off = 0; off < bytes.size();) {
-        auto* nlh = reinterpret_cast<const nlmsghdr*>(bytes.data() + off);
+        const auto* nlh = reinterpret_cast<const nlmsghdr*>(bytes.data() + off);
         if (NFNL_MSG_TYPE(nlh->nlmsg_type) == NFT_MSG_NEWSETELEM) {
             ++elem_msgs;
             CHECK(nlh->nlmsg_len < 70000);
@@ -430,7 +430,7 @@ TEST_CASE("truncated encodings are refused with cni::Error") {
 
 TEST_CASE("garbled encodings never crash the decoder") {
     auto good = nft::encode_batch(sample(), 1);
-    std::mt19937 rng(42);
+    std::mt19937 rng(42);  // NOLINT(cert-msc32-c,cert-msc51-cpp): a fixed seed, so a failure reproduces
     size_t refused = 0;
     for (int i = 0; i < 3000; ++i) {
         auto b = good;
@@ -493,7 +493,7 @@ TEST_CASE("expressions the fence never emits decode as Unrecognized") {
     REQUIRE(rules.size() == sample().chains[0].rules.size() + 2);
     const auto& odd = rules[rules.size() - 2];
     REQUIRE(odd.stmts.size() == 2);
-    auto* u = std::get_if<Unrecognized>(&odd.stmts[0]);
+    const auto* u = std::get_if<Unrecognized>(odd.stmts.data());
     REQUIRE(u);
     CHECK(u->text.find("[payload") == 0);
     CHECK(odd.stmts[1] == Stmt{Verdict{VerdictKind::accept}});

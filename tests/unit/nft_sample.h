@@ -26,7 +26,7 @@ inline Bytes v6(const char* s) {
 inline Bytes be16(uint16_t v) { return {uint8_t(v >> 8), uint8_t(v)}; }
 inline Bytes be32(uint32_t v) { return {uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)}; }
 inline Bytes u8(uint8_t v) { return {v}; }
-inline FieldRange one(Bytes b) { return {b, b}; }
+inline FieldRange one(const Bytes& b) { return {b, b}; }
 inline FieldRange range(Bytes lo, Bytes hi) { return {std::move(lo), std::move(hi)}; }
 
 inline Set uid_set(const std::string& name, std::vector<Element> elems) {

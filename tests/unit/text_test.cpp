@@ -6,7 +6,7 @@
 using namespace ef::fence;
 
 namespace {
-Bytes b(std::initializer_list<uint8_t> v) { return Bytes(v); }
+Bytes b(std::initializer_list<uint8_t> v) { return {v}; }
 }  // namespace
 
 TEST_CASE("a ruleset prints as nft lists it") {
