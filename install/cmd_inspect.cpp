@@ -83,8 +83,8 @@ void print_one(const inspect::PodFence& p, const std::vector<std::string>& warni
         std::cout << "  " << c.name << ": " << c.packets << " packets, " << c.bytes << " bytes\n";
     if (p.actual.netdev)
         for (const auto& c : p.actual.netdev->counters)
-            std::cout << "  " << c.name << " (netdev " << p.actual.netdev->device << "): " << c.packets
-                      << " packets, " << c.bytes << " bytes\n";
+            std::cout << "  " << c.name << " (netdev " << p.actual.netdev->device << "): " << c.packets << " packets, "
+                      << c.bytes << " bytes\n";
     std::cout << "\n" << fence::to_nft_text(p.actual);
 }
 
@@ -128,8 +128,10 @@ void run_metrics(const ScanOptions& o, const std::string& textfile) {
 }
 
 void add_scan_options(CLI::App* cmd, ScanOptions& o) {
-    cmd->add_option("--netns-dir", o.netns_dirs, "directory of pod netns files (repeatable; default /var/run/netns, /run/netns)");
-    cmd->add_option("--config", o.config, "plugin config to compare with (default " + std::string(kDefaultConfig) + " when present)");
+    cmd->add_option("--netns-dir", o.netns_dirs,
+                    "directory of pod netns files (repeatable; default /var/run/netns, /run/netns)");
+    cmd->add_option("--config", o.config,
+                    "plugin config to compare with (default " + std::string(kDefaultConfig) + " when present)");
     cmd->add_flag("--json", o.json, "machine-readable output");
 }
 
@@ -137,7 +139,8 @@ void add_scan_options(CLI::App* cmd, ScanOptions& o) {
 
 void add_inspect(CLI::App& app) {
     auto o = std::make_shared<ScanOptions>();
-    auto* inspect = app.add_subcommand("inspect", "show fenced pods: metadata, ruleset, counters, and drift from the config");
+    auto* inspect = app.add_subcommand("inspect",
+                                       "show fenced pods: metadata, ruleset, counters, and drift from the config");
     inspect->add_option("--netns", o->netns, "one pod netns (path); omit to list every fenced pod on the node");
     inspect->add_flag("-v,--verbose", o->verbose, "list each pod's differences from the config");
     add_scan_options(inspect, *o);
@@ -145,7 +148,8 @@ void add_inspect(CLI::App& app) {
 
     auto m = std::make_shared<ScanOptions>();
     auto textfile = std::make_shared<std::string>();
-    auto* metrics = app.add_subcommand("metrics", "the same data as Prometheus text (for node_exporter's textfile collector)");
+    auto* metrics = app.add_subcommand("metrics",
+                                       "the same data as Prometheus text (for node_exporter's textfile collector)");
     metrics->add_option("--textfile", *textfile, "write atomically to this file instead of stdout");
     add_scan_options(metrics, *m);
     metrics->callback([m, textfile] { run_metrics(*m, *textfile); });

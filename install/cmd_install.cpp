@@ -151,8 +151,7 @@ void run_verify(const std::string& conf_dir, const std::string& bin_dir, const s
     if (verdict.fenced && !bin_dir.empty()) {
         if (auto problem = install::plugin_problem(bin_dir)) verdict = {false, verdict.file, *problem};
     }
-    if (!verdict.fenced)
-        throw cni::Error(cni::kInvalidConfig, "not fenced: " + verdict.reason);
+    if (!verdict.fenced) throw cni::Error(cni::kInvalidConfig, "not fenced: " + verdict.reason);
     std::cout << "fenced: " << verdict.reason << "\n";
 }
 
@@ -160,8 +159,9 @@ void run_verify(const std::string& conf_dir, const std::string& bin_dir, const s
 
 void add_install(CLI::App& app) {
     auto fl = std::make_shared<InstallFlags>();
-    auto* install = app.add_subcommand("install", "copy the plugin into the CNI bin dir and chain it into the "
-                                                  "CNI config the runtime uses (idempotent)");
+    auto* install = app.add_subcommand("install",
+                                       "copy the plugin into the CNI bin dir and chain it into the "
+                                       "CNI config the runtime uses (idempotent)");
     install->add_option("--cni-bin-dir", fl->bin_dir, "host CNI plugin dir")->required();
     install->add_option("--cni-conf-dir", fl->conf_dir, "host CNI config dir")->required();
     install->add_option("--plugin-config", fl->plugin_config, "the egress-fence entry (or a conflist holding it)")
@@ -179,8 +179,9 @@ void add_install(CLI::App& app) {
     install->callback([fl] { run_install(*fl); });
 
     auto un = std::make_shared<std::pair<std::string, std::string>>();
-    auto* uninstall = app.add_subcommand("uninstall", "remove egress-fence's config (restoring an edited primary "
-                                                      "file) and the plugin");
+    auto* uninstall = app.add_subcommand("uninstall",
+                                         "remove egress-fence's config (restoring an edited primary "
+                                         "file) and the plugin");
     uninstall->add_option("--cni-bin-dir", un->first, "host CNI plugin dir")->required();
     uninstall->add_option("--cni-conf-dir", un->second, "host CNI config dir")->required();
     uninstall->callback([un] { run_uninstall(un->first, un->second); });

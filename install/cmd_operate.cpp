@@ -40,7 +40,8 @@ Target parse_target(const std::string& s) {
     std::string host, port;
     if (!s.empty() && s[0] == '[') {
         size_t close = s.find("]:");
-        if (close == std::string::npos) throw cni::Error(cni::kInvalidConfig, "--target " + s + ": expected [ADDR]:PORT");
+        if (close == std::string::npos)
+            throw cni::Error(cni::kInvalidConfig, "--target " + s + ": expected [ADDR]:PORT");
         host = s.substr(1, close - 1);
         port = s.substr(close + 2);
     } else {
@@ -247,10 +248,16 @@ void add_operate(CLI::App& app) {
     auto target = std::make_shared<std::string>(kDefaultProbeTarget);
     auto timeout = std::make_shared<int>(1000);
     auto allow_net_raw = std::make_shared<bool>(false);
-    auto* p = app.add_subcommand("probe", "exit 0 only if a direct connection is refused at once and CAP_NET_RAW is out of reach (run in the pod as the workload's UID)");
-    p->add_option("--target", *target, "ADDR:PORT or [ADDR6]:PORT that no profile allows (default " + std::string(kDefaultProbeTarget) + ")");
-    p->add_option("--timeout", *timeout, "milliseconds to wait before calling the pod unfenced")->check(CLI::Range(1, 60000));
-    p->add_flag("--allow-net-raw", *allow_net_raw, "accept a pod that can use CAP_NET_RAW (its raw frames can bypass the fence)");
+    auto* p = app.add_subcommand("probe",
+                                 "exit 0 only if a direct connection is refused at once and CAP_NET_RAW is out of "
+                                 "reach (run in the pod as the workload's UID)");
+    p->add_option("--target", *target,
+                  "ADDR:PORT or [ADDR6]:PORT that no profile allows (default " + std::string(kDefaultProbeTarget) +
+                      ")");
+    p->add_option("--timeout", *timeout, "milliseconds to wait before calling the pod unfenced")
+        ->check(CLI::Range(1, 60000));
+    p->add_flag("--allow-net-raw", *allow_net_raw,
+                "accept a pod that can use CAP_NET_RAW (its raw frames can bypass the fence)");
     p->callback([target, timeout, allow_net_raw] {
         int rc = probe(*target, *timeout, *allow_net_raw);
         if (rc) throw CLI::RuntimeError(rc);
@@ -258,7 +265,9 @@ void add_operate(CLI::App& app) {
 
     auto log_file = std::make_shared<std::string>("/proc/sys/net/netfilter/nf_log_all_netns");
     auto log_off = std::make_shared<bool>(false);
-    auto* l = app.add_subcommand("log-all-netns", "set the host's net.netfilter.nf_log_all_netns so denials logged in pod netns reach the kernel log");
+    auto* l = app.add_subcommand(
+        "log-all-netns",
+        "set the host's net.netfilter.nf_log_all_netns so denials logged in pod netns reach the kernel log");
     l->add_option("--file", *log_file, "the host's sysctl file (bind-mounted into a pod; default " + *log_file + ")");
     l->add_flag("--off", *log_off, "set it to 0 instead of 1");
     l->callback([log_file, log_off] { set_log_all_netns(*log_file, !*log_off); });
@@ -266,7 +275,8 @@ void add_operate(CLI::App& app) {
     auto o = std::make_shared<ReconcileOptions>();
     auto* r = app.add_subcommand("reconcile", "once: replace running pods' fences that differ from the current config");
     r->add_option("--config", o->config, "plugin config: the egress-fence entry or a conflist holding it")->required();
-    r->add_option("--netns-dir", o->netns_dirs, "directory of pod netns files (repeatable; default /var/run/netns, /run/netns)");
+    r->add_option("--netns-dir", o->netns_dirs,
+                  "directory of pod netns files (repeatable; default /var/run/netns, /run/netns)");
     r->add_flag("--dry-run", o->dry_run, "print what would change, change nothing");
     r->callback([o] {
         int rc = reconcile(*o);

@@ -96,7 +96,8 @@ int main() {
         record.error = internal.msg;
         rc = 1;
     }
-    record.duration_us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
+    record.duration_us =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
     // info and debug log every invocation; warn adds those with warnings; error only failures.
     bool warned = !record.warnings.empty() && log_level != "error";
     if (rc != 0 || warned || log_level == "info" || log_level == "debug") cni::append_record(log_file, record);

@@ -88,8 +88,7 @@ std::string cmd_check(const Invocation& in) {
         netns::ScopedNetns inside(in.env.netns);
         actual = nft::read_ruleset();
         // Warned, not failed: see nft::foreign_chain_warning.
-        for (const auto& c : nft::foreign_base_chains())
-            in.record->warnings.push_back(nft::foreign_chain_warning(c));
+        for (const auto& c : nft::foreign_base_chains()) in.record->warnings.push_back(nft::foreign_chain_warning(c));
     }
     in.record->outcome = "checked";
     if (!profile) {
@@ -107,8 +106,8 @@ std::string cmd_check(const Invocation& in) {
     for (const auto& d : diffs) details += d + "\n";
     details.pop_back();
     throw Error(cni::kCheckMismatch,
-                "the fence differs from what the config demands (" + std::to_string(diffs.size()) +
-                    " difference" + (diffs.size() == 1 ? "" : "s") + "): " + diffs.front(),
+                "the fence differs from what the config demands (" + std::to_string(diffs.size()) + " difference" +
+                    (diffs.size() == 1 ? "" : "s") + "): " + diffs.front(),
                 details);
 }
 

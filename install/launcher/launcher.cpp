@@ -47,9 +47,10 @@ std::string bundle_dir(const std::string& dir) {
 
 int fail(const std::string& what) {
     // A CNI error object, so the runtime shows the reason in the pod's events.
-    printf("{\"cniVersion\":\"0.3.1\",\"code\":5,\"msg\":\"egress-fence launcher: %s\","
-           "\"details\":\"reinstall the plugin (restart the egress-fence DaemonSet pod on this node)\"}\n",
-           what.c_str());
+    printf(
+        "{\"cniVersion\":\"0.3.1\",\"code\":5,\"msg\":\"egress-fence launcher: %s\","
+        "\"details\":\"reinstall the plugin (restart the egress-fence DaemonSet pod on this node)\"}\n",
+        what.c_str());
     return 1;
 }
 

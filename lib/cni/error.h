@@ -21,12 +21,12 @@ enum Code : int {
     kTryAgain = 11,
     kNotAvailable = 50,  // STATUS: the plugin cannot serve ADDs on this node
 
-    kNetnsUnusable = 100,     // CNI_NETNS missing, not a netns, or cannot be entered
-    kNftRejected = 101,       // nf_tables refused the batch (errno in details)
-    kCheckMismatch = 102,     // CHECK: the table differs from what the config demands
-    kNetlinkFailure = 103,    // a netlink socket/dump failed
-    kPodSelection = 104,      // annotations ask for something the selector forbids
-    kInternal = 199,          // a bug: please report
+    kNetnsUnusable = 100,   // CNI_NETNS missing, not a netns, or cannot be entered
+    kNftRejected = 101,     // nf_tables refused the batch (errno in details)
+    kCheckMismatch = 102,   // CHECK: the table differs from what the config demands
+    kNetlinkFailure = 103,  // a netlink socket/dump failed
+    kPodSelection = 104,    // annotations ask for something the selector forbids
+    kInternal = 199,        // a bug: please report
 };
 
 struct Error : std::exception {
@@ -34,8 +34,7 @@ struct Error : std::exception {
     std::string msg;
     std::string details;
 
-    Error(int c, std::string m, std::string d = {})
-        : code(c), msg(std::move(m)), details(std::move(d)) {}
+    Error(int c, std::string m, std::string d = {}) : code(c), msg(std::move(m)), details(std::move(d)) {}
 
     const char* what() const noexcept override { return msg.c_str(); }
 };

@@ -40,8 +40,9 @@ struct Fd {
 
 bool append_record(const std::string& path, const InvocationRecord& r, uint64_t max_bytes) {
     if (path.empty()) return false;
-    nlohmann::json j = {{"time", now_rfc3339()},   {"verb", r.verb},       {"containerId", r.container_id},
-                        {"pod", r.pod},            {"profile", r.profile}, {"outcome", r.outcome},
+    nlohmann::json j = {{"time", now_rfc3339()},         {"verb", r.verb},
+                        {"containerId", r.container_id}, {"pod", r.pod},
+                        {"profile", r.profile},          {"outcome", r.outcome},
                         {"durationUs", r.duration_us}};
     if (r.error_code) {
         j["errorCode"] = r.error_code;

@@ -6,8 +6,7 @@
 
 namespace ef::cni {
 
-inline constexpr std::array<std::string_view, 5> kSupportedVersions = {"0.3.0", "0.3.1", "0.4.0", "1.0.0",
-                                                                       "1.1.0"};
+inline constexpr std::array<std::string_view, 5> kSupportedVersions = {"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"};
 
 inline bool is_supported_version(std::string_view v) {
     for (auto s : kSupportedVersions)

@@ -85,8 +85,8 @@ struct Selector {
 
 // The egress-fence entry of a conflist (the plugin's own keys), validated.
 struct PluginConfig {
-    std::string log_file;                 // "" = no log file
-    std::string log_level = "info";       // debug | info | warn | error
+    std::string log_file;            // "" = no log file
+    std::string log_level = "info";  // debug | info | warn | error
     std::string profile_annotation = "egress-fence.io/profile";
     std::vector<Selector> selectors;
     std::map<std::string, Profile> profiles;
@@ -98,7 +98,7 @@ struct NetConf {
     std::string name;
     std::string type;
     PluginConfig plugin;
-    std::optional<nlohmann::json> prev_result;  // as received
+    std::optional<nlohmann::json> prev_result;           // as received
     std::map<std::string, std::string> pod_annotations;  // runtimeConfig["io.kubernetes.cri.pod-annotations"]
     std::optional<size_t> valid_attachments;             // GC: how many attachments the runtime still uses
 };

@@ -18,26 +18,20 @@ std::string item(std::string_view parent, std::size_t i) { return std::string(pa
 
 std::string describe(const json& v) {
     switch (v.type()) {
-        case json::value_t::null:
-            return "null";
-        case json::value_t::boolean:
-            return std::string("boolean ") + (v.get<bool>() ? "true" : "false");
+        case json::value_t::null: return "null";
+        case json::value_t::boolean: return std::string("boolean ") + (v.get<bool>() ? "true" : "false");
         case json::value_t::number_integer:
         case json::value_t::number_unsigned:
-        case json::value_t::number_float:
-            return "number " + v.dump();
+        case json::value_t::number_float: return "number " + v.dump();
         case json::value_t::string: {
             // Long values would bury the message; the path already says where it is.
             std::string text = v.dump(-1, ' ', false, json::error_handler_t::replace);
             if (text.size() > 42) text = text.substr(0, 40) + "...\"";
             return "string " + text;
         }
-        case json::value_t::array:
-            return "array";
-        case json::value_t::object:
-            return "object";
-        default:
-            return "binary";
+        case json::value_t::array: return "array";
+        case json::value_t::object: return "object";
+        default: return "binary";
     }
 }
 

@@ -18,12 +18,9 @@ std::optional<std::size_t> nesting_exceeded_at(std::string_view text, std::size_
     for (std::size_t i = 0; i < text.size(); ++i) {
         const char c = text[i];
         if (in_string) {
-            if (escaped)
-                escaped = false;
-            else if (c == '\\')
-                escaped = true;
-            else if (c == '"')
-                in_string = false;
+            if (escaped) escaped = false;
+            else if (c == '\\') escaped = true;
+            else if (c == '"') in_string = false;
         } else if (c == '"') {
             in_string = true;
         } else if (c == '[' || c == '{') {
@@ -40,7 +37,7 @@ std::optional<std::size_t> nesting_exceeded_at(std::string_view text, std::size_
 // and two "profile" keys in one selector must not be settled by parser order.
 // (json::parse with a callback can do this too, but costs 6x the parse time.)
 class DocumentBuilder {
-public:
+  public:
     explicit DocumentBuilder(json& root) : root_(root) {}
 
     bool null() { return place(nullptr); }
@@ -74,7 +71,7 @@ public:
         throw e;
     }
 
-private:
+  private:
     bool place(json v) {
         slot(std::move(v));
         return true;
@@ -118,8 +115,8 @@ std::string without_exception_tag(const char* what) {
 
 nlohmann::json parse_json(std::string_view bytes) {
     if (bytes.size() > kMaxInputBytes)
-        throw cni::Error(cni::kDecodeFailure, "input is larger than the limit of " + std::to_string(kMaxInputBytes) +
-                                                  " bytes (1 MiB)");
+        throw cni::Error(cni::kDecodeFailure,
+                         "input is larger than the limit of " + std::to_string(kMaxInputBytes) + " bytes (1 MiB)");
     if (auto at = nesting_exceeded_at(bytes, kMaxJsonDepth))
         throw cni::Error(cni::kDecodeFailure, "JSON nesting is deeper than " + std::to_string(kMaxJsonDepth) +
                                                   " levels (at byte " + std::to_string(*at + 1) + ")");

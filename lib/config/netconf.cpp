@@ -43,9 +43,9 @@ void check_version(const json& doc) {
     auto version = read_string(doc["cniVersion"], "cniVersion", problems);
     if (!version) throw_invalid(problems);
     if (!cni::is_supported_version(*version))
-        throw cni::Error(
-            cni::kIncompatibleVersion,
-            "cniVersion: \"" + *version + "\" is not supported; supported versions: " + supported_versions());
+        throw cni::Error(cni::kIncompatibleVersion,
+                         "cniVersion: \"" + *version +
+                             "\" is not supported; supported versions: " + supported_versions());
 }
 
 void check_name(const json& doc, std::vector<Problem>& problems) {

@@ -36,8 +36,7 @@ std::vector<PortRange> merge_ports(std::vector<PortRange> ports) {
         // int arithmetic: hi + 1 must not wrap at 65535.
         if (!merged.empty() && static_cast<int>(p.lo) <= static_cast<int>(merged.back().hi) + 1)
             merged.back().hi = std::max(merged.back().hi, p.hi);
-        else
-            merged.push_back(p);
+        else merged.push_back(p);
     }
     return merged;
 }

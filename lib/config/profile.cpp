@@ -71,8 +71,7 @@ AllowEntry read_allow_entry(const json& v, const std::string& path, std::vector<
 
     if (!v.contains("cidr"))
         add(problems, child(path, "cidr"), "required key missing (an address prefix such as 10.0.0.0/8)");
-    else if (auto cidr = read_cidr(v["cidr"], child(path, "cidr"), problems))
-        entry.cidr = *cidr;
+    else if (auto cidr = read_cidr(v["cidr"], child(path, "cidr"), problems)) entry.cidr = *cidr;
 
     std::optional<Protocol> protocol;
     if (!v.contains("protocol"))
@@ -115,10 +114,8 @@ std::vector<uint32_t> read_exempt_uids(const json& v, const std::string& path, s
         auto uid = read_exempt_uid(v[i], item(path, i), problems);
         if (!uid) continue;
         auto seen = std::find(uids.begin(), uids.end(), *uid);
-        if (seen != uids.end())
-            add(problems, item(path, i), "UID " + std::to_string(*uid) + " is listed twice");
-        else
-            uids.push_back(*uid);
+        if (seen != uids.end()) add(problems, item(path, i), "UID " + std::to_string(*uid) + " is listed twice");
+        else uids.push_back(*uid);
     }
     std::sort(uids.begin(), uids.end());
     return uids;

@@ -71,8 +71,7 @@ std::vector<std::string> read_namespaces(const json& v, const std::string& path,
             add(problems, item(path, i),
                 "namespace glob " + describe(v[i]) +
                     " can never match: namespaces are lower-case letters, digits and '-' (with * and ? as wildcards)");
-        else
-            globs.push_back(*glob);
+        else globs.push_back(*glob);
     }
     return globs;
 }
@@ -109,10 +108,8 @@ std::optional<UidRange> read_uid_range(const json& v, const std::string& path, s
     std::optional<uint32_t> bounds[2];
     for (int i = 0; i < 2; ++i) {
         const std::string key(kRangeKeys[i]);
-        if (!v.contains(key))
-            add(problems, child(path, key), "required key missing (a UID from 1 to 4294967295)");
-        else
-            bounds[i] = read_uint(v[key], child(path, key), 1, 4294967295u, problems);
+        if (!v.contains(key)) add(problems, child(path, key), "required key missing (a UID from 1 to 4294967295)");
+        else bounds[i] = read_uint(v[key], child(path, key), 1, 4294967295u, problems);
     }
     if (!bounds[0] || !bounds[1]) return std::nullopt;
     if (*bounds[0] > *bounds[1]) {
@@ -170,12 +167,13 @@ Selector read_selector(const json& v, const std::string& path, const SelectorCon
     if (v.contains("allowedProfiles"))
         s.allowed_profiles = read_allowed_profiles(v["allowedProfiles"], child(path, "allowedProfiles"), ctx, problems);
     if (v.contains("exemptUidAnnotation"))
-        s.exempt_uid_annotation =
-            read_annotation_key(v["exemptUidAnnotation"], child(path, "exemptUidAnnotation"), problems);
+        s.exempt_uid_annotation = read_annotation_key(v["exemptUidAnnotation"], child(path, "exemptUidAnnotation"),
+                                                      problems);
     if (v.contains("exemptUidRange")) {
         s.exempt_uid_range = read_uid_range(v["exemptUidRange"], child(path, "exemptUidRange"), problems);
         if (!v.contains("exemptUidAnnotation"))
-            add(problems, child(path, "exemptUidRange"), "only meaningful with \"exemptUidAnnotation\", which is missing");
+            add(problems, child(path, "exemptUidRange"),
+                "only meaningful with \"exemptUidAnnotation\", which is missing");
     }
     if (v.contains("contractVersion")) read_contract(v["contractVersion"], child(path, "contractVersion"), s, problems);
     check_criteria(v, s, path, ctx, problems);

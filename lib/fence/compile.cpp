@@ -108,9 +108,10 @@ std::vector<Rule> deny_rules(const config::Profile& p, const config::Pod& pod) {
         return rules;
     }
     Stmt tcp_verdict = p.tcp_deny == config::TcpDeny::reset ? Stmt{Reject{RejectKind::tcp_reset}}
-                                                           : Stmt{Verdict{VerdictKind::drop}};
+                                                            : Stmt{Verdict{VerdictKind::drop}};
     rules.push_back(Rule{{L4ProtoEq{kProtoTcp}, CounterRef{kCounterTcpRefused}, tcp_verdict}});
-    rules.push_back(Rule{{L4ProtoEq{kProtoUdp}, CounterRef{kCounterUdpRefused}, Reject{RejectKind::icmpx_port_unreachable}}});
+    rules.push_back(
+        Rule{{L4ProtoEq{kProtoUdp}, CounterRef{kCounterUdpRefused}, Reject{RejectKind::icmpx_port_unreachable}}});
     rules.push_back(Rule{{CounterRef{kCounterOtherDropped}}});
     return rules;
 }
@@ -143,10 +144,8 @@ NetdevTable raw_frame_fence(const config::Profile& p, const std::string& device)
     Chain egress{kEgressChain, BaseHook{Hook::egress, 0, Policy::drop}, {}};
     egress.rules.push_back(Rule{{SecmarkEq{kPassedSecmark}, Verdict{VerdictKind::accept}}});
     egress.rules.push_back(Rule{{EtherTypeEq{kEtherTypeArp}, Verdict{VerdictKind::accept}}});
-    if (audit)
-        egress.rules.push_back(Rule{{CounterRef{counter}, Verdict{VerdictKind::accept}}});
-    else
-        egress.rules.push_back(Rule{{CounterRef{counter}}});
+    if (audit) egress.rules.push_back(Rule{{CounterRef{counter}, Verdict{VerdictKind::accept}}});
+    else egress.rules.push_back(Rule{{CounterRef{counter}}});
     return NetdevTable{device, {Counter{counter}}, std::move(egress)};
 }
 
@@ -155,9 +154,9 @@ NetdevTable raw_frame_fence(const config::Profile& p, const std::string& device)
 Ruleset compile(const config::Profile& p, const config::Pod& pod, const std::string& device) {
     Ruleset rs;
     bool audit = p.mode == config::Mode::audit;
-    for (const char* name : {kCounterExempt, kCounterAllowed, audit ? kCounterWouldRefuseTcp : kCounterTcpRefused,
-                             audit ? kCounterWouldRefuseUdp : kCounterUdpRefused,
-                             audit ? kCounterWouldDropOther : kCounterOtherDropped})
+    for (const char* name :
+         {kCounterExempt, kCounterAllowed, audit ? kCounterWouldRefuseTcp : kCounterTcpRefused,
+          audit ? kCounterWouldRefuseUdp : kCounterUdpRefused, audit ? kCounterWouldDropOther : kCounterOtherDropped})
         rs.counters.push_back(Counter{name});
 
     Set uids{"exempt_uids", {FieldType::uid}, true, {}};
@@ -176,8 +175,7 @@ Ruleset compile(const config::Profile& p, const config::Pod& pod, const std::str
     output.rules.push_back(Rule{{CtStateIn{kCtEstablishedRelated}, Verdict{VerdictKind::accept}}});
     output.rules.push_back(Rule{{Icmpv6TypeRange{kNdFirst, kNdLast}, Verdict{VerdictKind::accept}}});
     if (!uids.elements.empty())
-        output.rules.push_back(
-            Rule{{SkuidInSet{uids.name}, CounterRef{kCounterExempt}, Verdict{VerdictKind::accept}}});
+        output.rules.push_back(Rule{{SkuidInSet{uids.name}, CounterRef{kCounterExempt}, Verdict{VerdictKind::accept}}});
     for (auto& r : allow_rules(allow)) output.rules.push_back(std::move(r));
     for (auto& r : deny_rules(p, pod)) output.rules.push_back(std::move(r));
 
@@ -191,7 +189,12 @@ Ruleset compile(const config::Profile& p, const config::Pod& pod, const std::str
 
     rs.chains = {std::move(output), std::move(forward)};
     rs.netdev = raw_frame_fence(p, device);
-    rs.meta = Metadata{std::string(cni::kPluginVersion), p.name, pod.namespace_, pod.name, pod.container_id, "",
+    rs.meta = Metadata{std::string(cni::kPluginVersion),
+                       p.name,
+                       pod.namespace_,
+                       pod.name,
+                       pod.container_id,
+                       "",
                        p.annotated_uid ? std::to_string(*p.annotated_uid) : ""};
     rs.meta.digest = digest(rs);
     return rs;

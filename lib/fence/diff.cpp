@@ -42,8 +42,7 @@ void diff_elements(const Set& e, const Set& a, std::vector<std::string>& out) {
     }
     for (const auto& el : have) {
         if (want.contains(el)) continue;
-        if (listed++ < kMaxListed)
-            out.push_back("set " + e.name + ": unexpected element " + quote(to_nft_text(a, el)));
+        if (listed++ < kMaxListed) out.push_back("set " + e.name + ": unexpected element " + quote(to_nft_text(a, el)));
         ++extra;
     }
     if (listed > kMaxListed)
@@ -82,8 +81,8 @@ const char* hook_name(Hook h) {
 
 std::string hook_text(const std::optional<BaseHook>& b) {
     if (!b) return "no hook (regular chain)";
-    return std::string("hook ") + hook_name(b->hook) + " priority " +
-           std::to_string(b->priority) + " policy " + (b->policy == Policy::drop ? "drop" : "accept");
+    return std::string("hook ") + hook_name(b->hook) + " priority " + std::to_string(b->priority) + " policy " +
+           (b->policy == Policy::drop ? "drop" : "accept");
 }
 
 // Rules compared as sequences: the longest common subsequence is unchanged;

@@ -159,9 +159,8 @@ struct EtherTypeEq {
     bool operator==(const EtherTypeEq&) const = default;
 };
 
-using Stmt = std::variant<OifnameEq, L4ProtoEq, CtStateIn, Icmpv6TypeRange, SkuidInSet, DaddrInSet,
-                          DaddrProtoPortInSet, CounterRef, Limit, Log, Verdict, Reject, Unrecognized,
-                          SecmarkSet, SecmarkEq, EtherTypeEq>;
+using Stmt = std::variant<OifnameEq, L4ProtoEq, CtStateIn, Icmpv6TypeRange, SkuidInSet, DaddrInSet, DaddrProtoPortInSet,
+                          CounterRef, Limit, Log, Verdict, Reject, Unrecognized, SecmarkSet, SecmarkEq, EtherTypeEq>;
 
 struct Rule {
     std::vector<Stmt> stmts;
@@ -194,7 +193,7 @@ struct Metadata {
     std::string pod_namespace;
     std::string pod_name;
     std::string container_id;
-    std::string digest;  // digest(ruleset) of the body at compile time
+    std::string digest;         // digest(ruleset) of the body at compile time
     std::string annotated_uid;  // the exempt UID a pod annotation added ("" if none)
     bool operator==(const Metadata&) const = default;
 };
@@ -205,9 +204,9 @@ inline constexpr const char* kTableName = "egress_fence";
 // the egress hook of the pod's interface, which sees frames sent on AF_PACKET
 // sockets that never pass the inet hooks. Its counters live in this table.
 struct NetdevTable {
-    std::string device;              // the pod's interface (CNI_IFNAME)
+    std::string device;  // the pod's interface (CNI_IFNAME)
     std::vector<Counter> counters;
-    Chain chain;                     // base chain, hook egress
+    Chain chain;  // base chain, hook egress
     bool operator==(const NetdevTable&) const = default;
 };
 

@@ -208,27 +208,39 @@ std::string to_prometheus(const std::vector<PodFence>& pods, size_t unreadable) 
                "\",container=\"" + label(short_id(p.actual.meta.container_id)) + "\",profile=\"" +
                label(p.actual.meta.profile) + "\"";
     };
-    for (const auto& p : pods) o << "egress_fence_matches_config{" << labels(p) << "} " << (p.match == Match::matches) << "\n";
+    for (const auto& p : pods)
+        o << "egress_fence_matches_config{" << labels(p) << "} " << (p.match == Match::matches) << "\n";
     struct Family {
         const char* counter;
         const char* metric;
         const char* help;
     };
     const Family families[] = {
-        {fence::kCounterExempt, "egress_fence_exempt_accepted_packets_total", "Packets accepted because their socket belongs to an exempt UID."},
-        {fence::kCounterAllowed, "egress_fence_allowed_accepted_packets_total", "Packets accepted for an allowed destination."},
-        {fence::kCounterTcpRefused, "egress_fence_tcp_refused_packets_total", "TCP packets refused (reset or dropped)."},
-        {fence::kCounterUdpRefused, "egress_fence_udp_refused_packets_total", "UDP packets refused with ICMP port unreachable."},
-        {fence::kCounterOtherDropped, "egress_fence_other_dropped_packets_total", "Packets of other protocols dropped."},
-        {fence::kCounterWouldRefuseTcp, "egress_fence_audit_would_refuse_tcp_packets_total", "Audit profiles: TCP packets that enforcement would refuse (let through)."},
-        {fence::kCounterWouldRefuseUdp, "egress_fence_audit_would_refuse_udp_packets_total", "Audit profiles: UDP packets that enforcement would refuse (let through)."},
-        {fence::kCounterWouldDropOther, "egress_fence_audit_would_drop_other_packets_total", "Audit profiles: other packets that enforcement would drop (let through)."},
-        {fence::kCounterRawDropped, "egress_fence_raw_dropped_packets_total", "Frames dropped at the pod interface's egress hook: sent without passing the inet chains (raw sockets)."},
-        {fence::kCounterWouldDropRaw, "egress_fence_audit_would_drop_raw_packets_total", "Audit profiles: raw frames that enforcement would drop (let through)."},
+        {fence::kCounterExempt, "egress_fence_exempt_accepted_packets_total",
+         "Packets accepted because their socket belongs to an exempt UID."},
+        {fence::kCounterAllowed, "egress_fence_allowed_accepted_packets_total",
+         "Packets accepted for an allowed destination."},
+        {fence::kCounterTcpRefused, "egress_fence_tcp_refused_packets_total",
+         "TCP packets refused (reset or dropped)."},
+        {fence::kCounterUdpRefused, "egress_fence_udp_refused_packets_total",
+         "UDP packets refused with ICMP port unreachable."},
+        {fence::kCounterOtherDropped, "egress_fence_other_dropped_packets_total",
+         "Packets of other protocols dropped."},
+        {fence::kCounterWouldRefuseTcp, "egress_fence_audit_would_refuse_tcp_packets_total",
+         "Audit profiles: TCP packets that enforcement would refuse (let through)."},
+        {fence::kCounterWouldRefuseUdp, "egress_fence_audit_would_refuse_udp_packets_total",
+         "Audit profiles: UDP packets that enforcement would refuse (let through)."},
+        {fence::kCounterWouldDropOther, "egress_fence_audit_would_drop_other_packets_total",
+         "Audit profiles: other packets that enforcement would drop (let through)."},
+        {fence::kCounterRawDropped, "egress_fence_raw_dropped_packets_total",
+         "Frames dropped at the pod interface's egress hook: sent without passing the inet chains (raw sockets)."},
+        {fence::kCounterWouldDropRaw, "egress_fence_audit_would_drop_raw_packets_total",
+         "Audit profiles: raw frames that enforcement would drop (let through)."},
     };
     for (const auto& f : families) {
         o << "# HELP " << f.metric << " " << f.help << "\n# TYPE " << f.metric << " counter\n";
-        for (const auto& p : pods) o << f.metric << "{" << labels(p) << "} " << counter_packets(p.actual, f.counter) << "\n";
+        for (const auto& p : pods)
+            o << f.metric << "{" << labels(p) << "} " << counter_packets(p.actual, f.counter) << "\n";
     }
     return o.str();
 }

@@ -21,8 +21,8 @@ inline const std::vector<std::string> kDefaultNetnsDirs = {"/var/run/netns", "/r
 enum class Match { matches, differs, profile_unknown, no_config };
 
 struct PodFence {
-    std::string netns;        // path of the netns file
-    fence::Ruleset actual;    // as read back, counters with their values
+    std::string netns;      // path of the netns file
+    fence::Ruleset actual;  // as read back, counters with their values
     Match match = Match::no_config;
     std::vector<std::string> differences;  // when match == differs
 };

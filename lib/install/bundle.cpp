@@ -23,7 +23,7 @@ namespace ef::install {
 namespace {
 
 const std::string kLink = std::string(kPluginName) + std::string(kBundleSuffix);  // egress-fence.d
-const std::string kVersionPrefix = kLink + "-";                                    // egress-fence.d-<digest>
+const std::string kVersionPrefix = kLink + "-";                                   // egress-fence.d-<digest>
 const std::string kTempPrefix = ".egress-fence.d-tmp-";
 
 struct BundleFile {
@@ -51,7 +51,7 @@ std::vector<BundleFile> read_bundle(const std::string& dir) {
     std::vector<BundleFile> files;
     const std::string prefix = dir + "/";
     for (const auto& name : list_dir(dir)) {
-        struct stat st{};
+        struct stat st {};
         std::string path = prefix + name;
         if (::stat(path.c_str(), &st) != 0) throw_errno("cannot stat", path);
         if (S_ISREG(st.st_mode)) files.push_back({name, read_file(path), mode_t(st.st_mode & 0777)});
@@ -61,8 +61,7 @@ std::vector<BundleFile> read_bundle(const std::string& dir) {
 
 std::string bundle_digest(const std::vector<BundleFile>& files) {
     std::string all;
-    for (const auto& f : files)
-        all += f.name + '\0' + std::to_string(f.mode) + '\0' + sha256_hex(f.bytes) + '\0';
+    for (const auto& f : files) all += f.name + '\0' + std::to_string(f.mode) + '\0' + sha256_hex(f.bytes) + '\0';
     return sha256_hex(all).substr(0, 16);
 }
 
@@ -110,7 +109,7 @@ VersionRun run_version(const std::string& plugin) {
 }
 
 bool is_dir(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     return ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
@@ -121,7 +120,7 @@ std::string link_target(const std::string& path) {
 }
 
 void remove_tree(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) return;
     if (S_ISDIR(st.st_mode)) {
         const std::string prefix = path + "/";
@@ -180,7 +179,7 @@ bool install_plugin(const std::string& plugin, const std::string& bin_dir) {
     std::string launcher = read_file(plugin);
     std::string bundle_dir = plugin + std::string(kBundleSuffix);
     bool changed = false;
-    struct stat st{};
+    struct stat st {};
     if (::stat(bundle_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
         auto files = read_bundle(bundle_dir);
         std::string version = kVersionPrefix + bundle_digest(files);

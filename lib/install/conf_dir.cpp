@@ -94,9 +94,8 @@ std::optional<Network> load_network(const ConfFile& file, std::string& why_not) 
 }
 
 Discovery discover(std::vector<ConfFile> files, bool include_owned) {
-    std::erase_if(files, [&](const ConfFile& f) {
-        return !is_conf_name(f.name) || (!include_owned && f.name == kOwnedFile);
-    });
+    std::erase_if(files,
+                  [&](const ConfFile& f) { return !is_conf_name(f.name) || (!include_owned && f.name == kOwnedFile); });
     // Go's sort.Strings: byte-wise, as std::string's operator< is.
     std::sort(files.begin(), files.end(), [](const ConfFile& a, const ConfFile& b) { return a.name < b.name; });
     Discovery d;

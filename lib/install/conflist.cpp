@@ -46,7 +46,8 @@ Json with_entry_last(Json list, const Json& entry) {
 // the file, otherwise the file as it is now (the primary rewrote it).
 std::string original_bytes(const ConfFile& file, const Json& list) {
     auto original = record_string(source_record(list), "original");
-    if (auto before = parse_object(original); before && canonical(primary_part(*before)) == canonical(primary_part(list)))
+    if (auto before = parse_object(original);
+        before && canonical(primary_part(*before)) == canonical(primary_part(list)))
         return original;
     if (!source_record(list) && std::none_of(list["plugins"].begin(), list["plugins"].end(), is_fence_entry))
         return file.content;
@@ -83,9 +84,9 @@ Verdict verify_owned_copy(const Network& owned, const std::vector<ConfFile>& fil
 
 std::string missing_entry_reason(const Network& chosen, const std::vector<ConfFile>& files) {
     std::string reason = "the runtime uses " + chosen.file + ", which has no egress-fence entry";
-    bool owned_present = std::any_of(files.begin(), files.end(), [](const ConfFile& f) { return f.name == kOwnedFile; });
-    if (owned_present)
-        reason += " (" + std::string(kOwnedFile) + " exists but does not load first)";
+    bool owned_present = std::any_of(files.begin(), files.end(),
+                                     [](const ConfFile& f) { return f.name == kOwnedFile; });
+    if (owned_present) reason += " (" + std::string(kOwnedFile) + " exists but does not load first)";
     else
         reason += " (" + std::string(kOwnedFile) +
                   " is missing: deleted or renamed, e.g. by Cilium with cni.exclusive=true, or never installed)";
@@ -124,9 +125,9 @@ void check_chainable(const Network& primary) {
     try {
         (void)Json(primary.file).dump();
     } catch (const Json::type_error&) {
-        throw cni::Error(cni::kInvalidConfig, "the primary config's file name is not valid UTF-8 (" +
-                                                  Json(primary.file).dump(-1, ' ', false, Json::error_handler_t::replace) +
-                                                  "); rename it");
+        throw cni::Error(cni::kInvalidConfig,
+                         "the primary config's file name is not valid UTF-8 (" +
+                             Json(primary.file).dump(-1, ' ', false, Json::error_handler_t::replace) + "); rename it");
     }
     auto version = primary.list.value("cniVersion", std::string{});
     if (!cni::is_supported_version(version))
@@ -142,7 +143,9 @@ void check_chainable(const Network& primary) {
 
 std::string render_owned(const Network& primary, const Json& entry) {
     Json list = with_entry_last(primary.list, entry);
-    list[std::string(kSourceKey)] = {{"mode", "owned"}, {"file", primary.file}, {"digest", primary_digest(primary.list)}};
+    list[std::string(kSourceKey)] = {{"mode", "owned"},
+                                     {"file", primary.file},
+                                     {"digest", primary_digest(primary.list)}};
     return dump(list);
 }
 

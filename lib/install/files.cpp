@@ -76,7 +76,7 @@ std::vector<ConfFile> read_conf_dir(const std::string& dir) {
         std::string name = e->d_name;
         if (!is_conf_name(name)) continue;
         // libcni lists with lstat: directories are skipped, symlinks kept.
-        struct stat st{};
+        struct stat st {};
         if (::fstatat(dirfd(d.get()), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) continue;
         ConfFile f{name, {}};
         try {
@@ -121,7 +121,7 @@ struct TempFile {
 }  // namespace
 
 bool replace_file(const std::string& path, std::string_view bytes, mode_t mode) {
-    struct stat st{};
+    struct stat st {};
     bool exists = ::stat(path.c_str(), &st) == 0;
     if (exists) {
         mode = st.st_mode & 07777;
@@ -136,7 +136,8 @@ bool replace_file(const std::string& path, std::string_view bytes, mode_t mode) 
     if (fd.get() < 0) throw_errno("cannot create a temp file next to", path);
     TempFile tmp{tmpl};
     write_all(fd.get(), bytes, tmp.path);
-    if (exists && (st.st_uid != ::geteuid() || st.st_gid != ::getegid()) && ::fchown(fd.get(), st.st_uid, st.st_gid) != 0)
+    if (exists && (st.st_uid != ::geteuid() || st.st_gid != ::getegid()) &&
+        ::fchown(fd.get(), st.st_uid, st.st_gid) != 0)
         throw_errno("cannot keep the owner of", path);
     if (::fchmod(fd.get(), mode) != 0) throw_errno("cannot set the mode of", tmp.path);
     if (::fsync(fd.get()) != 0) throw_errno("cannot fsync", tmp.path);
@@ -152,7 +153,7 @@ bool replace_file(const std::string& path, std::string_view bytes, mode_t mode) 
 }
 
 mode_t file_mode(const std::string& path, mode_t fallback) {
-    struct stat st{};
+    struct stat st {};
     return ::stat(path.c_str(), &st) == 0 ? mode_t(st.st_mode & 07777) : fallback;
 }
 

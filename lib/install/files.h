@@ -15,7 +15,7 @@ namespace ef::install {
 
 // An owned file descriptor; closed on destruction.
 class Fd {
-public:
+  public:
     explicit Fd(int fd = -1) : fd_(fd) {}
     Fd(Fd&& other) noexcept : fd_(other.release()) {}
     Fd& operator=(Fd&& other) noexcept;
@@ -25,7 +25,7 @@ public:
     int get() const { return fd_; }
     int release();
 
-private:
+  private:
     int fd_;
 };
 

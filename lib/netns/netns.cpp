@@ -61,8 +61,7 @@ ScopedNetns::ScopedNetns(const std::string& path) {
     if (int type = ioctl_ns_type(target.get()); type >= 0 && type != CLONE_NEWNET)
         unusable(path, "is not a network namespace");
     Fd original(open(kSelfNetns, O_RDONLY | O_CLOEXEC));
-    if (original.get() < 0)
-        unusable(path, std::string("cannot open the current netns: ") + std::strerror(errno));
+    if (original.get() < 0) unusable(path, std::string("cannot open the current netns: ") + std::strerror(errno));
     // setns checks the namespace type: EINVAL for a mount/pid/... ns file.
     if (setns(target.get(), CLONE_NEWNET) < 0) {
         if (errno == EINVAL) unusable(path, "is not a network namespace");
@@ -87,7 +86,8 @@ bool is_netns(const std::string& path) {
 }
 
 bool is_current_netns(const std::string& path) {
-    struct stat a {}, b {};
+    struct stat a {
+    }, b{};
     if (stat(path.c_str(), &a) < 0 || stat(kSelfNetns, &b) < 0) return false;
     return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }

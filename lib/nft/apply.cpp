@@ -1,7 +1,7 @@
 // The kernel side of nft.h: apply, read back, delete, inspect.
 #include <cstdlib>
-#include <iterator>
 #include <cstring>
+#include <iterator>
 
 #include <arpa/inet.h>
 #include <libnftnl/chain.h>
@@ -53,16 +53,17 @@ void read_netdev(Socket& s, std::vector<uint8_t>& msgs, bool& interrupted) {
                   interrupted);
     if (err == ENOENT) return;
     if (err) dump_failed("table netdev egress_fence", err);
-    if ((err = run(s, Request(s, NFT_MSG_GETOBJ, NLM_F_DUMP, kNetdev)
-                          .str(NFTA_OBJ_TABLE, fence::kTableName)
-                          .be32(NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER),
+    if ((err = run(s,
+                   Request(s, NFT_MSG_GETOBJ, NLM_F_DUMP, kNetdev)
+                       .str(NFTA_OBJ_TABLE, fence::kTableName)
+                       .be32(NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER),
                    msgs, interrupted)))
         dump_failed("the counters of table netdev egress_fence", err);
-    if ((err = run(s, Request(s, NFT_MSG_GETCHAIN, NLM_F_DUMP, kNetdev).str(NFTA_CHAIN_TABLE, fence::kTableName),
-                   msgs, interrupted)))
+    if ((err = run(s, Request(s, NFT_MSG_GETCHAIN, NLM_F_DUMP, kNetdev).str(NFTA_CHAIN_TABLE, fence::kTableName), msgs,
+                   interrupted)))
         dump_failed("the chains of table netdev egress_fence", err);
-    if ((err = run(s, Request(s, NFT_MSG_GETRULE, NLM_F_DUMP, kNetdev).str(NFTA_RULE_TABLE, fence::kTableName),
-                   msgs, interrupted)))
+    if ((err = run(s, Request(s, NFT_MSG_GETRULE, NLM_F_DUMP, kNetdev).str(NFTA_RULE_TABLE, fence::kTableName), msgs,
+                   interrupted)))
         dump_failed("the rules of table netdev egress_fence", err);
 }
 
@@ -74,9 +75,10 @@ std::optional<fence::Ruleset> read_once(Socket& s, bool& interrupted) {
                   interrupted);
     if (err == ENOENT) return std::nullopt;
     if (err) dump_failed("the table", err);
-    if ((err = run(s, Request(s, NFT_MSG_GETOBJ, NLM_F_DUMP)
-                          .str(NFTA_OBJ_TABLE, fence::kTableName)
-                          .be32(NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER),
+    if ((err = run(s,
+                   Request(s, NFT_MSG_GETOBJ, NLM_F_DUMP)
+                       .str(NFTA_OBJ_TABLE, fence::kTableName)
+                       .be32(NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER),
                    msgs, interrupted)))
         dump_failed("the counters", err);
     if ((err = run(s, Request(s, NFT_MSG_GETSET, NLM_F_DUMP).str(NFTA_SET_TABLE, fence::kTableName), msgs,
@@ -85,9 +87,10 @@ std::optional<fence::Ruleset> read_once(Socket& s, bool& interrupted) {
     // Set names come from the sets just read.
     fence::Ruleset partial = decode_messages(msgs.data(), msgs.size());
     for (const auto& set : partial.sets)
-        if ((err = run(s, Request(s, NFT_MSG_GETSETELEM, NLM_F_DUMP)
-                              .str(NFTA_SET_ELEM_LIST_TABLE, fence::kTableName)
-                              .str(NFTA_SET_ELEM_LIST_SET, set.name),
+        if ((err = run(s,
+                       Request(s, NFT_MSG_GETSETELEM, NLM_F_DUMP)
+                           .str(NFTA_SET_ELEM_LIST_TABLE, fence::kTableName)
+                           .str(NFTA_SET_ELEM_LIST_SET, set.name),
                        msgs, interrupted)))
             dump_failed(("the elements of set " + set.name).c_str(), err);
     if ((err = run(s, Request(s, NFT_MSG_GETCHAIN, NLM_F_DUMP).str(NFTA_CHAIN_TABLE, fence::kTableName), msgs,
@@ -110,10 +113,22 @@ std::optional<fence::Ruleset> read_on(Socket& s) {
 }
 
 std::string stmt_kind(const fence::Stmt& s) {
-    static const char* names[] = {"oifname",   "meta l4proto", "ct state", "icmpv6 type", "meta skuid",
-                                  "daddr set", "daddr . l4proto . dport set", "counter", "limit",
-                                  "log",       "verdict",      "reject",   "unrecognized",
-                                  "meta secmark set", "meta secmark", "ether type"};
+    static const char* names[] = {"oifname",
+                                  "meta l4proto",
+                                  "ct state",
+                                  "icmpv6 type",
+                                  "meta skuid",
+                                  "daddr set",
+                                  "daddr . l4proto . dport set",
+                                  "counter",
+                                  "limit",
+                                  "log",
+                                  "verdict",
+                                  "reject",
+                                  "unrecognized",
+                                  "meta secmark set",
+                                  "meta secmark",
+                                  "ether type"};
     static_assert(std::size(names) == std::variant_size_v<fence::Stmt>);
     std::string n = names[s.index()];
     if (const auto* u = std::get_if<fence::Unrecognized>(&s)) n += " " + u->text;
@@ -124,8 +139,8 @@ std::string rule_difference(const std::string& chain, size_t i, const fence::Rul
     std::string where = "rule " + std::to_string(i + 1) + " of chain " + chain;
     for (size_t k = 0; k < std::min(want.stmts.size(), got.stmts.size()); ++k)
         if (!(want.stmts[k] == got.stmts[k]))
-            return where + ": statement " + std::to_string(k + 1) + " is " + stmt_kind(got.stmts[k]) +
-                   ", expected " + stmt_kind(want.stmts[k]);
+            return where + ": statement " + std::to_string(k + 1) + " is " + stmt_kind(got.stmts[k]) + ", expected " +
+                   stmt_kind(want.stmts[k]);
     return where + " has " + std::to_string(got.stmts.size()) + " statements, expected " +
            std::to_string(want.stmts.size());
 }
@@ -219,8 +234,9 @@ void apply_ruleset(const fence::Ruleset& rs) {
     bool meta_ok = got->meta == fit_metadata(rs.meta);
     got->meta = rs.meta;
     if (!meta_ok || !(*got == rs))
-        throw cni::Error(cni::kNftRejected, "nf_tables accepted the fence but holds something else: " +
-                                                (meta_ok ? describe_difference(rs, *got) : "the table's metadata differs"));
+        throw cni::Error(cni::kNftRejected,
+                         "nf_tables accepted the fence but holds something else: " +
+                             (meta_ok ? describe_difference(rs, *got) : "the table's metadata differs"));
 }
 
 std::optional<fence::Ruleset> read_ruleset() {
@@ -254,8 +270,8 @@ bool delete_table() {
     if (e.error) {
         size_t index = e.seq - first;
         std::string what = index < labels.size() ? labels[index] : "the batch";
-        throw cni::Error(cni::kNftRejected, "cannot delete the fence: " + std::string(std::strerror(e.error)) +
-                                                " at " + what,
+        throw cni::Error(cni::kNftRejected,
+                         "cannot delete the fence: " + std::string(std::strerror(e.error)) + " at " + what,
                          "errno " + std::to_string(e.error));
     }
     return true;

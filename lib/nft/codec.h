@@ -8,12 +8,12 @@
 #include <vector>
 
 #include <libmnl/libmnl.h>
-#include <linux/netlink.h>
 #include <libnftnl/chain.h>
 #include <libnftnl/expr.h>
 #include <libnftnl/object.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/table.h>
+#include <linux/netlink.h>
 
 #include "fence/ruleset.h"
 

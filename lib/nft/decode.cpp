@@ -11,16 +11,16 @@
 #include <optional>
 
 #include <arpa/inet.h>
-#include <net/if.h>
-#include <net/if_arp.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_log.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <net/if.h>
+#include <net/if_arp.h>
 
-#include "cni/error.h"
 #include <endian.h>
+#include "cni/error.h"
 
 #include "nft/codec.h"
 #include "nft/elements.h"
@@ -140,8 +140,7 @@ std::optional<std::string> lookup_set(const Expr& e) {
     return a.str(NFTA_LOOKUP_SET);
 }
 bool nfproto_is(const Exprs& x, size_t i, uint8_t proto) {
-    return i + 1 < x.size() && meta_load(x[i], NFT_META_NFPROTO, NFT_REG_1) &&
-           cmp_u8_is(x[i + 1], NFT_CMP_EQ, proto);
+    return i + 1 < x.size() && meta_load(x[i], NFT_META_NFPROTO, NFT_REG_1) && cmp_u8_is(x[i + 1], NFT_CMP_EQ, proto);
 }
 
 // --- statement matchers: each returns how many expressions it took (0: none) -----
@@ -189,8 +188,7 @@ Match ct_state(const Exprs& x, size_t i) {
 }
 
 Match icmpv6_type(const Exprs& x, size_t i) {
-    if (i + 6 >= x.size() || !nfproto_is(x, i, NFPROTO_IPV6) ||
-        !meta_load(x[i + 2], NFT_META_L4PROTO, NFT_REG_1) ||
+    if (i + 6 >= x.size() || !nfproto_is(x, i, NFPROTO_IPV6) || !meta_load(x[i + 2], NFT_META_L4PROTO, NFT_REG_1) ||
         !cmp_u8_is(x[i + 3], NFT_CMP_EQ, IPPROTO_ICMPV6) ||
         !payload_load(x[i + 4], NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1))
         return {};
@@ -201,8 +199,7 @@ Match icmpv6_type(const Exprs& x, size_t i) {
 }
 
 Match skuid(const Exprs& x, size_t i) {
-    if (i + 2 >= x.size() || !meta_load(x[i], NFT_META_SKUID, NFT_REG_1) || !hton(x[i + 1], NFT_REG_1, 4, 4))
-        return {};
+    if (i + 2 >= x.size() || !meta_load(x[i], NFT_META_SKUID, NFT_REG_1) || !hton(x[i + 1], NFT_REG_1, 4, 4)) return {};
     auto set = lookup_set(x[i + 2]);
     if (!set) return {};
     return {3, fence::SkuidInSet{*set}};
@@ -259,9 +256,10 @@ Match limit(const Exprs& x, size_t i) {
     if (x[i].name != "limit" || !rate || !unit || !burst || !u32_is(a, NFTA_LIMIT_TYPE, NFT_LIMIT_PKTS) ||
         !u32_is_or_unset(a, NFTA_LIMIT_FLAGS, 0))
         return {};
-    static const std::pair<uint64_t, fence::TimeUnit> units[] = {
-        {1, fence::TimeUnit::second}, {60, fence::TimeUnit::minute},
-        {3600, fence::TimeUnit::hour}, {86400, fence::TimeUnit::day}};
+    static const std::pair<uint64_t, fence::TimeUnit> units[] = {{1, fence::TimeUnit::second},
+                                                                 {60, fence::TimeUnit::minute},
+                                                                 {3600, fence::TimeUnit::hour},
+                                                                 {86400, fence::TimeUnit::day}};
     for (auto [secs, u] : units)
         if (secs == *unit) return {1, fence::Limit{*rate, u, *burst}};
     return {};
@@ -301,8 +299,7 @@ Match reject(const Exprs& x, size_t i) {
 
 // `meta secmark set N`: [immediate reg 1 N] [meta set secmark reg 1].
 Match secmark_set(const Exprs& x, size_t i) {
-    if (i + 1 >= x.size() || x[i].name != "immediate" || !u32_is(x[i].data, NFTA_IMMEDIATE_DREG, NFT_REG_1))
-        return {};
+    if (i + 1 >= x.size() || x[i].name != "immediate" || !u32_is(x[i].data, NFTA_IMMEDIATE_DREG, NFT_REG_1)) return {};
     auto v = x[i].data.value(NFTA_IMMEDIATE_DATA);
     const Attrs& m = x[i + 1].data;
     if (!v || v->size() != 4 || x[i + 1].name != "meta" || !u32_is(m, NFTA_META_KEY, NFT_META_SECMARK) ||
@@ -349,8 +346,8 @@ std::string describe(const Expr& e) {
 std::vector<fence::Stmt> statements(const Exprs& x) {
     using Matcher = Match (*)(const Exprs&, size_t);
     // Longer patterns first: they share prefixes with shorter ones.
-    static const Matcher matchers[] = {icmpv6_type, daddr_proto_port, daddr,      skuid,      ct_state,
-                                       oifname,     l4proto,          counter_ref, limit,      log,
+    static const Matcher matchers[] = {icmpv6_type, daddr_proto_port, daddr,       skuid,       ct_state,
+                                       oifname,     l4proto,          counter_ref, limit,       log,
                                        verdict,     reject,           ether_type,  secmark_set, secmark_eq};
     std::vector<fence::Stmt> out;
     for (size_t i = 0; i < x.size();) {
@@ -397,9 +394,9 @@ fence::Chain to_chain(const std::string& name, const Attrs& a) {
                  (policy == NF_ACCEPT || policy == NF_DROP);
     if (!known) {
         // Not a shape the fence builds; keep it visible to any comparison.
-        ch.rules.push_back({{fence::Unrecognized{"base chain type " + type.value_or("?") + " hook " +
-                                                 hook_name(hook.value_or(~0u)) + " policy " +
-                                                 std::to_string(policy)}}});
+        ch.rules.push_back(
+            {{fence::Unrecognized{"base chain type " + type.value_or("?") + " hook " + hook_name(hook.value_or(~0u)) +
+                                  " policy " + std::to_string(policy)}}});
         return ch;
     }
     ch.base = fence::BaseHook{*hook == NF_INET_LOCAL_OUT ? fence::Hook::output : fence::Hook::forward,
@@ -462,7 +459,11 @@ void Decoder::message(const nlmsghdr* nlh) {
     if (gen->nfgen_family != kFamily) return;  // not family inet or netdev: not ours
     switch (type) {
         case NFT_MSG_NEWTABLE: return table(nlh);
-        case NFT_MSG_DELTABLE: rs_ = {}; readers_.clear(); table_flags_ = 0; return;
+        case NFT_MSG_DELTABLE:
+            rs_ = {};
+            readers_.clear();
+            table_flags_ = 0;
+            return;
         case NFT_MSG_NEWOBJ: return counter(nlh);
         case NFT_MSG_NEWSET: return set(nlh);
         case NFT_MSG_NEWSETELEM: return elements(nlh);
@@ -480,8 +481,7 @@ void Decoder::table(const nlmsghdr* nlh) {
     if (*name != fence::kTableName) return;
     table_flags_ = a.u32(NFTA_TABLE_FLAGS).value_or(0);
     const nlattr* ud = a.get(NFTA_TABLE_USERDATA);
-    rs_.meta = ud ? decode_metadata(static_cast<const uint8_t*>(mnl_attr_get_payload(ud)),
-                                    mnl_attr_get_payload_len(ud))
+    rs_.meta = ud ? decode_metadata(static_cast<const uint8_t*>(mnl_attr_get_payload(ud)), mnl_attr_get_payload_len(ud))
                   : fence::Metadata{};
 }
 
@@ -494,7 +494,8 @@ void Decoder::counter(const nlmsghdr* nlh) {
     // as unrecognized objref expressions.
     if (*table != fence::kTableName || a.u32(NFTA_OBJ_TYPE) != NFT_OBJECT_COUNTER) return;
     Attrs data = a.nested(NFTA_OBJ_DATA);
-    rs_.counters.push_back({*name, data.u64(NFTA_COUNTER_PACKETS).value_or(0), data.u64(NFTA_COUNTER_BYTES).value_or(0)});
+    rs_.counters.push_back(
+        {*name, data.u64(NFTA_COUNTER_PACKETS).value_or(0), data.u64(NFTA_COUNTER_BYTES).value_or(0)});
 }
 
 std::optional<fence::FieldType> field_type(uint32_t id) {
@@ -693,9 +694,8 @@ fence::Ruleset Decoder::finish() {
     if (table_flags_)
         for (auto& c : rs_.chains)
             if (c.base)
-                c.rules.insert(c.rules.begin(),
-                               {{fence::Unrecognized{"table flags " + std::to_string(table_flags_) +
-                                                     " (dormant: chains not evaluated)"}}});
+                c.rules.insert(c.rules.begin(), {{fence::Unrecognized{"table flags " + std::to_string(table_flags_) +
+                                                                      " (dormant: chains not evaluated)"}}});
     return std::move(rs_);
 }
 

@@ -80,8 +80,8 @@ void ElementWriter::check(const fence::Element& e) const {
         ok = e.fields[i].lo.size() == n && e.fields[i].hi.size() == n;
     }
     if (!ok)
-        throw cni::Error(cni::kInternal, "cannot encode the fence: an element of set " + set_.name +
-                                             " does not match the set's key");
+        throw cni::Error(cni::kInternal,
+                         "cannot encode the fence: an element of set " + set_.name + " does not match the set's key");
 }
 
 const uint8_t* ElementWriter::concat(const fence::Element& e, bool hi, uint8_t* out) const {
@@ -181,8 +181,7 @@ void ElementReader::add_one(const nlattr* elem) {
     });
     if (!key) bad(name_, "element without a key");
     auto [k, klen] = data_value(name_, key);
-    if (klen != klen_)
-        bad(name_, "key of " + std::to_string(klen) + " bytes, expected " + std::to_string(klen_));
+    if (klen != klen_) bad(name_, "key of " + std::to_string(klen) + " bytes, expected " + std::to_string(klen_));
     if (interval_ && !concat_) {
         bounds_.emplace_back(fence::Bytes(k, k + klen), (flags & NFT_SET_ELEM_INTERVAL_END) != 0);
         return;

@@ -5,13 +5,13 @@
 #include <type_traits>
 
 #include <arpa/inet.h>
-#include <net/if.h>
-#include <net/if_arp.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_log.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <net/if.h>
+#include <net/if_arp.h>
 
 #include "cni/error.h"
 #include "nft/codec.h"
@@ -77,8 +77,7 @@ class ExprSink {
         nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
         nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set.c_str());
         // The set is created in the same transaction: the kernel finds it by id.
-        if (auto it = ids.find(set); it != ids.end())
-            nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, it->second);
+        if (auto it = ids.find(set); it != ids.end()) nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, it->second);
     }
     void nfproto(uint8_t proto) {
         meta(NFT_META_NFPROTO, NFT_REG_1);
@@ -111,8 +110,7 @@ struct DaddrLayout {
     uint32_t proto_reg, port_reg;
 };
 DaddrLayout daddr_layout(fence::IpFamily f) {
-    if (f == fence::IpFamily::ipv4)
-        return {NFPROTO_IPV4, 16, 4, NFT_REG32_01, NFT_REG32_02};
+    if (f == fence::IpFamily::ipv4) return {NFPROTO_IPV4, 16, 4, NFT_REG32_01, NFT_REG32_02};
     // 16 address bytes fill reg32 0..3; reg32 4 is spelled NFT_REG_2 by nft.
     return {NFPROTO_IPV6, 24, 16, NFT_REG_2, NFT_REG32_05};
 }
@@ -124,113 +122,112 @@ void add_daddr(ExprSink& x, fence::IpFamily f) {
 }
 
 void add_stmt(ExprSink& x, const fence::Stmt& stmt, const SetIds& ids) {
-    std::visit(
-        overloaded{
-            [&](const fence::OifnameEq& s) {
-                char name[IFNAMSIZ] = {};
-                if (s.name.size() >= IFNAMSIZ) invalid("interface name too long: " + s.name);
-                s.name.copy(name, s.name.size());
-                x.meta(NFT_META_OIFNAME, NFT_REG_1);
-                x.cmp(NFT_CMP_EQ, name, IFNAMSIZ);
-            },
-            [&](const fence::L4ProtoEq& s) { x.l4proto(s.proto); },
-            [&](const fence::CtStateIn& s) {
-                uint32_t zero = 0;
-                nftnl_expr* ct = x.add("ct");
-                nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
-                nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-                nftnl_expr* bw = x.add("bitwise");
-                nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-                nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-                nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_LEN, sizeof(uint32_t));
-                nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, &s.bits, sizeof(uint32_t));
-                nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(uint32_t));
-                x.cmp(NFT_CMP_NEQ, &zero, sizeof(uint32_t));
-            },
-            [&](const fence::Icmpv6TypeRange& s) {
-                x.nfproto(NFPROTO_IPV6);
-                x.l4proto(IPPROTO_ICMPV6);
-                x.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1);
-                x.cmp_u8(NFT_CMP_GTE, s.lo);
-                x.cmp_u8(NFT_CMP_LTE, s.hi);
-            },
-            [&](const fence::SkuidInSet& s) {
-                x.meta(NFT_META_SKUID, NFT_REG_1);
-                // The uid set keeps big-endian keys (what nft does for intervals).
-                x.hton(NFT_REG_1, 4, 4);
-                x.lookup(s.set, ids);
-            },
-            [&](const fence::DaddrInSet& s) {
-                add_daddr(x, s.family);
-                x.lookup(s.set, ids);
-            },
-            [&](const fence::DaddrProtoPortInSet& s) {
-                DaddrLayout l = daddr_layout(s.family);
-                add_daddr(x, s.family);
-                x.meta(NFT_META_L4PROTO, l.proto_reg);
-                x.hton(l.proto_reg, 1, 2);
-                x.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, l.port_reg);
-                x.lookup(s.set, ids);
-            },
-            [&](const fence::CounterRef& s) {
-                nftnl_expr* e = x.add("objref");
-                nftnl_expr_set_u32(e, NFTNL_EXPR_OBJREF_IMM_TYPE, NFT_OBJECT_COUNTER);
-                nftnl_expr_set_str(e, NFTNL_EXPR_OBJREF_IMM_NAME, s.name.c_str());
-            },
-            [&](const fence::Limit& s) {
-                nftnl_expr* e = x.add("limit");
-                nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_RATE, s.rate);
-                nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_UNIT, seconds(s.unit));
-                nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_BURST, s.burst);
-                nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
-                nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_FLAGS, 0);
-            },
-            [&](const fence::Log& s) {
-                nftnl_expr* e = x.add("log");
-                nftnl_expr_set_str(e, NFTNL_EXPR_LOG_PREFIX, s.prefix.c_str());
-                nftnl_expr_set_u32(e, NFTNL_EXPR_LOG_FLAGS, NF_LOG_UID);
-            },
-            [&](const fence::Verdict& s) {
-                nftnl_expr* e = x.add("immediate");
-                nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
-                nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT,
-                                   s.kind == fence::VerdictKind::accept ? NF_ACCEPT : NF_DROP);
-            },
-            [&](const fence::Reject& s) {
-                nftnl_expr* e = x.add("reject");
-                bool rst = s.kind == fence::RejectKind::tcp_reset;
-                nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE,
-                                   rst ? NFT_REJECT_TCP_RST : NFT_REJECT_ICMPX_UNREACH);
-                nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, rst ? 0 : NFT_REJECT_ICMPX_PORT_UNREACH);
-            },
-            [&](const fence::Unrecognized& s) { invalid("unrecognized statement: " + s.text); },
-            // What nft -j sends for {"mangle": {"key": {"meta": {"key": "secmark"}}, "value": N}}.
-            [&](const fence::SecmarkSet& s) {
-                nftnl_expr* imm = x.add("immediate");
-                nftnl_expr_set_u32(imm, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
-                nftnl_expr_set(imm, NFTNL_EXPR_IMM_DATA, &s.value, sizeof s.value);
-                nftnl_expr* e = x.add("meta");
-                nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_SECMARK);
-                nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
-            },
-            // nft refuses to send this match; it is what nft sends for
-            // `meta mark N` with the secmark key, and nft lists it as
-            // `meta secmark N`.
-            [&](const fence::SecmarkEq& s) {
-                x.meta(NFT_META_SECMARK, NFT_REG_1);
-                x.cmp(NFT_CMP_EQ, &s.value, sizeof s.value);
-            },
-            [&](const fence::EtherTypeEq& s) {
-                // nft's dependency in family netdev: the device is Ethernet.
-                uint16_t ether = ARPHRD_ETHER;
-                x.meta(NFT_META_IIFTYPE, NFT_REG_1);
-                x.cmp(NFT_CMP_EQ, &ether, sizeof ether);
-                uint16_t type = htons(s.type);
-                x.payload(NFT_PAYLOAD_LL_HEADER, 12, 2, NFT_REG_1);
-                x.cmp(NFT_CMP_EQ, &type, sizeof type);
-            },
-        },
-        stmt);
+    std::visit(overloaded{
+                   [&](const fence::OifnameEq& s) {
+                       char name[IFNAMSIZ] = {};
+                       if (s.name.size() >= IFNAMSIZ) invalid("interface name too long: " + s.name);
+                       s.name.copy(name, s.name.size());
+                       x.meta(NFT_META_OIFNAME, NFT_REG_1);
+                       x.cmp(NFT_CMP_EQ, name, IFNAMSIZ);
+                   },
+                   [&](const fence::L4ProtoEq& s) { x.l4proto(s.proto); },
+                   [&](const fence::CtStateIn& s) {
+                       uint32_t zero = 0;
+                       nftnl_expr* ct = x.add("ct");
+                       nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
+                       nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+                       nftnl_expr* bw = x.add("bitwise");
+                       nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+                       nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+                       nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_LEN, sizeof(uint32_t));
+                       nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, &s.bits, sizeof(uint32_t));
+                       nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(uint32_t));
+                       x.cmp(NFT_CMP_NEQ, &zero, sizeof(uint32_t));
+                   },
+                   [&](const fence::Icmpv6TypeRange& s) {
+                       x.nfproto(NFPROTO_IPV6);
+                       x.l4proto(IPPROTO_ICMPV6);
+                       x.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1);
+                       x.cmp_u8(NFT_CMP_GTE, s.lo);
+                       x.cmp_u8(NFT_CMP_LTE, s.hi);
+                   },
+                   [&](const fence::SkuidInSet& s) {
+                       x.meta(NFT_META_SKUID, NFT_REG_1);
+                       // The uid set keeps big-endian keys (what nft does for intervals).
+                       x.hton(NFT_REG_1, 4, 4);
+                       x.lookup(s.set, ids);
+                   },
+                   [&](const fence::DaddrInSet& s) {
+                       add_daddr(x, s.family);
+                       x.lookup(s.set, ids);
+                   },
+                   [&](const fence::DaddrProtoPortInSet& s) {
+                       DaddrLayout l = daddr_layout(s.family);
+                       add_daddr(x, s.family);
+                       x.meta(NFT_META_L4PROTO, l.proto_reg);
+                       x.hton(l.proto_reg, 1, 2);
+                       x.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, l.port_reg);
+                       x.lookup(s.set, ids);
+                   },
+                   [&](const fence::CounterRef& s) {
+                       nftnl_expr* e = x.add("objref");
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_OBJREF_IMM_TYPE, NFT_OBJECT_COUNTER);
+                       nftnl_expr_set_str(e, NFTNL_EXPR_OBJREF_IMM_NAME, s.name.c_str());
+                   },
+                   [&](const fence::Limit& s) {
+                       nftnl_expr* e = x.add("limit");
+                       nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_RATE, s.rate);
+                       nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_UNIT, seconds(s.unit));
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_BURST, s.burst);
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_FLAGS, 0);
+                   },
+                   [&](const fence::Log& s) {
+                       nftnl_expr* e = x.add("log");
+                       nftnl_expr_set_str(e, NFTNL_EXPR_LOG_PREFIX, s.prefix.c_str());
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_LOG_FLAGS, NF_LOG_UID);
+                   },
+                   [&](const fence::Verdict& s) {
+                       nftnl_expr* e = x.add("immediate");
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT,
+                                          s.kind == fence::VerdictKind::accept ? NF_ACCEPT : NF_DROP);
+                   },
+                   [&](const fence::Reject& s) {
+                       nftnl_expr* e = x.add("reject");
+                       bool rst = s.kind == fence::RejectKind::tcp_reset;
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE,
+                                          rst ? NFT_REJECT_TCP_RST : NFT_REJECT_ICMPX_UNREACH);
+                       nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, rst ? 0 : NFT_REJECT_ICMPX_PORT_UNREACH);
+                   },
+                   [&](const fence::Unrecognized& s) { invalid("unrecognized statement: " + s.text); },
+                   // What nft -j sends for {"mangle": {"key": {"meta": {"key": "secmark"}}, "value": N}}.
+                   [&](const fence::SecmarkSet& s) {
+                       nftnl_expr* imm = x.add("immediate");
+                       nftnl_expr_set_u32(imm, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+                       nftnl_expr_set(imm, NFTNL_EXPR_IMM_DATA, &s.value, sizeof s.value);
+                       nftnl_expr* e = x.add("meta");
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_SECMARK);
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
+                   },
+                   // nft refuses to send this match; it is what nft sends for
+                   // `meta mark N` with the secmark key, and nft lists it as
+                   // `meta secmark N`.
+                   [&](const fence::SecmarkEq& s) {
+                       x.meta(NFT_META_SECMARK, NFT_REG_1);
+                       x.cmp(NFT_CMP_EQ, &s.value, sizeof s.value);
+                   },
+                   [&](const fence::EtherTypeEq& s) {
+                       // nft's dependency in family netdev: the device is Ethernet.
+                       uint16_t ether = ARPHRD_ETHER;
+                       x.meta(NFT_META_IIFTYPE, NFT_REG_1);
+                       x.cmp(NFT_CMP_EQ, &ether, sizeof ether);
+                       uint16_t type = htons(s.type);
+                       x.payload(NFT_PAYLOAD_LL_HEADER, 12, 2, NFT_REG_1);
+                       x.cmp(NFT_CMP_EQ, &type, sizeof type);
+                   },
+               },
+               stmt);
 }
 
 // --- messages ---------------------------------------------------------------
@@ -242,8 +239,7 @@ class Encoder {
     void use_family(uint16_t family) { family_ = family; }
 
     nlmsghdr* begin(uint16_t type, uint16_t flags, size_t max_len) {
-        return nftnl_nlmsg_build_hdr(b_.reserve(max_len), type, family_,
-                                     flags | NLM_F_ACK, b_.next_seq());
+        return nftnl_nlmsg_build_hdr(b_.reserve(max_len), type, family_, flags | NLM_F_ACK, b_.next_seq());
     }
     void finish(std::string label) {
         b_.commit();
@@ -263,8 +259,7 @@ class Encoder {
         TablePtr t(nftnl_table_alloc());
         nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, fence::kTableName);
         if (type == NFT_MSG_NEWTABLE) nftnl_table_set_u32(t.get(), NFTNL_TABLE_FLAGS, 0);
-        if (userdata)
-            nftnl_table_set_data(t.get(), NFTNL_TABLE_USERDATA, userdata->data(), userdata->size());
+        if (userdata) nftnl_table_set_data(t.get(), NFTNL_TABLE_USERDATA, userdata->data(), userdata->size());
         uint16_t flags = type == NFT_MSG_NEWTABLE ? NLM_F_CREATE | (exclusive ? NLM_F_EXCL : 0) : 0;
         nftnl_table_nlmsg_build_payload(begin(type, flags, 1024), t.get());
         finish(label);
@@ -277,8 +272,7 @@ class Encoder {
         nftnl_obj_set_u32(o.get(), NFTNL_OBJ_TYPE, NFT_OBJECT_COUNTER);
         nftnl_obj_set_u64(o.get(), NFTNL_OBJ_CTR_BYTES, c.bytes);
         nftnl_obj_set_u64(o.get(), NFTNL_OBJ_CTR_PKTS, c.packets);
-        nftnl_obj_nlmsg_build_payload(begin(NFT_MSG_NEWOBJ, NLM_F_CREATE, 1024 + c.name.size()),
-                                      o.get());
+        nftnl_obj_nlmsg_build_payload(begin(NFT_MSG_NEWOBJ, NLM_F_CREATE, 1024 + c.name.size()), o.get());
         finish("counter " + c.name);
     }
 
@@ -320,9 +314,8 @@ class Encoder {
         nftnl_rule_set_str(rule.get(), NFTNL_RULE_CHAIN, chain.c_str());
         ExprSink x(rule.get());
         for (const auto& s : r.stmts) add_stmt(x, s, ids);
-        nftnl_rule_nlmsg_build_payload(
-            begin(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, rule_size_bound(chain, r)),
-            rule.get());
+        nftnl_rule_nlmsg_build_payload(begin(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, rule_size_bound(chain, r)),
+                                       rule.get());
         finish("rule " + std::to_string(index + 1) + " of chain " + chain +
                (family_ == NFPROTO_NETDEV ? " of table netdev egress_fence" : ""));
     }
@@ -335,8 +328,7 @@ class Encoder {
         nftnl_rule_set_str(rule.get(), NFTNL_RULE_CHAIN, "ef_test_missing_chain");
         ExprSink x(rule.get());
         add_stmt(x, fence::Verdict{fence::VerdictKind::accept}, {});
-        nftnl_rule_nlmsg_build_payload(begin(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, 1024),
-                                       rule.get());
+        nftnl_rule_nlmsg_build_payload(begin(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, 1024), rule.get());
         finish("rule of chain ef_test_missing_chain (EF_TEST_FAIL_BATCH fault injection)");
     }
 

@@ -16,20 +16,19 @@ namespace ef::nft {
 namespace {
 
 constexpr uint8_t kFirstType = 0x40;
-constexpr size_t kTlvHeader = 2;  // type, length
-constexpr size_t kMaxValue = 255; // a TLV's length is one byte
+constexpr size_t kTlvHeader = 2;   // type, length
+constexpr size_t kMaxValue = 255;  // a TLV's length is one byte
 
 using Field = std::string fence::Metadata::*;
 // TLV order and type (kFirstType + index); never reorder, only append.
 constexpr std::array<Field, 7> kFields = {
-    &fence::Metadata::plugin_version, &fence::Metadata::profile,
-    &fence::Metadata::pod_namespace,  &fence::Metadata::pod_name,
-    &fence::Metadata::container_id,   &fence::Metadata::digest,
+    &fence::Metadata::plugin_version, &fence::Metadata::profile,      &fence::Metadata::pod_namespace,
+    &fence::Metadata::pod_name,       &fence::Metadata::container_id, &fence::Metadata::digest,
     &fence::Metadata::annotated_uid,
 };
 // Which values give way first when the metadata does not fit.
 constexpr std::array<Field, 5> kTruncationOrder = {
-    &fence::Metadata::pod_name, &fence::Metadata::container_id, &fence::Metadata::profile,
+    &fence::Metadata::pod_name,      &fence::Metadata::container_id,   &fence::Metadata::profile,
     &fence::Metadata::pod_namespace, &fence::Metadata::plugin_version,
 };
 
@@ -82,13 +81,11 @@ fence::Metadata decode_metadata(const uint8_t* data, size_t len) {
     fence::Metadata m;
     size_t off = 0;
     while (off < len) {
-        if (len - off < kTlvHeader)
-            throw cni::Error(cni::kNetlinkFailure, "table userdata is truncated");
+        if (len - off < kTlvHeader) throw cni::Error(cni::kNetlinkFailure, "table userdata is truncated");
         uint8_t type = data[off];
         uint8_t vlen = data[off + 1];
         off += kTlvHeader;
-        if (len - off < vlen)
-            throw cni::Error(cni::kNetlinkFailure, "table userdata is truncated");
+        if (len - off < vlen) throw cni::Error(cni::kNetlinkFailure, "table userdata is truncated");
         // Other types (nft's comment, future fields) are skipped on purpose.
         if (type >= kFirstType && type - kFirstType < static_cast<int>(kFields.size()))
             (m.*kFields[type - kFirstType]).assign(reinterpret_cast<const char*>(data + off), vlen);

@@ -19,8 +19,7 @@ constexpr size_t kReceiveBuffer = size_t{128} * 1024;
 constexpr int kSocketRcvbuf = 4 * 1024 * 1024;
 
 [[noreturn]] void fail(const std::string& what, int err) {
-    throw cni::Error(cni::kNetlinkFailure, what + ": " + std::strerror(err),
-                     "errno " + std::to_string(err));
+    throw cni::Error(cni::kNetlinkFailure, what + ": " + std::strerror(err), "errno " + std::to_string(err));
 }
 
 void set_int(mnl_socket* nl, int level, int opt, int value) {
@@ -53,8 +52,7 @@ Socket::Socket() : rx_(kReceiveBuffer) {
     // kernel's explanation when it has one.
     set_int(nl_.get(), SOL_NETLINK, NETLINK_CAP_ACK, 1);
     set_int(nl_.get(), SOL_NETLINK, NETLINK_EXT_ACK, 1);
-    if (setsockopt(mnl_socket_get_fd(nl_.get()), SOL_SOCKET, SO_RCVBUFFORCE, &kSocketRcvbuf,
-                   sizeof kSocketRcvbuf) < 0)
+    if (setsockopt(mnl_socket_get_fd(nl_.get()), SOL_SOCKET, SO_RCVBUFFORCE, &kSocketRcvbuf, sizeof kSocketRcvbuf) < 0)
         set_int(nl_.get(), SOL_SOCKET, SO_RCVBUF, kSocketRcvbuf);
     // A kernel that never answers must not hang the runtime's ADD.
     timeval tv{5, 0};

@@ -13,9 +13,9 @@ namespace ef::nft {
 
 // The first error the kernel reported for a batch.
 struct BatchError {
-    int error = 0;         // positive errno; 0 when the batch was accepted
-    uint32_t seq = 0;      // of the message that failed
-    std::string message;   // the kernel's extended ack text, if any
+    int error = 0;        // positive errno; 0 when the batch was accepted
+    uint32_t seq = 0;     // of the message that failed
+    std::string message;  // the kernel's extended ack text, if any
 };
 
 class Socket {

@@ -5,11 +5,11 @@
 // alone, all of them with the distractors, and each after an owned and a
 // chained install.
 // Usage: ef_fuzz_seeds CORPUS_DIR TESTS_CORPUS_DIR   (tests/fuzz/corpus tests/corpus)
-#include <filesystem>
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <iostream>
+#include <iterator>
 
 #include "targets.h"
 

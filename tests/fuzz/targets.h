@@ -131,8 +131,7 @@ inline void require_batch_roundtrip(const fence::Ruleset& rs) {
 // What a selection may give a pod: the profile it names, as the admin wrote
 // it, plus at most the one UID its annotation named (DESIGN.md: annotations
 // can only narrow or select, never widen).
-inline void require_not_widened(const config::PluginConfig& cfg, const config::Pod& pod,
-                                const config::Profile& got) {
+inline void require_not_widened(const config::PluginConfig& cfg, const config::Pod& pod, const config::Profile& got) {
     auto it = cfg.profiles.find(got.name);
     require(it != cfg.profiles.end(), "selected profile '" + got.name + "' does not exist");
     const config::Profile& admin = it->second;
@@ -228,8 +227,7 @@ inline void cni_args(const uint8_t* data, size_t size) {
         return it == args.all.end() ? std::string{} : it->second;
     };
     require(args.pod_namespace == value("K8S_POD_NAMESPACE") && args.pod_name == value("K8S_POD_NAME") &&
-                args.infra_container_id == value("K8S_POD_INFRA_CONTAINER_ID") &&
-                args.pod_uid == value("K8S_POD_UID"),
+                args.infra_container_id == value("K8S_POD_INFRA_CONTAINER_ID") && args.pod_uid == value("K8S_POD_UID"),
             "a K8S_POD_* field differs from its pair");
     require(cni::parse_args(again).all == args.all, "parse_args(serialised args) differs");
 }
@@ -251,7 +249,8 @@ inline void select_fixed(const config::PluginConfig& cfg, const std::map<std::st
         require(got->name != "wide-open", "a pod in " + std::string(ns) + " got profile wide-open");
         require_not_widened(cfg, pod, *got);
         if (got->annotated_uid)
-            require(*got->annotated_uid >= 1000 && *got->annotated_uid <= 65535, "annotated UID outside exemptUidRange");
+            require(*got->annotated_uid >= 1000 && *got->annotated_uid <= 65535,
+                    "annotated UID outside exemptUidRange");
     }
 }
 
@@ -294,8 +293,7 @@ inline void require_result(const nlohmann::json* prev, std::string_view version)
     if (r.contains("ips") && r["ips"].is_array())
         for (const auto& ip : r["ips"]) {
             if (!ip.is_object()) continue;
-            if (is_v1(version))
-                require(!ip.contains("version"), std::string(version) + " result keeps ips[].version");
+            if (is_v1(version)) require(!ip.contains("version"), std::string(version) + " result keeps ips[].version");
             else if (ip.contains("address") && ip["address"].is_string())
                 require(ip.contains("version"), std::string(version) + " result lacks ips[].version");
         }
@@ -307,8 +305,9 @@ inline void require_result(const nlohmann::json* prev, std::string_view version)
 inline void prev_result(const uint8_t* data, size_t size) {
     std::string_view text = text_of(data, size);
     for (auto version : cni::kSupportedVersions) {
-        std::string in = R"({"cniVersion": ")" + std::string(version) +
-                         R"(", "name": "fuzz-net", "type": "egress-fence", "selectors": [], "profiles": {}, "prevResult": )";
+        std::string in =
+            R"({"cniVersion": ")" + std::string(version) +
+            R"(", "name": "fuzz-net", "type": "egress-fence", "selectors": [], "profiles": {}, "prevResult": )";
         in += text;
         in += "}";
         try {
@@ -461,7 +460,8 @@ inline const std::vector<Batch>& base_batches() {
             pod_in("sandboxes", {}),
             pod_in("sandboxes", {{"egress-fence.io/profile", "proxy-and-dns"}}),
             pod_in("default", {{"openshell.ai/cni", "enabled"}, {"openshell.ai/proxy-uid", "4242"}}),
-            pod_in("default", {{"openshell.ai/cni", "enabled"}, {"openshell.ai/proxy-uid", "1000"},
+            pod_in("default", {{"openshell.ai/cni", "enabled"},
+                               {"openshell.ai/proxy-uid", "1000"},
                                {"egress-fence.io/profile", "closed"}}),
         };
         rulesets.reserve(pods.size());
@@ -521,8 +521,12 @@ struct Target {
 };
 
 inline constexpr Target kTargets[] = {
-    {"fuzz_netconf", netconf},         {"fuzz_cni_args", cni_args}, {"fuzz_annotations", annotations},
-    {"fuzz_prev_result", prev_result}, {"fuzz_conflist", conflist}, {"fuzz_netlink", netlink},
+    {"fuzz_netconf", netconf},
+    {"fuzz_cni_args", cni_args},
+    {"fuzz_annotations", annotations},
+    {"fuzz_prev_result", prev_result},
+    {"fuzz_conflist", conflist},
+    {"fuzz_netlink", netlink},
     {"fuzz_netlink_batch", netlink_batch},
 };
 

@@ -32,9 +32,9 @@
 
 #include "cni/error.h"
 #include "config/config.h"
+#include "ef_bench_batch_edit.h"
 #include "fence/compile.h"
 #include "nft/nft.h"
-#include "ef_bench_batch_edit.h"
 
 using namespace ef;
 

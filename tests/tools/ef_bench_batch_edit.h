@@ -36,7 +36,8 @@ inline std::vector<uint8_t> create_only(const std::vector<uint8_t>& batch) {
                               nft_type(reinterpret_cast<const nlmsghdr*>(batch.data() + msgs[i + 1].first)) ==
                                   NFT_MSG_DELTABLE;
         if (del || new_before_del) continue;
-        out.insert(out.end(), batch.begin() + long(msgs[i].first), batch.begin() + long(msgs[i].first + msgs[i].second));
+        out.insert(out.end(), batch.begin() + long(msgs[i].first),
+                   batch.begin() + long(msgs[i].first + msgs[i].second));
     }
     return out;
 }

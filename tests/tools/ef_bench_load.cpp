@@ -89,7 +89,8 @@ int serve(const Target& t, int seconds) {
     int udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (udp < 0) fail("socket", errno);
     if (bind(udp, sa(t), sizeof t.addr) != 0) fail("udp bind", errno);
-    pollfd fds[3] = {{tcp_listener(t, port), POLLIN, 0}, {tcp_listener(t, uint16_t(port + 1)), POLLIN, 0},
+    pollfd fds[3] = {{tcp_listener(t, port), POLLIN, 0},
+                     {tcp_listener(t, uint16_t(port + 1)), POLLIN, 0},
                      {udp, POLLIN, 0}};
     std::printf("ready\n");
     if (std::fflush(stdout) != 0) fail("stdout", errno);
@@ -152,8 +153,7 @@ int client(const std::string& mode, const Target& t, long count, int seconds) {
 
 int main(int argc, char** argv) {
     if (argc < 4) {
-        std::fprintf(stderr,
-                     "usage: ef_bench_load serve|tcp-connect|udp-send ADDR PORT [--count N] [--seconds S]\n");
+        std::fprintf(stderr, "usage: ef_bench_load serve|tcp-connect|udp-send ADDR PORT [--count N] [--seconds S]\n");
         return 250;
     }
     std::string mode = argv[1];

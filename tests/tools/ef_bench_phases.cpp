@@ -27,11 +27,11 @@
 #include "cni/error.h"
 #include "cni/protocol.h"
 #include "config/config.h"
+#include "ef_bench_batch_edit.h"
 #include "fence/compile.h"
 #include "netns/netns.h"
 #include "nft/nft.h"
 #include "nft/socket.h"
-#include "ef_bench_batch_edit.h"
 
 using namespace ef;
 

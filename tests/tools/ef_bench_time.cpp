@@ -41,8 +41,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -143,7 +143,8 @@ void run_shell_all(const std::vector<std::string>& cmds) {
     bool failed = false;
     for (pid_t pid : pids) {
         int status = 0;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) failed = true;
     }
     if (failed) {
@@ -299,10 +300,11 @@ Sample run_sample(const Options& o, long& next_index, bool check) {
         close(c.err_fd);
         bool ok = WIFEXITED(c.status) && WEXITSTATUS(c.status) == o.expect_exit;
         if (check && !ok) {
-            std::fprintf(stderr, "ef_bench_time: %s: process %ld exited with %s %d (expected %d)\nstdout:\n%s\nstderr:\n%s\n",
+            std::fprintf(stderr,
+                         "ef_bench_time: %s: process %ld exited with %s %d (expected %d)\nstdout:\n%s\nstderr:\n%s\n",
                          o.label.c_str(), c.index, WIFEXITED(c.status) ? "status" : "signal",
-                         WIFEXITED(c.status) ? WEXITSTATUS(c.status) : WTERMSIG(c.status), o.expect_exit,
-                         out.c_str(), err.c_str());
+                         WIFEXITED(c.status) ? WEXITSTATUS(c.status) : WTERMSIG(c.status), o.expect_exit, out.c_str(),
+                         err.c_str());
             run_shell_all(teardowns);
             std::exit(1);
         }

@@ -67,8 +67,8 @@ int run(int argc, char** argv) {
     }
     if (verb == "foreign") {
         for (const auto& c : nft::foreign_base_chains())
-            std::printf("%s %s %s hook %s priority %d policy %s\n", c.family.c_str(), c.table.c_str(),
-                        c.chain.c_str(), c.hook.c_str(), c.priority, c.policy.c_str());
+            std::printf("%s %s %s hook %s priority %d policy %s\n", c.family.c_str(), c.table.c_str(), c.chain.c_str(),
+                        c.hook.c_str(), c.priority, c.policy.c_str());
         std::string reason;
         std::printf("available: %s %s\n", nft::available(reason) ? "yes" : "no", reason.c_str());
         return 0;

@@ -8,8 +8,9 @@ using namespace ef::cni;
 using nlohmann::json;
 
 TEST_CASE("CNI_ARGS: the Kubernetes keys are read") {
-    Args a = parse_args("IgnoreUnknown=1;K8S_POD_NAMESPACE=sandboxes;K8S_POD_NAME=agent-0;"
-                        "K8S_POD_INFRA_CONTAINER_ID=abc123;K8S_POD_UID=u-1;Other=x");
+    Args a = parse_args(
+        "IgnoreUnknown=1;K8S_POD_NAMESPACE=sandboxes;K8S_POD_NAME=agent-0;"
+        "K8S_POD_INFRA_CONTAINER_ID=abc123;K8S_POD_UID=u-1;Other=x");
     CHECK(a.pod_namespace == "sandboxes");
     CHECK(a.pod_name == "agent-0");
     CHECK(a.infra_container_id == "abc123");
@@ -40,7 +41,8 @@ TEST_CASE("CNI_ARGS: a pair without '=' is an environment error") {
 }
 
 TEST_CASE("prevResult passes through unchanged in every supported version") {
-    json v1 = json::parse(R"({"cniVersion":"1.0.0","interfaces":[{"name":"eth0","mac":"aa:bb:cc:dd:ee:ff","sandbox":"/var/run/netns/x"}],
+    json v1 = json::parse(
+        R"({"cniVersion":"1.0.0","interfaces":[{"name":"eth0","mac":"aa:bb:cc:dd:ee:ff","sandbox":"/var/run/netns/x"}],
         "ips":[{"address":"10.1.0.5/24","gateway":"10.1.0.1","interface":0},{"address":"fd00::5/64","interface":0}],
         "routes":[{"dst":"10.1.0.0/16"}],"dns":{"nameservers":["10.96.0.10"]}})");
     for (auto version : kSupportedVersions) {

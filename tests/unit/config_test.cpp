@@ -384,10 +384,10 @@ TEST_CASE("find_entry") {
     const json entry = json::parse(design_example());
     CHECK(find_entry(entry) == entry);
 
-    json list = {
-        {"cniVersion", "0.3.1"},
-        {"name", "k8s-pod-network"},
-        {"plugins", {{{"type", "calico"}}, {{"type", "portmap"}}, {{"type", "egress-fence"}, {"logLevel", "debug"}}}}};
+    json list = {{"cniVersion", "0.3.1"},
+                 {"name", "k8s-pod-network"},
+                 {"plugins",
+                  {{{"type", "calico"}}, {{"type", "portmap"}}, {{"type", "egress-fence"}, {"logLevel", "debug"}}}}};
     const json found = find_entry(list);
     CHECK(found["logLevel"] == "debug");
     CHECK(found["cniVersion"] == "0.3.1");  // as libcni hands it to the plugin

@@ -57,8 +57,9 @@ TEST_CASE("a replaced rule reads as changed, showing both") {
     actual.chains[0].rules[2] = Rule{{L4ProtoEq{6}, Verdict{VerdictKind::accept}}};
     auto d = diff(sample(), actual);
     REQUIRE(d.size() == 1);
-    CHECK(mentions(d, "rule 3 changed: expected `meta l4proto tcp counter name \"tcp_refused\" reject with tcp reset`, "
-                      "found `meta l4proto tcp accept`"));
+    CHECK(mentions(d,
+                   "rule 3 changed: expected `meta l4proto tcp counter name \"tcp_refused\" reject with tcp reset`, "
+                   "found `meta l4proto tcp accept`"));
 }
 
 TEST_CASE("a policy changed to accept is named") {
@@ -132,8 +133,9 @@ TEST_CASE("netdev table: another device, a policy turned to accept, a rule remov
     actual.netdev->counters[0].packets = 5;
     auto d = diff(with_netdev(), actual);
     CHECK(mentions(d, "table netdev egress_fence: hooks device \"eth1\", expected \"eth0\""));
-    CHECK(mentions(d, "table netdev egress_fence: chain egress: hook egress priority 0 policy accept, expected hook "
-                      "egress priority 0 policy drop"));
+    CHECK(mentions(d,
+                   "table netdev egress_fence: chain egress: hook egress priority 0 policy accept, expected hook "
+                   "egress priority 0 policy drop"));
     CHECK(mentions(d, "table netdev egress_fence: chain egress: missing rule `meta secmark 7 accept`"));
     CHECK(d.size() == 3);
 }

@@ -49,8 +49,8 @@ TEST_CASE("different protocols never merge; duplicates collapse") {
 }
 
 TEST_CASE("touching port ranges on the same address merge") {
-    auto out = disjoint_addr_proto_port({rect(v4(1, 2, 3, 4), v4(1, 2, 3, 4), 6, 80, 89),
-                                         rect(v4(1, 2, 3, 4), v4(1, 2, 3, 4), 6, 90, 100)});
+    auto out = disjoint_addr_proto_port(
+        {rect(v4(1, 2, 3, 4), v4(1, 2, 3, 4), 6, 80, 89), rect(v4(1, 2, 3, 4), v4(1, 2, 3, 4), 6, 90, 100)});
     CHECK(texts(kSet, out) == std::vector<std::string>{"1.2.3.4 . tcp . 80-100"});
 }
 
@@ -68,8 +68,10 @@ TEST_CASE("normalisation matches exactly the packets the entries matched (grid c
     auto out = disjoint_addr_proto_port(in);
     for (size_t i = 0; i < out.size(); ++i)
         for (size_t j = i + 1; j < out.size(); ++j) {
-            bool addr_overlap = !(out[i].fields[0].hi < out[j].fields[0].lo || out[j].fields[0].hi < out[i].fields[0].lo);
-            bool port_overlap = !(out[i].fields[2].hi < out[j].fields[2].lo || out[j].fields[2].hi < out[i].fields[2].lo);
+            bool addr_overlap = !(out[i].fields[0].hi < out[j].fields[0].lo ||
+                                  out[j].fields[0].hi < out[i].fields[0].lo);
+            bool port_overlap = !(out[i].fields[2].hi < out[j].fields[2].lo ||
+                                  out[j].fields[2].hi < out[i].fields[2].lo);
             CHECK_FALSE((addr_overlap && port_overlap && out[i].fields[1] == out[j].fields[1]));
         }
     for (uint8_t host = 0; host < 48; ++host)

@@ -1,8 +1,8 @@
 // The fence compiler: what a profile turns into, rule by rule.
 #include <arpa/inet.h>
 
-#include <algorithm>
 #include <doctest/doctest.h>
+#include <algorithm>
 
 #include "fence/compile.h"
 
@@ -53,18 +53,19 @@ std::vector<std::string> rule_texts(const Chain& c) {
 
 TEST_CASE("the example profile compiles to DESIGN.md's rule order") {
     Ruleset rs = compile(example_profile(), pod());
-    CHECK(rule_texts(chain(rs, "output")) == std::vector<std::string>{
-                                                 "meta secmark set 1162215424",
-                                                 "oifname \"lo\" accept",
-                                                 "ct state established,related accept",
-                                                 "icmpv6 type 133-136 accept",
-                                                 "meta skuid @exempt_uids counter name \"exempt_accepted\" accept",
-                                                 "ip daddr . meta l4proto . th dport @allow4 counter name \"allowed_accepted\" accept",
-                                                 "ip6 daddr . meta l4proto . th dport @allow6 counter name \"allowed_accepted\" accept",
-                                                 "meta l4proto tcp counter name \"tcp_refused\" reject with tcp reset",
-                                                 "meta l4proto udp counter name \"udp_refused\" reject",
-                                                 "counter name \"other_dropped\"",
-                                             });
+    CHECK(rule_texts(chain(rs, "output")) ==
+          std::vector<std::string>{
+              "meta secmark set 1162215424",
+              "oifname \"lo\" accept",
+              "ct state established,related accept",
+              "icmpv6 type 133-136 accept",
+              "meta skuid @exempt_uids counter name \"exempt_accepted\" accept",
+              "ip daddr . meta l4proto . th dport @allow4 counter name \"allowed_accepted\" accept",
+              "ip6 daddr . meta l4proto . th dport @allow6 counter name \"allowed_accepted\" accept",
+              "meta l4proto tcp counter name \"tcp_refused\" reject with tcp reset",
+              "meta l4proto udp counter name \"udp_refused\" reject",
+              "counter name \"other_dropped\"",
+          });
     const Chain& out = chain(rs, "output");
     REQUIRE(out.base);
     CHECK(out.base->hook == Hook::output);
@@ -79,7 +80,8 @@ TEST_CASE("the forward chain holds the same allowlist but never exempts UIDs") {
     CHECK(fwd[1] == "ct state established,related accept");
     for (const auto& r : fwd) CHECK(r.find("skuid") == std::string::npos);
     CHECK(std::find(fwd.begin(), fwd.end(),
-                    "ip daddr . meta l4proto . th dport @allow4 counter name \"allowed_accepted\" accept") != fwd.end());
+                    "ip daddr . meta l4proto . th dport @allow4 counter name \"allowed_accepted\" accept") !=
+          fwd.end());
     REQUIRE(chain(rs, "forward").base);
     CHECK(chain(rs, "forward").base->policy == Policy::drop);
 }
@@ -92,8 +94,8 @@ TEST_CASE("allow entries become set elements: one per port range, prefixes as ra
     REQUIRE(set4 != rs.sets.end());
     std::vector<std::string> els;
     for (const auto& e : set4->elements) els.push_back(to_nft_text(*set4, e));
-    CHECK(els == std::vector<std::string>{"10.0.0.0/8 . tcp . 443", "10.0.0.0/8 . tcp . 8000-8100",
-                                          "10.96.0.10 . udp . 53"});
+    CHECK(els ==
+          std::vector<std::string>{"10.0.0.0/8 . tcp . 443", "10.0.0.0/8 . tcp . 8000-8100", "10.96.0.10 . udp . 53"});
 }
 
 TEST_CASE("any-protocol entries go to address-only sets, v4 and v6 apart") {
@@ -119,8 +121,7 @@ TEST_CASE("no allow entries and no exempt UIDs: only loopback, established and N
     CHECK(rs.sets.empty());
     CHECK(rule_texts(chain(rs, "output")) ==
           std::vector<std::string>{"meta secmark set 1162215424", "oifname \"lo\" accept",
-                                   "ct state established,related accept",
-                                   "icmpv6 type 133-136 accept",
+                                   "ct state established,related accept", "icmpv6 type 133-136 accept",
                                    "meta l4proto tcp counter name \"tcp_refused\" reject with tcp reset",
                                    "meta l4proto udp counter name \"udp_refused\" reject",
                                    "counter name \"other_dropped\""});
@@ -148,10 +149,12 @@ TEST_CASE("logging is rate limited, placed before the refusals, and names the po
     config::Profile p = example_profile();
     p.log = config::LogSpec{5, "second", 10, "egress-fence"};
     auto rules = rule_texts(chain(compile(p, pod()), "output"));
-    auto log = std::find(rules.begin(), rules.end(),
-                         "limit rate 5/second burst 10 packets log prefix \"egress-fence sandboxes/agent-1: \" flags skuid");
+    auto log = std::find(
+        rules.begin(), rules.end(),
+        "limit rate 5/second burst 10 packets log prefix \"egress-fence sandboxes/agent-1: \" flags skuid");
     REQUIRE(log != rules.end());
-    auto reject = std::find(rules.begin(), rules.end(), "meta l4proto tcp counter name \"tcp_refused\" reject with tcp reset");
+    auto reject = std::find(rules.begin(), rules.end(),
+                            "meta l4proto tcp counter name \"tcp_refused\" reject with tcp reset");
     CHECK(log < reject);
 }
 

@@ -47,9 +47,7 @@ size_t replay(const char* kind) {
 
 }  // namespace
 
-TEST_CASE("every kept fuzzer crash input is handled") {
-    CHECK(replay("regressions") > 0);
-}
+TEST_CASE("every kept fuzzer crash input is handled") { CHECK(replay("regressions") > 0); }
 
 TEST_CASE("every fuzz seed is handled") {
     // The seeds are checked in; none at all means the path is wrong.
@@ -70,7 +68,8 @@ TEST_CASE("fuzz findings, stated plainly") {
     }
     SUBCASE("a chain read back with priority INT32_MIN prints as nft does") {
         ef::fence::Ruleset rs;
-        rs.chains.push_back({"output", ef::fence::BaseHook{ef::fence::Hook::output, INT32_MIN, ef::fence::Policy::drop}, {}});
+        rs.chains.push_back(
+            {"output", ef::fence::BaseHook{ef::fence::Hook::output, INT32_MIN, ef::fence::Policy::drop}, {}});
         CHECK(ef::fence::to_nft_text(rs).find("priority filter - 2147483648;") != std::string::npos);
     }
 }

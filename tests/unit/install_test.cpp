@@ -72,7 +72,7 @@ void write(const std::string& path, const std::string& text, mode_t mode = 0644)
 }
 
 ino_t inode(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     REQUIRE(::stat(path.c_str(), &st) == 0);
     return st.st_ino;
 }
@@ -89,11 +89,8 @@ TEST_CASE("sha256 matches the FIPS 180-4 test vectors") {
 
 TEST_CASE("discovery picks the lexically first loadable .conflist, .conf or .json") {
     std::vector<ConfFile> files = {
-        {"20-other.conflist", kCalico},
-        {"10-calico.conflist", kCalico},
-        {"README", "not a config"},
-        {"05-calico.conflist.bak", kCalico},
-        {"15-bridge.conf", kBridgeConf},
+        {"20-other.conflist", kCalico},      {"10-calico.conflist", kCalico}, {"README", "not a config"},
+        {"05-calico.conflist.bak", kCalico}, {"15-bridge.conf", kBridgeConf},
     };
     CHECK(chosen_file(files) == "10-calico.conflist");
 
@@ -248,7 +245,8 @@ TEST_CASE("chained mode refuses a single-plugin .conf") {
 
 TEST_CASE("a primary whose cniVersion egress-fence does not speak is refused") {
     std::string why;
-    auto old = load_network({"10-old.conflist", R"({"name": "n", "cniVersion": "0.2.0", "plugins": [{"type": "a"}]})"}, why);
+    auto old = load_network({"10-old.conflist", R"({"name": "n", "cniVersion": "0.2.0", "plugins": [{"type": "a"}]})"},
+                            why);
     REQUIRE(old);
     CHECK_THROWS_AS(check_chainable(*old), ef::cni::Error);
     auto ok = load_network({"10-calico.conflist", kCalico}, why);
@@ -274,7 +272,8 @@ TEST_CASE("verify fails when the primary rewrote its file after an owned install
 
 TEST_CASE("verify fails when another primary now sorts first") {
     auto files = with_owned({{"10-calico.conflist", kCalico}});
-    files.push_back({"05-cilium.conflist", R"({"name": "cilium", "cniVersion": "0.3.1", "plugins": [{"type": "cilium-cni"}]})"});
+    files.push_back(
+        {"05-cilium.conflist", R"({"name": "cilium", "cniVersion": "0.3.1", "plugins": [{"type": "cilium-cni"}]})"});
     auto v = verify(files, std::nullopt);
     CHECK_FALSE(v.fenced);
     CHECK(v.reason.find("now 05-cilium.conflist") != std::string::npos);
@@ -350,7 +349,7 @@ TEST_CASE("replace_file is atomic, keeps the mode and writes nothing when unchan
     CHECK(replace_file(path, "new", 0644));
     CHECK(read_file(path) == "new");
     CHECK(inode(path) != before);  // a new inode: the old one was never opened for writing
-    struct stat st{};
+    struct stat st {};
     ::stat(path.c_str(), &st);
     CHECK((st.st_mode & 07777) == 0600);
     CHECK(replace_file(dir.str("fresh.conflist"), "x", 0640));
@@ -381,7 +380,8 @@ std::string version_answer(const std::string& version) {
 // holds (a VERSION answer) and fails when the bundle is not there.
 std::string make_bundle(const TempDir& src, const std::string& version) {
     fs::create_directories(src.path / "egress-fence.d");
-    write(src.str("egress-fence"), "#!/bin/sh\nexec cat \"$(dirname \"$0\")/egress-fence.d/egress-fence.real\"\n", 0755);
+    write(src.str("egress-fence"), "#!/bin/sh\nexec cat \"$(dirname \"$0\")/egress-fence.d/egress-fence.real\"\n",
+          0755);
     write(src.str("egress-fence.d/ld-linux-x86-64.so.2"), "loader", 0755);
     write(src.str("egress-fence.d/egress-fence.real"), version_answer(version), 0755);
     write(src.str("egress-fence.d/libc.so.6"), "libc", 0644);

@@ -67,8 +67,8 @@ Ruleset golden_ruleset() {
     Ruleset rs;
     rs.counters = {{"accepted"}, {"denied"}};
     rs.sets = {
-        uid_set("exempt_uids", {{{one(be32(0))}}, {{one(be32(1337))}}, {{range(be32(2000), be32(2010))}},
-                                {{one(be32(4294967295u))}}}),
+        uid_set("exempt_uids",
+                {{{one(be32(0))}}, {{one(be32(1337))}}, {{range(be32(2000), be32(2010))}}, {{one(be32(4294967295u))}}}),
         {"allow4",
          {FieldType::ipv4_addr, FieldType::inet_proto, FieldType::inet_service},
          true,
@@ -96,7 +96,9 @@ Ruleset golden_ruleset() {
         rule({L4ProtoEq{6}, CounterRef{"denied"}, Reject{RejectKind::tcp_reset}}),
         rule({Reject{RejectKind::icmpx_port_unreachable}}),
     };
-    Chain fwd{"forward", BaseHook{Hook::forward, 0, Policy::drop}, {rule({CtStateIn{0x6}, Verdict{VerdictKind::accept}})}};
+    Chain fwd{"forward",
+              BaseHook{Hook::forward, 0, Policy::drop},
+              {rule({CtStateIn{0x6}, Verdict{VerdictKind::accept}})}};
     rs.chains = {out, fwd};
     return rs;
 }
@@ -109,8 +111,11 @@ struct Gen {
     bool coin(uint32_t one_in = 2) { return below(one_in) == 0; }
 
     Bytes value(FieldType t) {
-        size_t n = t == FieldType::ipv4_addr ? 4 : t == FieldType::ipv6_addr ? 16 : t == FieldType::inet_proto ? 1
-                 : t == FieldType::inet_service ? 2 : 4;
+        size_t n = t == FieldType::ipv4_addr      ? 4
+                   : t == FieldType::ipv6_addr    ? 16
+                   : t == FieldType::inet_proto   ? 1
+                   : t == FieldType::inet_service ? 2
+                                                  : 4;
         Bytes b(n);
         uint32_t edge = below(8);
         for (auto& c : b) c = edge == 0 ? 0 : edge == 1 ? 0xff : uint8_t(below(256));
@@ -146,7 +151,10 @@ struct Gen {
     }
     Set set(const std::string& name) {
         static const std::vector<std::vector<FieldType>> keys = {
-            {FieldType::uid}, {FieldType::ipv4_addr}, {FieldType::ipv6_addr}, {FieldType::inet_service},
+            {FieldType::uid},
+            {FieldType::ipv4_addr},
+            {FieldType::ipv6_addr},
+            {FieldType::inet_service},
             {FieldType::inet_proto},
             {FieldType::ipv4_addr, FieldType::inet_proto, FieldType::inet_service},
             {FieldType::ipv6_addr, FieldType::inet_proto, FieldType::inet_service},
@@ -190,7 +198,12 @@ struct Gen {
     }
     Ruleset ruleset() {
         Ruleset rs;
-        rs.meta = {name(), name(), name(), std::string(below(300), 'p'), std::string(below(100), 'c'), name(),
+        rs.meta = {name(),
+                   name(),
+                   name(),
+                   std::string(below(300), 'p'),
+                   std::string(below(100), 'c'),
+                   name(),
                    std::to_string(below(100000))};
         for (uint32_t i = below(5); i-- > 0;) rs.counters.push_back({"c" + std::to_string(i) + name()});
         for (uint32_t i = below(6); i-- > 0;) rs.sets.push_back(set("s" + std::to_string(i)));
@@ -217,8 +230,7 @@ std::vector<uint8_t> raw_rule(const char* chain, void (*fill)(nftnl_rule*)) {
     nftnl_rule_set_str(r, NFTNL_RULE_TABLE, kTableName);
     nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
     fill(r);
-    nlmsghdr* nlh =
-        nftnl_nlmsg_build_hdr(reinterpret_cast<char*>(buf.data()), NFT_MSG_NEWRULE, 1 /* inet */, 0, 1);
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(reinterpret_cast<char*>(buf.data()), NFT_MSG_NEWRULE, 1 /* inet */, 0, 1);
     nftnl_rule_nlmsg_build_payload(nlh, r);
     nftnl_rule_free(r);
     buf.resize(NLMSG_ALIGN(nlh->nlmsg_len));
@@ -276,13 +288,18 @@ TEST_CASE("both tables are replaced in one batch: inet first, then netdev, each 
     for (size_t off = 0; off < b.size();) {
         const auto* nlh = reinterpret_cast<const nlmsghdr*>(b.data() + off);
         uint16_t type = NFNL_MSG_TYPE(nlh->nlmsg_type);
-        if (NFNL_SUBSYS_ID(nlh->nlmsg_type) == NFNL_SUBSYS_NFTABLES && (type == NFT_MSG_NEWTABLE || type == NFT_MSG_DELTABLE))
+        if (NFNL_SUBSYS_ID(nlh->nlmsg_type) == NFNL_SUBSYS_NFTABLES &&
+            (type == NFT_MSG_NEWTABLE || type == NFT_MSG_DELTABLE))
             tables.emplace_back(static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh))->nfgen_family, type);
         off += NLMSG_ALIGN(nlh->nlmsg_len);
     }
     using P = std::pair<uint8_t, uint16_t>;
-    CHECK(tables == std::vector<P>{{1, NFT_MSG_NEWTABLE}, {1, NFT_MSG_DELTABLE}, {1, NFT_MSG_NEWTABLE},
-                                   {5, NFT_MSG_NEWTABLE}, {5, NFT_MSG_DELTABLE}, {5, NFT_MSG_NEWTABLE}});
+    CHECK(tables == std::vector<P>{{1, NFT_MSG_NEWTABLE},
+                                   {1, NFT_MSG_DELTABLE},
+                                   {1, NFT_MSG_NEWTABLE},
+                                   {5, NFT_MSG_NEWTABLE},
+                                   {5, NFT_MSG_DELTABLE},
+                                   {5, NFT_MSG_NEWTABLE}});
     const auto* first = reinterpret_cast<const nlmsghdr*>(b.data());
     CHECK(first->nlmsg_type == NFNL_MSG_BATCH_BEGIN);
 }
@@ -308,7 +325,8 @@ TEST_CASE("a second chain in the netdev table shows as an unrecognized rule") {
     for (size_t off = 0; off < more.size();) {
         const auto* nlh = reinterpret_cast<const nlmsghdr*>(more.data() + off);
         uint16_t type = NFNL_MSG_TYPE(nlh->nlmsg_type);
-        if (NFNL_SUBSYS_ID(nlh->nlmsg_type) == NFNL_SUBSYS_NFTABLES && (type == NFT_MSG_NEWCHAIN || type == NFT_MSG_NEWRULE))
+        if (NFNL_SUBSYS_ID(nlh->nlmsg_type) == NFNL_SUBSYS_NFTABLES &&
+            (type == NFT_MSG_NEWCHAIN || type == NFT_MSG_NEWRULE))
             bytes.insert(bytes.end(), more.data() + off, more.data() + off + NLMSG_ALIGN(nlh->nlmsg_len));
         off += NLMSG_ALIGN(nlh->nlmsg_len);
     }
@@ -342,23 +360,37 @@ TEST_CASE("batch layout: begin, add+delete+add table, body, end; consecutive seq
 TEST_CASE("set shapes: ranges to the max, from zero, adjacent, single values, empty, hash") {
     Ruleset rs;
     rs.sets = {
-        {"v4", {FieldType::ipv4_addr}, true,
-         {{{range(v4("0.0.0.0"), v4("0.0.0.0"))}}, {{range(v4("0.0.0.1"), v4("9.255.255.255"))}},
-          {{one(v4("10.0.0.1"))}}, {{range(v4("240.0.0.0"), v4("255.255.255.255"))}}}},
-        {"v6", {FieldType::ipv6_addr}, true,
+        {"v4",
+         {FieldType::ipv4_addr},
+         true,
+         {{{range(v4("0.0.0.0"), v4("0.0.0.0"))}},
+          {{range(v4("0.0.0.1"), v4("9.255.255.255"))}},
+          {{one(v4("10.0.0.1"))}},
+          {{range(v4("240.0.0.0"), v4("255.255.255.255"))}}}},
+        {"v6",
+         {FieldType::ipv6_addr},
+         true,
          {{{range(v6("::"), v6("::ffff"))}}, {{range(v6("fe80::"), v6("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"))}}}},
-        {"uids", {FieldType::uid}, true,
+        {"uids",
+         {FieldType::uid},
+         true,
          {{{one(be32(0))}}, {{one(be32(1))}}, {{one(be32(65534))}}, {{one(be32(4294967295u))}}}},
         {"only_max", {FieldType::uid}, true, {{{one(be32(4294967295u))}}}},
         {"ports", {FieldType::inet_service}, true, {{{range(be16(1), be16(1023))}}, {{one(be16(65535))}}}},
         {"protos", {FieldType::inet_proto}, true, {{{one(u8(6))}}, {{one(u8(17))}}}},
-        {"c4", {FieldType::ipv4_addr, FieldType::inet_proto, FieldType::inet_service}, true,
+        {"c4",
+         {FieldType::ipv4_addr, FieldType::inet_proto, FieldType::inet_service},
+         true,
          {{{range(v4("0.0.0.0"), v4("255.255.255.255")), range(u8(0), u8(255)), range(be16(0), be16(65535))}}}},
-        {"c6", {FieldType::ipv6_addr, FieldType::inet_proto, FieldType::inet_service}, true,
+        {"c6",
+         {FieldType::ipv6_addr, FieldType::inet_proto, FieldType::inet_service},
+         true,
          {{{range(v6("2001:db8::"), v6("2001:db8::ff")), one(u8(132)), range(be16(1), be16(2))}}}},
         {"empty4", {FieldType::ipv4_addr}, true, {}},
         {"empty_concat", {FieldType::ipv6_addr, FieldType::inet_proto, FieldType::inet_service}, true, {}},
-        {"hash", {FieldType::ipv4_addr, FieldType::inet_proto, FieldType::inet_service}, false,
+        {"hash",
+         {FieldType::ipv4_addr, FieldType::inet_proto, FieldType::inet_service},
+         false,
          {{{one(v4("1.2.3.4")), one(u8(6)), one(be16(80))}}}},
     };
     CHECK(roundtrip(rs) == rs);

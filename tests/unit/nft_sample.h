@@ -47,8 +47,9 @@ inline Ruleset sample() {
     rs.meta.digest = "d41d8cd98f00b204e9800998ecf8427e";
     rs.meta.annotated_uid = "1337";
     rs.counters = {{"accepted"}, {"denied_tcp"}, {"denied_udp"}, {"denied_other"}};
-    Set uids = uid_set("exempt_uids", {{{one(be32(0))}}, {{one(be32(1337))}}, {{range(be32(2000), be32(2010))}},
-                                       {{one(be32(4294967295u))}}});
+    Set uids = uid_set(
+        "exempt_uids",
+        {{{one(be32(0))}}, {{one(be32(1337))}}, {{range(be32(2000), be32(2010))}}, {{one(be32(4294967295u))}}});
     Set allow4{"allow4",
                {FieldType::ipv4_addr, FieldType::inet_proto, FieldType::inet_service},
                true,

@@ -271,7 +271,8 @@ TEST_CASE("a contract version annotation above what the selector implements fail
 
 TEST_CASE("contractVersion is validated") {
     std::vector<Problem> problems;
-    auto entry = nlohmann::json::parse(R"({"type":"egress-fence","capabilities":{"io.kubernetes.cri.pod-annotations":true},
+    auto entry = nlohmann::json::parse(
+        R"({"type":"egress-fence","capabilities":{"io.kubernetes.cri.pod-annotations":true},
         "selectors":[{"annotations":{"a":"b"},"profile":"p","contractVersion":{"annotation":"x.io/v","max":0,"extra":1}}],
         "profiles":{"p":{}}})");
     CHECK_FALSE(validate(entry, problems).has_value());

@@ -12,12 +12,13 @@ Bytes b(std::initializer_list<uint8_t> v) { return {v}; }
 TEST_CASE("a ruleset prints as nft lists it") {
     Ruleset rs;
     rs.counters = {Counter{"tcp_refused", 3, 180}};
-    rs.sets = {Set{"exempt_uids", {FieldType::uid}, true, {Element{{{b({0, 0, 5, 57}), b({0, 0, 5, 57})}}}}},
-               Set{"allow4",
-                   {FieldType::ipv4_addr, FieldType::inet_proto, FieldType::inet_service},
-                   true,
-                   {Element{{{b({10, 0, 0, 0}), b({10, 255, 255, 255})}, {b({6}), b({6})}, {b({31, 64}), b({31, 164})}}},
-                    Element{{{b({10, 96, 0, 10}), b({10, 96, 0, 10})}, {b({17}), b({17})}, {b({0, 53}), b({0, 53})}}}}}};
+    rs.sets = {
+        Set{"exempt_uids", {FieldType::uid}, true, {Element{{{b({0, 0, 5, 57}), b({0, 0, 5, 57})}}}}},
+        Set{"allow4",
+            {FieldType::ipv4_addr, FieldType::inet_proto, FieldType::inet_service},
+            true,
+            {Element{{{b({10, 0, 0, 0}), b({10, 255, 255, 255})}, {b({6}), b({6})}, {b({31, 64}), b({31, 164})}}},
+             Element{{{b({10, 96, 0, 10}), b({10, 96, 0, 10})}, {b({17}), b({17})}, {b({0, 53}), b({0, 53})}}}}}};
     rs.chains = {Chain{"output",
                        BaseHook{Hook::output, 0, Policy::drop},
                        {Rule{{OifnameEq{"lo"}, Verdict{VerdictKind::accept}}},
