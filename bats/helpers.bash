@@ -372,3 +372,12 @@ ef_fence_tables() {
 ef_log_bad_lines() {
   jq -R -r '. as $line | (try fromjson catch null) | if type == "object" then empty else $line end' "$1"
 }
+
+# A pod in namespace "sandboxes" (profile proxy-only) with every world target
+# listening, fenced through the chain; fails the test when ADD does.
+ef_fenced_pod() {
+  ef_world_listen_all
+  run ef_pod_add
+  assert_success
+  ef_table_present
+}

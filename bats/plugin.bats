@@ -16,14 +16,6 @@ teardown() {
   ef_teardown
 }
 
-# A pod in namespace "sandboxes" (profile proxy-only) with every target listening.
-fenced_pod() {
-  ef_world_listen_all
-  run ef_pod_add
-  assert_success
-  ef_table_present
-}
-
 # Probes run as the workload unless a --uid is given later on the line.
 probe_tcp() { ef_probe connect tcp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --timeout-ms 2000; }
 probe_udp() { ef_probe udp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --expect-reply --timeout-ms 2000; }
@@ -35,7 +27,7 @@ probe_udp() { ef_probe udp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --expect-rep
 }
 
 @test "ADD fences a sandboxes pod and passes the bridge result through" {
-  fenced_pod
+  ef_fenced_pod
   run jq -r '.cniVersion, (.ips | length), (.interfaces | map(.name) | index("eth0") != null)' \
     "$EF_TMP/$EF_POD.result.json"
   assert_output $'1.0.0\n2\ntrue'
@@ -45,57 +37,57 @@ probe_udp() { ef_probe udp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --expect-rep
 }
 
 @test "v4: the workload UID is refused (111) by a denied address" {
-  fenced_pod
+  ef_fenced_pod
   run -111 probe_tcp "$EF_DENY4" 8080
 }
 
 @test "v4: the proxy UID connects to the same denied address" {
-  fenced_pod
+  ef_fenced_pod
   run -0 probe_tcp "$EF_DENY4" 8080 "$EF_PROXY_UID"
 }
 
 @test "v4: the workload UID connects to an allowed tcp destination" {
-  fenced_pod
+  ef_fenced_pod
   run -0 probe_tcp "$EF_WORLD4" 8080
 }
 
 @test "v4: an allowed udp DNS-like destination answers" {
-  fenced_pod
+  ef_fenced_pod
   run -0 probe_udp "$EF_WORLD4" 53
 }
 
 @test "v4: a udp send to a denied address is refused (111)" {
-  fenced_pod
+  ef_fenced_pod
   run -111 probe_udp "$EF_DENY4" 53
 }
 
 @test "v6: the workload UID is refused (111) by a denied address" {
-  fenced_pod
+  ef_fenced_pod
   run -111 probe_tcp "$EF_DENY6" 8080
 }
 
 @test "v6: the proxy UID connects to the same denied address" {
-  fenced_pod
+  ef_fenced_pod
   run -0 probe_tcp "$EF_DENY6" 8080 "$EF_PROXY_UID"
 }
 
 @test "v6: the workload UID connects to an allowed tcp destination" {
-  fenced_pod
+  ef_fenced_pod
   run -0 probe_tcp "$EF_WORLD6" 8080
 }
 
 @test "v6: an allowed udp DNS-like destination answers" {
-  fenced_pod
+  ef_fenced_pod
   run -0 probe_udp "$EF_WORLD6" 53
 }
 
 @test "v6: a udp send to a denied address is refused (111)" {
-  fenced_pod
+  ef_fenced_pod
   run -111 probe_udp "$EF_DENY6" 53
 }
 
 @test "a refused tcp connection increments tcp_refused" {
-  fenced_pod
+  ef_fenced_pod
   local before after
   before="$(ef_counter tcp_refused)"
   run -111 probe_tcp "$EF_DENY4" 8080
@@ -105,7 +97,7 @@ probe_udp() { ef_probe udp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --expect-rep
 }
 
 @test "a refused udp send increments udp_refused" {
-  fenced_pod
+  ef_fenced_pod
   local before after
   before="$(ef_counter udp_refused)"
   run -111 probe_udp "$EF_DENY4" 53
@@ -147,7 +139,7 @@ same_ruleset() {
 }
 
 @test "DEL removes the table and a second DEL succeeds" {
-  fenced_pod
+  ef_fenced_pod
   run ef_cnitool del
   assert_success
   run ef_table_present
@@ -159,7 +151,7 @@ same_ruleset() {
 }
 
 @test "DEL after the netns is deleted succeeds" {
-  fenced_pod
+  ef_fenced_pod
   ip netns delete "$EF_POD"
   run ef_cnitool del
   assert_success

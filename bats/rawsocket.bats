@@ -21,13 +21,6 @@ teardown() {
   ef_teardown
 }
 
-fenced_pod() {
-  ef_world_listen_all
-  run ef_pod_add
-  assert_success
-  ef_table_present
-}
-
 unfenced_pod() {
   ef_write_conf --no-fence
   ef_world_listen_all
@@ -98,7 +91,7 @@ raw_frames() {
 }
 
 @test "with the fence no AF_PACKET variant reaches the world and raw_dropped counts every frame" {
-  fenced_pod
+  ef_fenced_pod
   local v label family opts before after
   for v in "${VARIANTS[@]}"; do
     IFS='|' read -r label family opts <<<"$v"
@@ -113,7 +106,7 @@ raw_frames() {
 }
 
 @test "the gap: AF_XDP frames skip the netdev egress hook, fence or not" {
-  fenced_pod
+  ef_fenced_pod
   run raw_frames 4 --xdp
   assert_success
   assert_output 5
@@ -123,7 +116,7 @@ raw_frames() {
 }
 
 @test "without CAP_NET_RAW the workload opens neither AF_PACKET nor AF_XDP sockets" {
-  fenced_pod
+  ef_fenced_pod
   local drop=(setpriv --reuid "$EF_WORKLOAD_UID" --regid "$EF_WORKLOAD_UID" --clear-groups
     --inh-caps=-all --bounding-set=-net_raw)
   run ef_in_pod "${drop[@]}" "$EF_BIN/ef_rawframe" send eth0 --dst-mac "$(world_mac)" \
@@ -141,7 +134,7 @@ raw_frames() {
 probe_tcp() { ef_probe connect tcp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --timeout-ms 2000; }
 
 @test "allowed TCP, v4 and v6, after the neighbour cache was flushed (ARP and ND pass egress)" {
-  fenced_pod
+  ef_fenced_pod
   ef_in_pod ip neigh flush all
   run -0 probe_tcp "$EF_WORLD4" 8080
   run -0 probe_tcp "$EF_WORLD6" 8080
@@ -154,7 +147,7 @@ probe_tcp() { ef_probe connect tcp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --ti
 }
 
 @test "the proxy UID reaches a denied address; the workload is still refused at once" {
-  fenced_pod
+  ef_fenced_pod
   run -0 probe_tcp "$EF_DENY4" 8080 "$EF_PROXY_UID"
   run -0 probe_tcp "$EF_DENY6" 8080 "$EF_PROXY_UID"
   run -111 probe_tcp "$EF_DENY4" 8080
@@ -162,7 +155,7 @@ probe_tcp() { ef_probe connect tcp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --ti
 }
 
 @test "replies to inbound connections, kernel RSTs and ICMP errors leave the pod" {
-  fenced_pod
+  ef_fenced_pod
   local pod4 pod6
   pod4="$(ef_pod_addr4)" pod6="$(ef_pod_addr6)"
   ef_listen_in "$EF_POD" tcp "$pod4" 7000
@@ -181,7 +174,7 @@ probe_tcp() { ef_probe connect tcp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --ti
 }
 
 @test "forwarded packets from a nested netns: allowed ones leave, denied ones are refused" {
-  fenced_pod
+  ef_fenced_pod
   local nested n pod4
   nested="$(ef_new_netns nested)"
   n=$((0x${EF_ID:4:4} % 254 + 1))
@@ -203,7 +196,7 @@ probe_tcp() { ef_probe connect tcp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --ti
 # --- lifecycle: CHECK, DEL, render -------------------------------------------------
 
 @test "CHECK passes with the netdev table and names it when it is gone; DEL removes both tables" {
-  fenced_pod
+  ef_fenced_pod
   run -0 ef_cnitool check
   ef_nft delete table netdev egress_fence
   run ef_cnitool check
@@ -216,7 +209,7 @@ probe_tcp() { ef_probe connect tcp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --ti
 }
 
 @test "render prints both tables exactly as nft lists them; only the secmark lines do not load" {
-  fenced_pod
+  ef_fenced_pod
   local rendered="$EF_TMP/render.nft"
   "$EF_BIN/egress-fence-ctl" render --config "$EF_CONFLIST" --namespace "$EF_POD_NAMESPACE" \
     --name "$EF_POD_NAME" --ifname eth0 >"$rendered"
@@ -236,7 +229,7 @@ probe_tcp() { ef_probe connect tcp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --ti
 # --- probe -------------------------------------------------------------------------
 
 @test "probe refuses a pod that can use CAP_NET_RAW unless --allow-net-raw" {
-  fenced_pod
+  ef_fenced_pod
   local ctl="$EF_BIN/egress-fence-ctl" target="$EF_DENY4:8080"
   # Root in the pod: holds it.
   run ef_in_pod "$ctl" probe --target "$target"
