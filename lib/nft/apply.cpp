@@ -10,6 +10,7 @@
 #include <linux/netfilter/nfnetlink.h>
 
 #include "cni/error.h"
+#include "fence/diff.h"
 #include "nft/codec.h"
 #include "nft/nft.h"
 #include "nft/socket.h"
@@ -112,86 +113,15 @@ std::optional<fence::Ruleset> read_on(Socket& s) {
     throw cni::Error(cni::kTryAgain, "the nf_tables ruleset kept changing while reading table inet egress_fence");
 }
 
-std::string stmt_kind(const fence::Stmt& s) {
-    static const char* names[] = {"oifname",
-                                  "meta l4proto",
-                                  "ct state",
-                                  "icmpv6 type",
-                                  "meta skuid",
-                                  "daddr set",
-                                  "daddr . l4proto . dport set",
-                                  "counter",
-                                  "limit",
-                                  "log",
-                                  "verdict",
-                                  "reject",
-                                  "unrecognized",
-                                  "meta secmark set",
-                                  "meta secmark",
-                                  "ether type"};
-    static_assert(std::size(names) == std::variant_size_v<fence::Stmt>);
-    std::string n = names[s.index()];
-    if (const auto* u = std::get_if<fence::Unrecognized>(&s)) n += " " + u->text;
-    return n;
-}
-
-std::string rule_difference(const std::string& chain, size_t i, const fence::Rule& want, const fence::Rule& got) {
-    std::string where = "rule " + std::to_string(i + 1) + " of chain " + chain;
-    for (size_t k = 0; k < std::min(want.stmts.size(), got.stmts.size()); ++k)
-        if (!(want.stmts[k] == got.stmts[k]))
-            return where + ": statement " + std::to_string(k + 1) + " is " + stmt_kind(got.stmts[k]) + ", expected " +
-                   stmt_kind(want.stmts[k]);
-    return where + " has " + std::to_string(got.stmts.size()) + " statements, expected " +
-           std::to_string(want.stmts.size());
-}
-
-std::string chain_difference(const fence::Chain& want, const fence::Chain& got) {
-    if (want.name != got.name) return "chain " + got.name + " where chain " + want.name + " was expected";
-    if (want.base != got.base) return "chain " + want.name + " has another hook, priority or policy";
-    for (size_t i = 0; i < std::min(want.rules.size(), got.rules.size()); ++i)
-        if (!(want.rules[i] == got.rules[i])) return rule_difference(want.name, i, want.rules[i], got.rules[i]);
-    return "chain " + want.name + " has " + std::to_string(got.rules.size()) + " rules, expected " +
-           std::to_string(want.rules.size());
-}
-
-std::string set_difference(const fence::Set& want, const fence::Set& got) {
-    if (want.name != got.name) return "set " + got.name + " where set " + want.name + " was expected";
-    if (want.key != got.key || want.interval != got.interval) return "set " + want.name + " has another type";
-    return "set " + want.name + " has " + std::to_string(got.elements.size()) + " elements, expected " +
-           std::to_string(want.elements.size()) + " (or different ones)";
-}
-
-template <class T, class F>
-std::string list_difference(const char* what, const std::vector<T>& want, const std::vector<T>& got, F item) {
-    for (size_t i = 0; i < std::min(want.size(), got.size()); ++i)
-        if (!(want[i] == got[i])) return item(want[i], got[i]);
-    return std::string("the table has ") + std::to_string(got.size()) + " " + what + ", expected " +
-           std::to_string(want.size());
-}
-
 }  // namespace
 
-// What differs between two rulesets, in words (the first difference found).
-std::string describe_difference(const fence::Ruleset& want, const fence::Ruleset& got) {
-    if (!(want.meta == got.meta)) return "the table's metadata differs";
-    if (want.counters != got.counters)
-        return list_difference("counters", want.counters, got.counters, [](auto& w, auto& g) {
-            return "counter " + g.name + " where counter " + w.name + " was expected";
-        });
-    if (want.sets != got.sets) return list_difference("sets", want.sets, got.sets, set_difference);
-    if (want.chains != got.chains) return list_difference("chains", want.chains, got.chains, chain_difference);
-    if (want.netdev != got.netdev) {
-        std::string t = "table netdev egress_fence";
-        if (!got.netdev) return t + " is missing";
-        if (!want.netdev) return t + " was not expected";
-        if (want.netdev->device != got.netdev->device) return t + " hooks device " + got.netdev->device;
-        if (want.netdev->counters != got.netdev->counters) return t + " has other counters";
-        return t + ": " + chain_difference(want.netdev->chain, got.netdev->chain);
-    }
-    return "no difference";
-}
-
 namespace {
+
+// The first of CHECK's differences, for the read-back error.
+std::string first_difference(const fence::Ruleset& want, const fence::Ruleset& got) {
+    auto d = fence::diff(want, got);
+    return d.empty() ? "the tables differ" : d.front();
+}
 
 // Sends the fence in one batch. Returns false (nothing changed) when `mode`
 // is create and a table already exists; throws when the kernel refuses.
@@ -236,7 +166,7 @@ void apply_ruleset(const fence::Ruleset& rs) {
     if (!meta_ok || !(*got == rs))
         throw cni::Error(cni::kNftRejected,
                          "nf_tables accepted the fence but holds something else: " +
-                             (meta_ok ? describe_difference(rs, *got) : "the table's metadata differs"));
+                             (meta_ok ? first_difference(rs, *got) : "the table's metadata differs"));
 }
 
 std::optional<fence::Ruleset> read_ruleset() {

@@ -108,8 +108,4 @@ fence::Bytes minus_one(fence::Bytes b);  // wraps to the max below zero
 
 std::string hex(const uint8_t* p, size_t n);
 
-// The first difference between two rulesets, in words, e.g. "rule 3 of
-// chain output: statement 2 is verdict, expected reject".
-std::string describe_difference(const fence::Ruleset& want, const fence::Ruleset& got);
-
 }  // namespace ef::nft
