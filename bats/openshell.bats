@@ -138,6 +138,20 @@ ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
   done
 }
 
+@test "openshell: a runtime that ignores the pod-annotations capability (CRI-O before 1.29) fails ADD with 104 instead of passing the sandbox unfenced" {
+  run ef_runtime setup --no-annotations-capability "${OS_ANNOTATIONS[@]}"
+  assert_failure
+  assert_equal "$(ef_cni_error_code <<<"$output")" 104
+  assert_output --partial "the runtime delivers no pod annotations"
+  no_fence
+  # The runtime tears the failed sandbox down: DEL passes.
+  run -0 ef_runtime remove --no-annotations-capability
+  # The same pod through a runtime that delivers them is fenced.
+  run ef_runtime setup "${OS_ANNOTATIONS[@]}"
+  assert_success
+  fenced
+}
+
 @test "openshell: the production example validates" {
   run -0 "$EF_BIN/egress-fence-ctl" validate --config "$EF_CONF_SRC/examples/openshell-sidecar.json"
 }

@@ -158,3 +158,64 @@ no_fence() {
   run ef_cnitool check
   assert_success
 }
+
+# --- a runtime that delivers no annotations ------------------------------------
+
+# plugin_add JQ_FILTER: the real plugin's ADD with this test's entry, a
+# prevResult, and runtimeConfig as the filter leaves it.
+plugin_add() {
+  local prev="$EF_TMP/prev.json"
+  jq -n --arg ns "$EF_POD_PATH" '{cniVersion: "1.0.0", interfaces: [{name: "eth0", sandbox: $ns}], ips: []}' >"$prev"
+  ef_fence_stdin "$prev" | jq -c "$1" | ef_plugin ADD
+}
+
+@test "selection: real binary, no pod-annotations key in runtimeConfig: a pod an annotation selector could pick fails ADD (104) and stays unfenced; a namespace selector tried first still fences" {
+  # A bare eth0 for the raw-frame chain (no dummy module here: a veth pair in the pod).
+  ip -n "$EF_POD" link add eth0 type veth peer name peer0
+  local missing
+  for missing in 'del(.runtimeConfig)' '.runtimeConfig = {}' '.runtimeConfig = null'; do
+    # Namespace "default": only selectors[1] (by annotation) could pick it.
+    EF_POD_NAMESPACE=default
+    run plugin_add "$missing"
+    assert_failure
+    assert_equal "$(jq -r .code <<<"${lines[0]}")" 104
+    assert_output --partial "the runtime delivers no pod annotations"
+    assert_output --partial "selectors[1]"
+    no_fence
+    # Namespace "sandboxes": selectors[0] matches by namespace before any annotation selector.
+    EF_POD_NAMESPACE=sandboxes
+    run plugin_add "$missing"
+    assert_success
+    ef_table_present
+    ef_fence_stdin | ef_plugin DEL
+    no_fence
+  done
+  # The key present as null or {} (containerd for a pod without annotations):
+  # the pod is simply not selected.
+  EF_POD_NAMESPACE=default
+  local present
+  for present in '.runtimeConfig["io.kubernetes.cri.pod-annotations"] = null' \
+    '.runtimeConfig["io.kubernetes.cri.pod-annotations"] = {}'; do
+    run plugin_add "$present"
+    assert_success
+    no_fence
+  done
+}
+
+@test "selection: go-cni without the annotations capability: ADD fails with 104 naming the cause, nothing installed; DEL passes" {
+  EF_POD_NAMESPACE=default
+  run ef_runtime setup --no-annotations-capability --annotation openshell.ai/cni=enabled \
+    --annotation openshell.ai/proxy-uid=4242
+  assert_failure
+  assert_equal "$(ef_cni_error_code <<<"$output")" 104
+  assert_output --partial "the runtime delivers no pod annotations"
+  no_fence
+  run ef_runtime remove --no-annotations-capability
+  assert_success
+  # A namespace the first selector matches is fenced all the same.
+  EF_POD_NAMESPACE=agents-7
+  run ef_runtime setup --no-annotations-capability
+  assert_success
+  fenced_and_checked --no-annotations-capability
+  run -111 tcp_as "$EF_WORKLOAD_UID" "$EF_DENY4"
+}

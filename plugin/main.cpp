@@ -71,9 +71,12 @@ int main() {
         log_file = in.conf.plugin.log_file;
         log_level = in.conf.plugin.log_level;
         in.args = cni::parse_args(in.env.args);
-        in.pod = config::Pod{in.args.pod_namespace, in.args.pod_name,
+        in.pod = config::Pod{in.args.pod_namespace,
+                             in.args.pod_name,
                              in.args.infra_container_id.empty() ? in.env.container_id : in.args.infra_container_id,
-                             in.args.pod_uid, in.conf.pod_annotations};
+                             in.args.pod_uid,
+                             in.conf.pod_annotations,
+                             in.conf.annotations_delivered};
         record.pod = in.pod.namespace_ + "/" + in.pod.name;
         std::string out = dispatch(verb, in);
         if (!out.empty()) std::cout << out << "\n";

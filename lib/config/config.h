@@ -100,7 +100,12 @@ struct NetConf {
     PluginConfig plugin;
     std::optional<nlohmann::json> prev_result;           // as received
     std::map<std::string, std::string> pod_annotations;  // runtimeConfig["io.kubernetes.cri.pod-annotations"]
-    std::optional<size_t> valid_attachments;             // GC: how many attachments the runtime still uses
+    // Whether the runtime sent that key at all (even as null or {}: a pod with
+    // no annotations). libcni injects a capability into runtimeConfig only when
+    // the runtime supplies it, so a missing key means the runtime delivers no
+    // annotations to any pod, and annotation selectors cannot be evaluated.
+    bool annotations_delivered = false;
+    std::optional<size_t> valid_attachments;  // GC: how many attachments the runtime still uses
 };
 
 // One problem found in a config: `path` is a JSON pointer-ish path such as
@@ -148,6 +153,9 @@ struct Pod {
     std::string container_id;
     std::string uid;
     std::map<std::string, std::string> annotations;
+    // false: the runtime delivers no annotations (NetConf::annotations_delivered),
+    // so `annotations` being empty says nothing about the pod.
+    bool annotations_delivered = true;
 };
 
 // The profile a pod gets, with the effective exempt UIDs (the annotated one
@@ -156,6 +164,12 @@ struct Pod {
 // when the pod's annotations ask for a profile the selector does not allow,
 // or when its selector has exemptUidAnnotation and the UID is missing, not a
 // plain decimal u32, 0 (root) or outside exemptUidRange (fail closed).
+// When !pod.annotations_delivered, the first selector in order whose namespaces
+// match and whose outcome depends on annotations (`annotations` or
+// exemptUidAnnotation) throws kPodSelection saying the runtime delivers none:
+// the pod might have been selected, so it is never passed unfenced. Selectors
+// before it that match by namespace alone still win, with their own profile
+// (profileAnnotation cannot be read).
 std::optional<Profile> select_profile(const PluginConfig& cfg, const Pod& pod);
 
 // `*` matches any run of characters (also empty), `?` any one character.

@@ -63,19 +63,22 @@ std::optional<json> read_prev_result(const json& doc, std::vector<Problem>& prob
     return doc["prevResult"];
 }
 
-std::map<std::string, std::string> read_pod_annotations(const json& doc, std::vector<Problem>& problems) {
-    // libcni marshals a nil Go map as null: a pod without annotations, not an error.
-    if (!doc.contains("runtimeConfig") || doc["runtimeConfig"].is_null()) return {};
+// Fills conf.pod_annotations and conf.annotations_delivered. The key present
+// as null (libcni marshals a nil Go map so) or {} is a pod without
+// annotations; the key absent, or no runtimeConfig at all, is a runtime that
+// did not supply the capability.
+void read_pod_annotations(const json& doc, NetConf& conf, std::vector<Problem>& problems) {
+    if (!doc.contains("runtimeConfig") || doc["runtimeConfig"].is_null()) return;
     const json& runtime = doc["runtimeConfig"];
-    if (!expect_object(runtime, "runtimeConfig", problems)) return {};
+    if (!expect_object(runtime, "runtimeConfig", problems)) return;
     const std::string path = child("runtimeConfig", kPodAnnotationsKey);
     const auto found = runtime.find(kPodAnnotationsKey);
-    if (found == runtime.end() || found->is_null()) return {};
-    if (!expect_object(*found, path, problems)) return {};
-    std::map<std::string, std::string> annotations;
+    if (found == runtime.end()) return;
+    conf.annotations_delivered = true;
+    if (found->is_null()) return;
+    if (!expect_object(*found, path, problems)) return;
     for (const auto& [key, value] : found->items())
-        if (auto s = read_string(value, child(path, key), problems)) annotations[key] = *s;
-    return annotations;
+        if (auto s = read_string(value, child(path, key), problems)) conf.pod_annotations[key] = *s;
 }
 
 }  // namespace
@@ -91,7 +94,7 @@ NetConf parse_netconf(std::string_view stdin_bytes) {
     auto plugin = validate(doc, problems);
     NetConf conf;
     conf.prev_result = read_prev_result(doc, problems);
-    conf.pod_annotations = read_pod_annotations(doc, problems);
+    read_pod_annotations(doc, conf, problems);
     if (auto it = doc.find("cni.dev/valid-attachments"); it != doc.end()) {
         if (it->is_array()) conf.valid_attachments = it->size();
         else add(problems, "cni.dev/valid-attachments", "must be an array, found " + describe(*it));

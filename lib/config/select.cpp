@@ -23,6 +23,22 @@ bool annotations_match(const Selector& s, const std::map<std::string, std::strin
 
 std::string where(std::size_t index) { return "selectors[" + std::to_string(index) + "]"; }
 
+// Whether the pod's annotations decide if this selector picks it (or with
+// which exempt UID): such a selector cannot be evaluated without them.
+bool selects_by_annotation(const Selector& s) { return !s.annotations.empty() || s.exempt_uid_annotation; }
+
+[[noreturn]] void throw_annotations_not_delivered(std::size_t index) {
+    throw cni::Error(cni::kPodSelection,
+                     "the runtime delivers no pod annotations (runtimeConfig has no "
+                     "\"io.kubernetes.cri.pod-annotations\" although the entry declares that capability), and " +
+                         where(index) +
+                         ", which selects by annotation, matches this pod's namespace: cannot tell whether the "
+                         "pod must be fenced, refusing to start it unfenced",
+                     "use a runtime that passes pod annotations to CNI plugins (containerd 1.5 or later, CRI-O "
+                     "1.29 or later; inside a Multus delegate network no annotations arrive), or select these pods "
+                     "by namespace");
+}
+
 // The selector's own profile first, then its allowedProfiles, each once.
 std::vector<std::string> allowed_profiles(const Selector& s) {
     std::vector<std::string> names{s.profile};
@@ -97,7 +113,9 @@ Profile profile_named(const PluginConfig& cfg, const std::string& name, std::siz
 std::optional<Profile> select_profile(const PluginConfig& cfg, const Pod& pod) {
     for (std::size_t i = 0; i < cfg.selectors.size(); ++i) {
         const Selector& s = cfg.selectors[i];
-        if (!namespace_matches(s, pod.namespace_) || !annotations_match(s, pod.annotations)) continue;
+        if (!namespace_matches(s, pod.namespace_)) continue;
+        if (!pod.annotations_delivered && selects_by_annotation(s)) throw_annotations_not_delivered(i);
+        if (!annotations_match(s, pod.annotations)) continue;
         check_contract(s, i, pod);
         Profile profile = profile_named(cfg, chosen_profile(cfg, s, i, pod), i);
         if (s.exempt_uid_annotation) {

@@ -165,6 +165,7 @@ inline void netconf(const uint8_t* data, size_t size) {
     require(cni::is_supported_version(conf.cni_version), "accepted cniVersion " + conf.cni_version);
     for (const auto& ns : namespaces_for(conf.plugin)) {
         config::Pod pod = pod_in(ns, conf.pod_annotations);
+        pod.annotations_delivered = conf.annotations_delivered;
         std::optional<config::Profile> profile;
         try {
             profile = config::select_profile(conf.plugin, pod);

@@ -73,9 +73,12 @@ int run(bool create_only) {
     config::NetConf conf = config::parse_netconf(input);  // decodes again, then validates
     p.done("decode_and_validate");
     cni::Args args = cni::parse_args(env.args);
-    config::Pod pod{args.pod_namespace, args.pod_name,
-                    args.infra_container_id.empty() ? env.container_id : args.infra_container_id, args.pod_uid,
-                    conf.pod_annotations};
+    config::Pod pod{args.pod_namespace,
+                    args.pod_name,
+                    args.infra_container_id.empty() ? env.container_id : args.infra_container_id,
+                    args.pod_uid,
+                    conf.pod_annotations,
+                    conf.annotations_delivered};
     auto profile = config::select_profile(conf.plugin, pod);
     if (!profile) throw cni::Error(cni::kInvalidConfig, "the pod matches no selector");
     p.done("select");

@@ -169,6 +169,26 @@ TEST_CASE("a runtime's null pod-annotations means a pod without annotations") {
     CHECK(conf.pod_annotations.empty());
 }
 
+TEST_CASE("annotations delivered: the key present (null, {} or with values) vs absent") {
+    // The entry declares the capability; only runtimeConfig varies.
+    json base = json::parse(read_file(kCorpus / "good/04-pod-annotations-null.json"));
+    auto delivered = [&](const std::optional<json>& runtime_config) {
+        json doc = base;
+        doc.erase("runtimeConfig");
+        if (runtime_config) doc["runtimeConfig"] = *runtime_config;
+        return parse_netconf(doc.dump()).annotations_delivered;
+    };
+    CHECK(delivered(json{{"io.kubernetes.cri.pod-annotations", nullptr}}));
+    CHECK(delivered(json{{"io.kubernetes.cri.pod-annotations", json::object()}}));
+    CHECK(delivered(json{{"io.kubernetes.cri.pod-annotations", {{"a", "b"}}}}));
+    // What libcni sends when the runtime did not supply the capability: no
+    // runtimeConfig at all, or one holding only other capabilities.
+    CHECK_FALSE(delivered(std::nullopt));
+    CHECK_FALSE(delivered(json{{"portMappings", json::array()}}));
+    CHECK_FALSE(delivered(json(nullptr)));
+    CHECK_FALSE(delivered(json::object()));
+}
+
 TEST_CASE("every problem is reported, the first in msg and all in details") {
     json entry = json::parse(design_example());
     entry["logLevel"] = "loud";

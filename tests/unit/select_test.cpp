@@ -248,6 +248,50 @@ TEST_CASE("selection works on a validated config") {
     CHECK_FALSE(select_profile(*cfg, pod("any-namespace")));
 }
 
+TEST_CASE("a runtime that delivers no annotations: an annotation selector that could match fails closed") {
+    const PluginConfig cfg = config();  // sandboxes (namespace), openshell (annotation, any ns), agents-* (namespace)
+    auto blind = [](std::string ns) {
+        Pod p = pod(std::move(ns));
+        p.annotations_delivered = false;
+        return p;
+    };
+    // selectors[0] matches by namespace alone and comes first: annotations could not change that.
+    CHECK(profile_name(cfg, blind("sandboxes")) == "proxy-only");
+    // selectors[1] would be tried next for any other namespace: it might have picked the pod.
+    const std::string msg = refusal(cfg, blind("agents-7"));
+    CHECK(msg.find("the runtime delivers no pod annotations") != std::string::npos);
+    CHECK(msg.find("selectors[1]") != std::string::npos);
+    CHECK(msg.find("refusing to start it unfenced") != std::string::npos);
+    CHECK(refusal(cfg, blind("default")).find("selectors[1]") != std::string::npos);
+    // The same pods, annotations delivered but none set: selection as before.
+    CHECK(profile_name(cfg, pod("agents-7")) == "closed");
+    CHECK_FALSE(profile_name(cfg, pod("default")).has_value());
+
+    // An annotation selector limited to namespaces the pod is not in cannot pick it.
+    PluginConfig scoped = cfg;
+    scoped.selectors[1].namespaces = {"openshell-*"};
+    CHECK(profile_name(scoped, blind("agents-7")) == "closed");
+    CHECK_FALSE(profile_name(scoped, blind("default")).has_value());
+    CHECK(refusal(scoped, blind("openshell-a")).find("selectors[1]") != std::string::npos);
+
+    // A namespace selector whose proxy UID comes from an annotation needs them too.
+    PluginConfig uid_only;
+    uid_only.profiles = cfg.profiles;
+    Selector s;
+    s.namespaces = {"sandboxes"};
+    s.profile = "closed";
+    s.exempt_uid_annotation = "openshell.ai/proxy-uid";
+    uid_only.selectors = {s};
+    CHECK(refusal(uid_only, blind("sandboxes")).find("selectors[0]") != std::string::npos);
+    CHECK_FALSE(profile_name(uid_only, blind("default")).has_value());
+
+    // No annotation selector at all: nothing depends on annotations.
+    PluginConfig by_namespace = cfg;
+    by_namespace.selectors.erase(by_namespace.selectors.begin() + 1);
+    CHECK(profile_name(by_namespace, blind("agents-7")) == "closed");
+    CHECK_FALSE(profile_name(by_namespace, blind("default")).has_value());
+}
+
 TEST_CASE("a contract version annotation above what the selector implements fails closed") {
     PluginConfig cfg = config();
     cfg.selectors[1].contract_version_annotation = "openshell.ai/cni-contract-version";

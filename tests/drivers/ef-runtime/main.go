@@ -7,7 +7,11 @@
 //
 //	ef-runtime setup|check|remove --netns PATH [--conf-dir DIR] [--bin-dir DIR[:DIR]]
 //	           [--namespace NS] [--name NAME] [--id ID] [--uid UID]
-//	           [--annotation k=v]... [--serial]
+//	           [--annotation k=v]... [--serial] [--no-annotations-capability]
+//
+// --no-annotations-capability acts as a runtime that does not implement the
+// capability (CRI-O before 1.29): go-cni is not given it, so libcni puts no
+// such key in any plugin's runtimeConfig, whatever the pod's annotations.
 //
 // setup prints the result as JSON. Any failure exits 1 with the error on
 // stderr, followed by the CNI error object as one JSON line when a plugin
@@ -51,6 +55,7 @@ type pod struct {
 	namespace, name, id    string
 	uid                    string
 	serial                 bool
+	noAnnotationsCap       bool
 	annotations            annotations
 }
 
@@ -71,6 +76,8 @@ func main() {
 	fs.StringVar(&p.uid, "uid", "", "pod UID (K8S_POD_UID; default derived from the id)")
 	fs.BoolVar(&p.serial, "serial", false, "attach networks one after another (containerd's setup_serially)")
 	fs.Var(p.annotations, "annotation", "pod annotation k=v (repeatable)")
+	fs.BoolVar(&p.noAnnotationsCap, "no-annotations-capability", false,
+		"do not pass the "+podAnnotationsCapability+" capability (a runtime without it)")
 	_ = fs.Parse(os.Args[2:])
 	if fs.NArg() != 0 || p.netns == "" {
 		fmt.Fprintln(os.Stderr, "ef-runtime: --netns is required and no positional arguments are accepted")
@@ -119,7 +126,9 @@ func run(verb string, p *pod) error {
 			// Without it the reference plugins reject the K8S_POD_* args.
 			"IgnoreUnknown": "1",
 		}),
-		gocni.WithCapability(podAnnotationsCapability, map[string]string(p.annotations)),
+	}
+	if !p.noAnnotationsCap {
+		opts = append(opts, gocni.WithCapability(podAnnotationsCapability, map[string]string(p.annotations)))
 	}
 
 	ctx := context.Background()
