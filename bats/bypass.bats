@@ -129,6 +129,105 @@ W=(--uid "$EF_WORKLOAD_UID" --timeout-ms 2000)
   counted tcp_refused 111 connect tcp "$EF_DENY6" 3128 "${W[@]}"
 }
 
+# --- escalation: becoming the exempt UID (issue 12) ----------------------------------
+# The fence trusts the socket's UID. A process that can change its UID to the
+# proxy's walks through; probe must refuse exactly those processes.
+
+# containerd's default capability set without NET_RAW (what "drop: [NET_RAW]" leaves).
+CONTAINERD_NO_RAW="-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,+net_bind_service"
+CONTAINERD_NO_RAW+=",+sys_chroot,+mknod,+audit_write,+setfcap"
+
+# escalated_out CMD...: CMD connects to the denied listener and exempt_accepted counts it.
+escalated_out() {
+  local before
+  before="$(ef_counter exempt_accepted)"
+  run -0 "$@"
+  assert_output --partial "connected $EF_DENY4 port 443"
+  (($(ef_counter exempt_accepted) > before)) || fail "exempt_accepted stayed at $before: the connection did not leave as the proxy"
+}
+
+# probe_as EXIT SETPRIV_ARGS...: egress-fence-ctl probe against the denied listener,
+# in the pod, under setpriv with those arguments, exits EXIT.
+probe_as() {
+  local want="$1"
+  shift
+  run "-$want" ef_in_pod setpriv "$@" "$EF_BIN/egress-fence-ctl" probe --target "$EF_DENY4:443" --timeout 1000
+}
+
+# setuid_helper: a setuid-root copy of efprobe in a directory of this test
+# (world-readable, so the workload UID can exec it), removed in teardown. Prints its path.
+setuid_helper() {
+  local dir
+  dir="$(mktemp -d /tmp/ef-suid-"$EF_ID".XXXXXX)"
+  ef_on_teardown rm -rf "$dir"
+  chmod 0755 "$dir"
+  install -o root -g root -m 4755 "$EF_BIN/efprobe" "$dir/efprobe-suid"
+  echo "$dir/efprobe-suid"
+}
+
+@test "bypass: root with NET_RAW dropped is refused, then setuid to the proxy UID connects out; probe refuses that process (6)" {
+  fenced_pod "tcp $EF_DENY4 443"
+  local root=(--bounding-set="$CONTAINERD_NO_RAW")
+  # As root: uid 0 is not exempt.
+  run -111 ef_in_pod setpriv "${root[@]}" "$EF_BIN/efprobe" connect tcp "$EF_DENY4" 443 --timeout-ms 2000
+  # The same process calls setresuid(1337) (CAP_SETUID is in containerd's default set) and gets out.
+  escalated_out ef_in_pod setpriv "${root[@]}" "$EF_BIN/efprobe" connect tcp "$EF_DENY4" 443 \
+    --uid "$EF_PROXY_UID" --timeout-ms 2000
+  # setpriv itself does the same from the outside.
+  escalated_out ef_in_pod setpriv "${root[@]}" setpriv --reuid "$EF_PROXY_UID" --regid "$EF_PROXY_UID" \
+    --clear-groups "$EF_BIN/efprobe" connect tcp "$EF_DENY4" 443 --timeout-ms 2000
+  # probe, run as that process, sees the fence and refuses it.
+  probe_as 6 "${root[@]}"
+  assert_output --partial "probe: fenced"
+  assert_output --partial "it runs as root"
+  assert_output --partial "CAP_SETUID: holds it"
+  refute_output --partial "CAP_NET_RAW"
+}
+
+@test "bypass: a non-root UID without no_new_privs gets out through a setuid-root helper; probe refuses that process (6)" {
+  fenced_pod "tcp $EF_DENY4 443"
+  local helper
+  helper="$(setuid_helper)"
+  # The workload: uid 1000, nothing effective, containerd's bounding set minus NET_RAW.
+  local workload=(--reuid "$EF_WORKLOAD_UID" --regid "$EF_WORKLOAD_UID" --clear-groups --inh-caps=-all
+    --bounding-set="$CONTAINERD_NO_RAW")
+  run -111 ef_in_pod setpriv "${workload[@]}" "$EF_BIN/efprobe" connect tcp "$EF_DENY4" 443 --timeout-ms 2000
+  # Without privilege it cannot change its UID ...
+  run -1 ef_in_pod setpriv "${workload[@]}" "$EF_BIN/efprobe" connect tcp "$EF_DENY4" 443 \
+    --uid "$EF_PROXY_UID" --timeout-ms 2000
+  # ... but exec of the setuid-root helper gives it root and CAP_SETUID back, and out it goes.
+  escalated_out ef_in_pod setpriv "${workload[@]}" "$helper" connect tcp "$EF_DENY4" 443 \
+    --uid "$EF_PROXY_UID" --timeout-ms 2000
+  probe_as 6 "${workload[@]}"
+  assert_output --partial "CAP_SETUID: can regain it by exec"
+  refute_output --partial "runs as root"
+  # no_new_privs (allowPrivilegeEscalation: false) makes the setuid bit inert: refused.
+  run -1 ef_in_pod setpriv "${workload[@]}" --no-new-privs "$helper" connect tcp "$EF_DENY4" 443 \
+    --uid "$EF_PROXY_UID" --timeout-ms 2000
+  assert_output --partial "setgroups"
+}
+
+@test "bypass: a workload with no capability and no_new_privs cannot become the proxy UID by any of these, and probe passes it (0)" {
+  fenced_pod "tcp $EF_DENY4 443"
+  local helper
+  helper="$(setuid_helper)"
+  local workload=(--reuid "$EF_WORKLOAD_UID" --regid "$EF_WORKLOAD_UID" --clear-groups --inh-caps=-all
+    --bounding-set=-all --no-new-privs)
+  local before
+  before="$(ef_counter exempt_accepted)"
+  run -111 ef_in_pod setpriv "${workload[@]}" "$EF_BIN/efprobe" connect tcp "$EF_DENY4" 443 --timeout-ms 2000
+  run -1 ef_in_pod setpriv "${workload[@]}" "$EF_BIN/efprobe" connect tcp "$EF_DENY4" 443 \
+    --uid "$EF_PROXY_UID" --timeout-ms 2000
+  run -1 ef_in_pod setpriv "${workload[@]}" "$helper" connect tcp "$EF_DENY4" 443 --uid "$EF_PROXY_UID" --timeout-ms 2000
+  # setpriv reports its own failure with 127.
+  run -127 ef_in_pod setpriv "${workload[@]}" setpriv --reuid "$EF_PROXY_UID" "$EF_BIN/efprobe" connect tcp "$EF_DENY4" 443
+  assert_output --partial "setresuid failed"
+  assert_equal "$(ef_counter exempt_accepted)" "$before"
+  probe_as 0 "${workload[@]}"
+  assert_output --partial "probe: fenced"
+  refute_output --partial "NOT FENCED"
+}
+
 # --- a netns nested inside the pod, routed through it (forward chain) --------------
 
 # nested_netns: a netns whose only link is a veth into the pod ("nest0" on the

@@ -246,25 +246,109 @@ EOF
 
 # --- probe ---------------------------------------------------------------------
 
-@test "probe: 0 in a fenced pod as the capability-less workload UID; 2 as the exempt UID; 5 as root unless --allow-net-raw" {
+# as_uid UID [SETPRIV_ARGS...] -- CMD...: CMD in the pod as UID (groups cleared),
+# with the setpriv options given; the inheritable set cleared unless they set it.
+as_uid() {
+  local uid="$1"
+  shift
+  local opts=() inh=--inh-caps=-all
+  while [ "$1" != -- ]; do
+    [[ "$1" == --inh-caps* ]] && inh="$1" || opts+=("$1")
+    shift
+  done
+  shift
+  ef_in_pod setpriv --reuid "$uid" --regid "$uid" --clear-groups "$inh" "${opts[@]}" "$@"
+}
+
+@test "probe: 0 in a fenced pod for a non-root UID without capabilities (no_new_privs, or an empty bounding set); 2 as the exempt UID" {
   ef_world_listen tcp "$EF_DENY4" 8080
   new_pod "p-$EF_ID"
   local probe=("$CTL" probe --target "$EF_DENY4:8080" --timeout 1000)
-  run -0 ef_in_pod setpriv --reuid "$EF_WORKLOAD_UID" --regid "$EF_WORKLOAD_UID" --clear-groups \
-    --inh-caps=-all --bounding-set=-all "${probe[@]}"
+  # What allowPrivilegeEscalation: false with drop: [ALL] gives a container.
+  run -0 as_uid "$EF_WORKLOAD_UID" --bounding-set=-all --no-new-privs -- "${probe[@]}"
   assert_output --partial "fenced"
+  refute_output --partial "warning"
+  refute_output --partial "no_new_privs is off"
+  # Nothing to regain by exec either: no capability in the bounding set. A note
+  # says what no_new_privs would still close (a setuid binary of an exempt UID).
+  run -0 as_uid "$EF_WORKLOAD_UID" --bounding-set=-all -- "${probe[@]}"
+  assert_output --partial "note: no_new_privs is off"
+  # no_new_privs alone, full bounding set: exec cannot give anything back.
+  run -0 as_uid "$EF_WORKLOAD_UID" --no-new-privs -- "${probe[@]}"
   # The exempt proxy UID passes the fence: the probe sees an open pod.
-  run -2 ef_in_pod setpriv --reuid "$EF_PROXY_UID" --regid "$EF_PROXY_UID" --clear-groups \
-    --inh-caps=-all --bounding-set=-all "${probe[@]}"
+  run -2 as_uid "$EF_PROXY_UID" --bounding-set=-all --no-new-privs -- "${probe[@]}"
   assert_output --partial "NOT FENCED"
-  # The workload UID that could regain CAP_NET_RAW by exec (bounding set kept).
-  run -5 ef_in_pod setpriv --reuid "$EF_WORKLOAD_UID" --regid "$EF_WORKLOAD_UID" --clear-groups \
-    --inh-caps=-all "${probe[@]}"
-  # root in the pod holds CAP_NET_RAW.
-  run -5 ef_in_pod "${probe[@]}"
-  assert_output --partial "NOT FENCED FOR RAW FRAMES"
-  run -0 ef_in_pod "${probe[@]}" --allow-net-raw
-  assert_output --partial "warning"
+}
+
+@test "probe: 6 for a process that could change its UID: root (NET_RAW and NET_ADMIN dropped), a non-root UID that can regain CAP_SETUID by exec, differing real and effective UIDs" {
+  ef_world_listen tcp "$EF_DENY4" 8080
+  new_pod "p-$EF_ID"
+  local probe=("$CTL" probe --target "$EF_DENY4:8080" --timeout 1000)
+  # Root with NET_RAW and NET_ADMIN gone from every set (exec as root sets the
+  # permitted set to the bounding set): the connection is refused, but root can
+  # setuid to the proxy UID. As root it holds no CAP_NET_ADMIN, so the fence's
+  # exempt UIDs cannot be read.
+  run -6 ef_in_pod setpriv --bounding-set=-net_raw,-net_admin "${probe[@]}"
+  assert_output --partial "probe: fenced"
+  assert_output --partial "NOT FENCED AGAINST THIS PROCESS: this process could own sockets as another UID"
+  assert_output --partial "it runs as root"
+  assert_output --partial "CAP_SETUID: holds it (CapPrm)"
+  assert_output --partial "exempt UIDs of this pod's fence: unknown (reading the fence needs CAP_NET_ADMIN"
+  refute_output --partial "CAP_NET_RAW"
+  # The same with no_new_privs: root is root.
+  run -6 ef_in_pod setpriv --bounding-set=-net_raw,-net_admin --no-new-privs "${probe[@]}"
+  assert_output --partial "it runs as root"
+  # Non-root, nothing held, but CAP_SETUID in the bounding set and no_new_privs
+  # off: a setuid-root binary gives it back. (NET_RAW dropped so 6 is the only finding.)
+  run -6 as_uid "$EF_WORKLOAD_UID" --bounding-set=-net_raw,-net_admin -- "${probe[@]}"
+  assert_output --partial "CAP_SETUID: can regain it by exec"
+  assert_output --partial "CAP_SETGID: can regain it by exec"
+  refute_output --partial "runs as root"
+  # Only CAP_SETUID in the bounding set is enough.
+  run -6 as_uid "$EF_WORKLOAD_UID" --bounding-set=-all,+setuid -- "${probe[@]}"
+  # A real UID that differs from the effective one (1337/1000; exec makes the
+  # saved UID the effective one), no capability, no_new_privs: setresuid()
+  # can switch to the real UID without any capability.
+  run -6 ef_in_pod python3 -c 'import ctypes, os, sys
+os.setgroups([]); os.setresgid(1000, 1000, 1000); os.setresuid(1337, 1000, 1000)
+ctypes.CDLL(None).prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+os.execv(sys.argv[1], sys.argv[1:])' "${probe[@]}"
+  assert_output --partial "its real/effective/saved UIDs differ (1337/1000/1000)"
+  refute_output --partial "CAP_SETUID"
+  # --allow-uid-change accepts it with a warning.
+  run -0 as_uid "$EF_WORKLOAD_UID" --bounding-set=-net_raw,-net_admin -- "${probe[@]}" --allow-uid-change
+  assert_output --partial "warning (accepted by --allow-uid-change)"
+}
+
+@test "probe: 7 for CAP_NET_ADMIN (held or regainable), 5 for CAP_NET_RAW; root holds all three findings, each flag accepts its own" {
+  ef_world_listen tcp "$EF_DENY4" 8080
+  new_pod "p-$EF_ID"
+  local probe=("$CTL" probe --target "$EF_DENY4:8080" --timeout 1000)
+  # A non-root UID holding CAP_NET_ADMIN as an ambient capability (so permitted too after exec; no_new_privs does not take it away).
+  run -7 as_uid "$EF_WORKLOAD_UID" --inh-caps=-all,+net_admin --ambient-caps=+net_admin --bounding-set=-all,+net_admin \
+    --no-new-privs -- "${probe[@]}"
+  assert_output --partial "could rewrite or delete the fence (CAP_NET_ADMIN)"
+  assert_output --partial "CAP_NET_ADMIN: holds it (CapPrm)"
+  # In the bounding set without no_new_privs: regainable by exec.
+  run -7 as_uid "$EF_WORKLOAD_UID" --bounding-set=-all,+net_admin -- "${probe[@]}"
+  assert_output --partial "CAP_NET_ADMIN: can regain it by exec"
+  run -0 as_uid "$EF_WORKLOAD_UID" --bounding-set=-all,+net_admin -- "${probe[@]}" --allow-net-admin
+  # CAP_NET_RAW regainable by exec keeps its code 5.
+  run -5 as_uid "$EF_WORKLOAD_UID" --bounding-set=-all,+net_raw -- "${probe[@]}"
+  assert_output --partial "CAP_NET_RAW: can regain it by exec"
+
+  # Root in the pod: every finding is printed, the exit code is the worst (7, then 6, then 5).
+  run -7 ef_in_pod "${probe[@]}"
+  assert_output --partial "CAP_NET_ADMIN: holds it"
+  assert_output --partial "it runs as root"
+  assert_output --partial "CAP_NET_RAW: holds it"
+  # With CAP_NET_ADMIN the probe reads the fence: the exempt UIDs are named.
+  assert_output --partial "exempt UIDs of this pod's fence: $EF_PROXY_UID)"
+  run -6 ef_in_pod "${probe[@]}" --allow-net-admin
+  run -5 ef_in_pod "${probe[@]}" --allow-net-admin --allow-uid-change
+  assert_output --partial "NOT FENCED AGAINST THIS PROCESS: this process could send raw frames"
+  run -0 ef_in_pod "${probe[@]}" --allow-net-admin --allow-uid-change --allow-net-raw
+  assert_output --partial "warning (accepted by --allow-net-raw)"
 }
 
 @test "probe: non-zero in an unfenced pod (2: connected), and 3 when nothing answers" {
@@ -272,13 +356,11 @@ EOF
   ef_write_conf --no-fence
   new_pod "u-$EF_ID"
   run ! ef_table_present
-  run -2 ef_in_pod setpriv --reuid "$EF_WORKLOAD_UID" --regid "$EF_WORKLOAD_UID" --clear-groups \
-    --inh-caps=-all --bounding-set=-all "$CTL" probe --target "$EF_DENY4:8080" --timeout 1000
+  run -2 as_uid "$EF_WORKLOAD_UID" --bounding-set=-all -- "$CTL" probe --target "$EF_DENY4:8080" --timeout 1000
   assert_output --partial "NOT FENCED"
   # A target that silently drops (the world has no such address): a timeout is not a pass.
   ip netns exec "$EF_WORLD" nft add table inet t '{ chain i { type filter hook input priority 0; tcp dport 9 drop; }; }'
-  run -3 ef_in_pod setpriv --reuid "$EF_WORKLOAD_UID" --regid "$EF_WORKLOAD_UID" --clear-groups \
-    --inh-caps=-all --bounding-set=-all "$CTL" probe --target "$EF_DENY4:9" --timeout 300
+  run -3 as_uid "$EF_WORKLOAD_UID" --bounding-set=-all -- "$CTL" probe --target "$EF_DENY4:9" --timeout 300
   assert_output --partial "timed out"
 }
 

@@ -10,6 +10,7 @@ void add_render(CLI::App& app);    // cmd_render.cpp
 void add_validate(CLI::App& app);  // cmd_render.cpp
 void add_install(CLI::App& app);   // cmd_install.cpp: install, uninstall, verify, pause
 void add_inspect(CLI::App& app);   // cmd_inspect.cpp: inspect, metrics
-void add_operate(CLI::App& app);   // cmd_operate.cpp: probe, reconcile
+void add_probe(CLI::App& app);     // cmd_probe.cpp: probe
+void add_operate(CLI::App& app);   // cmd_operate.cpp: reconcile, log-all-netns
 
 }  // namespace ef::ctl

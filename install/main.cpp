@@ -13,6 +13,7 @@ int run(int argc, char** argv) {
     ef::ctl::add_validate(app);
     ef::ctl::add_install(app);
     ef::ctl::add_inspect(app);
+    ef::ctl::add_probe(app);
     ef::ctl::add_operate(app);
     try {
         app.parse(argc, argv);
