@@ -6,8 +6,10 @@
 #   selector: openshell.ai/cni=enabled AND openshell.ai/network-enforcement-mode=cni-sidecar
 #             -> openshell-sidecar; exempt uid from openshell.ai/proxy-uid (1-65535);
 #             openshell.ai/cni-contract-version at most 1
-#   openshell-sidecar: no exempt uids of its own; allows udp 53 on the WORLD addresses
-#             (the stand-in for cluster DNS); loopback (the proxy on 127.0.0.1:3128) is always open.
+#   openshell-sidecar: no exempt uids of its own and no allow entries, DNS included, as
+#             conf/examples/openshell-sidecar.json ships it (a test checks they agree);
+#             loopback (the proxy on 127.0.0.1:3128) is always open. The IPv6 tests add
+#             udp 53 on the WORLD addresses to have an allowed destination to reach.
 
 load helpers
 
@@ -26,6 +28,15 @@ teardown() {
 # chain as this test's $EF_CONFLIST (the loopback network stays).
 openshell_write_conf() {
   ef_render_template "$EF_CONF_SRC/openshell-sidecar.conflist" | jq "${1:-.}" >"$EF_CONFLIST"
+}
+
+# A jq filter giving the sidecar profile an allowed destination (udp 53 on the
+# WORLD addresses), for the tests that need one; the shipped profile has none.
+WITH_DNS_STAND_IN='(.plugins[] | select(.type == "egress-fence") | .profiles["openshell-sidecar"].allow) =
+  [{cidr: ($w4 + "/32"), protocol: "udp", ports: [53]}, {cidr: ($w6 + "/128"), protocol: "udp", ports: [53]}]'
+with_dns_stand_in() {
+  jq --arg w4 "$EF_WORLD4" --arg w6 "$EF_WORLD6" "$WITH_DNS_STAND_IN" "$EF_CONFLIST" >"$EF_CONFLIST.new"
+  mv "$EF_CONFLIST.new" "$EF_CONFLIST"
 }
 
 # OpenShell's annotations for a sandbox pod with its proxy sidecar running as $EF_PROXY_UID.
@@ -68,8 +79,10 @@ ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
   run -111 tcp_as $((EF_PROXY_UID + 1)) "$EF_DENY4"
 }
 
-@test "openshell: the workload reaches the proxy on loopback 127.0.0.1:3128, and nothing else but the DNS stand-in" {
+@test "openshell: the workload reaches the proxy on loopback 127.0.0.1:3128 and nothing else, DNS included; the proxy uid resolves" {
   ef_listen_start "$EF_WORLD" udp "$EF_WORLD4" 53
+  ef_listen_start "$EF_WORLD" tcp "$EF_WORLD4" 53
+  ef_listen_start "$EF_WORLD" udp "$EF_WORLD6" 53
   ef_listen_start "$EF_WORLD" tcp "$EF_WORLD4" 8080
   ef_listen_wait
   run ef_runtime setup "${OS_ANNOTATIONS[@]}"
@@ -78,9 +91,16 @@ ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
   # The proxy sidecar listens inside the pod netns (lo is up: the loopback network ran).
   ef_listen_in "$EF_POD" tcp 127.0.0.1 3128
   run -0 tcp_as "$EF_WORKLOAD_UID" 127.0.0.1 3128
-  run -0 ef_probe udp "$EF_WORLD4" 53 --expect-reply --uid "$EF_WORKLOAD_UID" --timeout-ms 2000
-  # Same world address, a port the sidecar profile does not allow.
+  # DNS from the workload is refused like anything else: query names are a way out.
+  local before
+  before="$(ef_counter udp_refused)"
+  run -111 ef_probe udp "$EF_WORLD4" 53 --expect-reply --uid "$EF_WORKLOAD_UID" --timeout-ms 2000
+  run -111 ef_probe udp "$EF_WORLD6" 53 --expect-reply --uid "$EF_WORKLOAD_UID" --timeout-ms 2000
+  (($(ef_counter udp_refused) >= before + 2)) || fail "udp_refused did not count the DNS queries"
+  run -111 tcp_as "$EF_WORKLOAD_UID" "$EF_WORLD4" 53
   run -111 tcp_as "$EF_WORKLOAD_UID" "$EF_WORLD4"
+  # The proxy resolves names for the workload.
+  run -0 ef_probe udp "$EF_WORLD4" 53 --expect-reply --uid "$EF_PROXY_UID" --timeout-ms 2000
 }
 
 @test "openshell: cni-contract-version above 1 (or not a version) fails ADD with 104 and installs nothing; 1 and absent work" {
@@ -152,8 +172,15 @@ ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
   fenced
 }
 
-@test "openshell: the production example validates" {
-  run -0 "$EF_BIN/egress-fence-ctl" validate --config "$EF_CONF_SRC/examples/openshell-sidecar.json"
+@test "openshell: the production example validates, allows nothing (no DNS), and is what these tests run" {
+  local example="$EF_CONF_SRC/examples/openshell-sidecar.json"
+  run -0 "$EF_BIN/egress-fence-ctl" validate --config "$example"
+  # No looser than OpenShell's own sidecar fence: no allow entries, no exempt UID of its own.
+  run -0 jq -e '.profiles | length == 1 and .["openshell-sidecar"].allow == [] and .["openshell-sidecar"].exemptUids == []' "$example"
+  # The tests' chain carries the same selectors and profiles.
+  run -0 jq -e --slurpfile ex "$example" '(.plugins[] | select(.type == "egress-fence")) as $e
+    | $e.selectors == $ex[0].selectors and $e.profiles == $ex[0].profiles and $e.capabilities == $ex[0].capabilities' \
+    "$EF_CONF_SRC/openshell-sidecar.conflist"
 }
 
 # --- IPv6: neighbour discovery and ICMPv6 ------------------------------------------
@@ -181,6 +208,7 @@ nd_after_flush() {
 }
 
 @test "ipv6: a fenced dual-stack pod reaches its allowed v6 destination after its neighbour cache expired" {
+  with_dns_stand_in
   ef_listen_start "$EF_WORLD" udp "$EF_WORLD6" 53
   ef_listen_start "$EF_WORLD" udp "$EF_WORLD4" 53
   ef_listen_wait
@@ -195,6 +223,7 @@ nd_after_flush() {
 @test "ipv6: a fenced IPv6-only pod reaches its allowed v6 destination after its neighbour cache expired" {
   # The same chain with only the v6 range in IPAM.
   openshell_write_conf '(.plugins[] | select(.type == "bridge") | .ipam.ranges) |= [.[1]]'
+  with_dns_stand_in
   ef_listen_in "$EF_WORLD" udp "$EF_WORLD6" 53
   run ef_runtime setup "${OS_ANNOTATIONS[@]}"
   assert_success
@@ -206,6 +235,7 @@ nd_after_flush() {
 }
 
 @test "ipv6: the only ICMPv6 the fence passes by type is ND 133-136; echo is dropped, conntrack-related errors pass both ways" {
+  with_dns_stand_in
   run ef_runtime setup "${OS_ANNOTATIONS[@]}"
   assert_success
   fenced
