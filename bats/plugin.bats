@@ -86,6 +86,33 @@ probe_udp() { ef_probe udp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --expect-rep
   run -111 probe_udp "$EF_DENY6" 53
 }
 
+# Masked hash sets and interval sets pass exactly their packets, in the
+# kernel: WORLD and DENY are .200 and .201 (::200, ::201).
+@test "masked hash sets and interval sets let through exactly what the entries allow" {
+  local allow
+  allow="$(jq -cn --arg w4 "$EF_WORLD4" --arg w6 "$EF_WORLD6" '[
+    {"cidr": "\($w4)/30", "protocol": "tcp", "ports": [8080]},
+    {"cidr": "\($w4)/31", "protocol": "any"},
+    {"cidr": "\($w6)/126", "protocol": "udp", "ports": [53]},
+    {"cidr": "\($w6)/128", "protocol": "tcp", "ports": ["8000-8100"]}
+  ]')"
+  jq --argjson a "$allow" '(.plugins[] | select(.type == "egress-fence") | .profiles["proxy-only"].allow) = $a' \
+    "$EF_CONFLIST" >"$EF_TMP/masked.conflist"
+  mv "$EF_TMP/masked.conflist" "$EF_CONFLIST"
+  ef_fenced_pod
+  run -0 ef_nft list table inet egress_fence
+  assert_output --partial "@allow4_30"
+  assert_output --partial "@allow4_any_31"
+  assert_output --partial "@allow6_126"
+  assert_output --partial "@allow6_ranges"
+  run -0 probe_tcp "$EF_WORLD4" 8080
+  run -0 probe_tcp "$EF_DENY4" 8080
+  run -0 probe_udp "$EF_DENY4" 53
+  run -0 probe_tcp "$EF_WORLD6" 8080
+  run -111 probe_tcp "$EF_DENY6" 8080
+  run -0 probe_udp "$EF_DENY6" 53
+}
+
 @test "a refused tcp connection increments tcp_refused" {
   ef_fenced_pod
   local before after
@@ -107,6 +134,44 @@ probe_udp() { ef_probe udp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --expect-rep
 }
 
 @test "ADD installs exactly the ruleset egress-fence-ctl render prints" {
+  render_is_installed_and_loads
+}
+
+# Every set layout the compiler chooses (lib/fence/allow_sets.h): full-length
+# and masked hash sets, interval sets (pipapo, rbtree), v4 and v6. Addresses
+# from the documentation ranges: this test sends no traffic.
+@test "every set layout: ADD installs exactly what render prints, and it loads with nft -f" {
+  local allow='[
+    {"cidr": "198.51.100.7/32", "protocol": "tcp", "ports": [443]},
+    {"cidr": "198.51.100.0/24", "protocol": "tcp", "ports": [443, 8443]},
+    {"cidr": "203.0.113.16/28", "protocol": "udp", "ports": [53]},
+    {"cidr": "203.0.113.0/24", "protocol": "tcp", "ports": ["9000-9100"]},
+    {"cidr": "192.0.2.9/32", "protocol": "any"},
+    {"cidr": "192.0.2.128/25", "protocol": "any"},
+    {"cidr": "2001:db8::7/128", "protocol": "tcp", "ports": [443, "8000-8100"]},
+    {"cidr": "2001:db8:1::/64", "protocol": "udp", "ports": [53]},
+    {"cidr": "2001:db8:2::/48", "protocol": "any"},
+    {"cidr": "2001:db8:3::/56", "protocol": "sctp", "ports": ["1-65535"]}
+  ]'
+  jq --argjson a "$allow" '(.plugins[] | select(.type == "egress-fence") | .profiles["proxy-only"].allow) += $a' \
+    "$EF_CONFLIST" >"$EF_TMP/layouts.conflist"
+  mv "$EF_TMP/layouts.conflist" "$EF_CONFLIST"
+  render_is_installed_and_loads
+  # The layouts are really there: hash sets with a size, masked lookups, interval sets.
+  run -0 ef_nft list table inet egress_fence
+  for name in allow4 allow4_24 allow4_28 allow4_ranges allow4_any allow4_any_25 allow6 allow6_64 allow6_ranges \
+    allow6_any_48; do
+    assert_output --partial "set $name {"
+  done
+  assert_output --partial "ip daddr & 255.255.255.0 . meta l4proto . th dport @allow4_24"
+  assert_output --partial "ip6 daddr & ffff:ffff:ffff:: == @allow6_any_48"
+}
+
+# ADD through cnitool, then: the pod's whole ruleset is what render prints;
+# the rendered text loads with nft -f and nft prints back the same ruleset,
+# except the two secmark statements nft 1.0.6 can print but not parse (the
+# raw-frame stamp, README "The ruleset a pod gets"; rawsocket.bats checks them).
+render_is_installed_and_loads() {
   run ef_pod_add
   assert_success
   run -0 "$EF_BIN/egress-fence-ctl" render --config "$EF_CONFLIST" --namespace sandboxes \
@@ -116,9 +181,6 @@ probe_udp() { ef_probe udp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --expect-rep
   # The whole ruleset: the pod netns is test-owned, only the fence writes there.
   pod="$(ef_nft list ruleset | ef_normalise_counters)"
   same_ruleset "$rendered" "$pod" "rendered" "pod"
-  # The rendered text loads with nft -f and nft prints back the same ruleset,
-  # except the two secmark statements nft 1.0.6 can print but not parse (the
-  # raw-frame stamp, README "The ruleset a pod gets"; rawsocket.bats checks them).
   local scratch loadable
   scratch="$(ef_new_netns scratch)"
   # The fence hooks the pod's interface (netdev family): give it one.

@@ -3,15 +3,13 @@
 #include <algorithm>
 
 #include "cni/version.h"
-#include "fence/disjoint.h"
+#include "fence/allow_sets.h"
 
 namespace ef::fence {
 namespace {
 
-using config::AllowEntry;
-using config::Protocol;
-
-constexpr uint8_t kProtoTcp = 6, kProtoUdp = 17, kProtoSctp = 132;
+constexpr const char* kExemptUidSet = "exempt_uids";
+constexpr uint8_t kProtoTcp = 6, kProtoUdp = 17;
 // NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED)
 constexpr uint32_t kCtEstablishedRelated = (1u << 1) | (1u << 2);
 // ICMPv6 router solicitation (133) .. neighbour advertisement (136): NDP.
@@ -32,63 +30,17 @@ Bytes be(uint64_t v, size_t len) {
 
 FieldRange exact(const Bytes& v) { return {v, v}; }
 
-FieldRange cidr_range(const config::Cidr& c) {
-    size_t len = c.v6 ? 16 : 4;
-    Bytes lo(c.addr.begin(), c.addr.begin() + len), hi = lo;
-    for (size_t bit = c.prefix; bit < len * 8; ++bit) hi[bit / 8] |= uint8_t(0x80 >> (bit % 8));
-    return {lo, hi};
-}
-
-uint8_t proto_number(Protocol p) {
-    switch (p) {
-        case Protocol::tcp: return kProtoTcp;
-        case Protocol::udp: return kProtoUdp;
-        case Protocol::sctp: return kProtoSctp;
-        case Protocol::any: break;
-    }
-    return 0;
-}
-
 void sort_unique(std::vector<Element>& v) {
     std::sort(v.begin(), v.end());
     v.erase(std::unique(v.begin(), v.end()), v.end());
 }
 
-struct AllowSets {
-    Set v4{"allow4", {FieldType::ipv4_addr, FieldType::inet_proto, FieldType::inet_service}, true, {}};
-    Set v6{"allow6", {FieldType::ipv6_addr, FieldType::inet_proto, FieldType::inet_service}, true, {}};
-    Set v4_any{"allow4_any", {FieldType::ipv4_addr}, true, {}};
-    Set v6_any{"allow6_any", {FieldType::ipv6_addr}, true, {}};
-};
-
-AllowSets allow_sets(const std::vector<AllowEntry>& allow) {
-    AllowSets s;
-    for (const auto& e : allow) {
-        FieldRange addr = cidr_range(e.cidr);
-        if (e.protocol == Protocol::any) {
-            (e.cidr.v6 ? s.v6_any : s.v4_any).elements.push_back({{addr}});
-            continue;
-        }
-        for (const auto& p : e.ports) {
-            Element el{{addr, exact(be(proto_number(e.protocol), 1)), {be(p.lo, 2), be(p.hi, 2)}}};
-            (e.cidr.v6 ? s.v6 : s.v4).elements.push_back(std::move(el));
-        }
-    }
-    for (Set* set : {&s.v4, &s.v6}) set->elements = disjoint_addr_proto_port(set->elements);
-    for (Set* set : {&s.v4_any, &s.v6_any}) set->elements = disjoint_ranges(std::move(set->elements));
-    return s;
-}
-
 // Accept rules for the destination allowlist, shared by output and forward.
-std::vector<Rule> allow_rules(const AllowSets& s) {
+std::vector<Rule> allow_rules(const std::vector<AllowSet>& sets) {
     std::vector<Rule> rules;
-    auto accept = [&](Stmt match) {
-        rules.push_back(Rule{{std::move(match), CounterRef{kCounterAllowed}, Verdict{VerdictKind::accept}}});
-    };
-    if (!s.v4.elements.empty()) accept(DaddrProtoPortInSet{IpFamily::ipv4, s.v4.name});
-    if (!s.v6.elements.empty()) accept(DaddrProtoPortInSet{IpFamily::ipv6, s.v6.name});
-    if (!s.v4_any.elements.empty()) accept(DaddrInSet{IpFamily::ipv4, s.v4_any.name});
-    if (!s.v6_any.elements.empty()) accept(DaddrInSet{IpFamily::ipv6, s.v6_any.name});
+    rules.reserve(sets.size());
+    for (const auto& s : sets)
+        rules.push_back(Rule{{s.match, CounterRef{kCounterAllowed}, Verdict{VerdictKind::accept}}});
     return rules;
 }
 
@@ -159,12 +111,13 @@ Ruleset compile(const config::Profile& p, const config::Pod& pod, const std::str
           audit ? kCounterWouldRefuseUdp : kCounterUdpRefused, audit ? kCounterWouldDropOther : kCounterOtherDropped})
         rs.counters.push_back(Counter{name});
 
-    Set uids{"exempt_uids", {FieldType::uid}, true, {}};
+    Set uids{kExemptUidSet, {FieldType::uid}, true, {}};
     for (uint32_t uid : p.exempt_uids) uids.elements.push_back({{exact(be(uid, 4))}});
     sort_unique(uids.elements);
-    AllowSets allow = allow_sets(p.allow);
-    for (Set* s : {&uids, &allow.v4, &allow.v6, &allow.v4_any, &allow.v6_any})
-        if (!s->elements.empty()) rs.sets.push_back(*s);
+    std::vector<AllowSet> allow = allow_sets(p.allow);
+    std::vector<Rule> allow_accept = allow_rules(allow);
+    if (!uids.elements.empty()) rs.sets.push_back(std::move(uids));
+    for (auto& s : allow) rs.sets.push_back(std::move(s.set));
 
     // First, before any verdict: whatever this chain lets through carries
     // the stamp the netdev chain looks for; what it drops never gets there.
@@ -174,9 +127,10 @@ Ruleset compile(const config::Profile& p, const config::Pod& pod, const std::str
     output.rules.push_back(Rule{{OifnameEq{"lo"}, Verdict{VerdictKind::accept}}});
     output.rules.push_back(Rule{{CtStateIn{kCtEstablishedRelated}, Verdict{VerdictKind::accept}}});
     output.rules.push_back(Rule{{Icmpv6TypeRange{kNdFirst, kNdLast}, Verdict{VerdictKind::accept}}});
-    if (!uids.elements.empty())
-        output.rules.push_back(Rule{{SkuidInSet{uids.name}, CounterRef{kCounterExempt}, Verdict{VerdictKind::accept}}});
-    for (auto& r : allow_rules(allow)) output.rules.push_back(std::move(r));
+    if (!p.exempt_uids.empty())
+        output.rules.push_back(
+            Rule{{SkuidInSet{kExemptUidSet}, CounterRef{kCounterExempt}, Verdict{VerdictKind::accept}}});
+    for (const auto& r : allow_accept) output.rules.push_back(r);
     for (auto& r : deny_rules(p, pod)) output.rules.push_back(std::move(r));
 
     // Forwarded packets come from namespaces nested in the pod: no socket, so
@@ -184,7 +138,7 @@ Ruleset compile(const config::Profile& p, const config::Pod& pod, const std::str
     Chain forward{"forward", BaseHook{Hook::forward, 0, Policy::drop}, {}};
     forward.rules.push_back(stamp);
     forward.rules.push_back(Rule{{CtStateIn{kCtEstablishedRelated}, Verdict{VerdictKind::accept}}});
-    for (auto& r : allow_rules(allow)) forward.rules.push_back(std::move(r));
+    for (auto& r : allow_accept) forward.rules.push_back(std::move(r));
     for (auto& r : deny_rules(p, pod)) forward.rules.push_back(std::move(r));
 
     rs.chains = {std::move(output), std::move(forward)};

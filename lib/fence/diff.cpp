@@ -62,6 +62,9 @@ void diff_sets(const Ruleset& e, const Ruleset& a, std::vector<std::string>& out
             continue;
         }
         if (it->interval != es.interval) out.push_back("set " + es.name + ": flags interval differ");
+        if (it->size != es.size)
+            out.push_back("set " + es.name + ": size is " + std::to_string(it->size) + ", expected " +
+                          std::to_string(es.size));
         diff_elements(es, *it, out);
     }
     for (const auto& as : a.sets) {

@@ -46,16 +46,26 @@ struct Element {
     auto operator<=>(const Element&) const = default;  // NOLINT(modernize-use-nullptr)
 };
 
-// A named set. Every set the compiler emits has `flags interval` (so element
-// order is canonical and ranges are allowed); a key with several fields is a
-// concatenation (`ipv4_addr . inet_proto . inet_service`).
+// A named set; a key with several fields is a concatenation (`ipv4_addr .
+// inet_proto . inet_service`). With `flags interval` its elements may be
+// ranges and the kernel keeps them in an rbtree (one field) or pipapo
+// (concatenation); without, every field of an element is one value and the
+// kernel keeps them in a hash table, O(1) to insert and to look up, sized
+// for `size` elements (the most it accepts; 0: no size given).
 struct Set {
     std::string name;
     std::vector<FieldType> key;
     bool interval = true;
-    std::vector<Element> elements;  // canonical: sorted, no duplicates
+    std::vector<Element> elements;  // canonical: sort_elements() order, no duplicates
+    uint32_t size = 0;
     bool operator==(const Set&) const = default;
 };
+
+// Puts the elements of `s` in canonical order, the order `nft list` prints
+// them, and drops duplicates. Interval sets and one-field hash sets:
+// ascending. A concatenated hash set: nft sorts the key bytes (each field
+// unpadded) read as one little-endian number, i.e. from the last byte.
+void sort_elements(Set& s);
 
 // A named counter object. Its values are reported but never compared.
 struct Counter {
@@ -94,16 +104,22 @@ struct SkuidInSet {
     std::string set;
     bool operator==(const SkuidInSet&) const = default;
 };
-// `ip daddr @set` / `ip6 daddr @set`
+// `ip daddr @set` / `ip6 daddr @set`; with a mask_len, the address is cut to
+// its first mask_len bits before the lookup (`ip daddr & 255.255.255.0 ==
+// @set`), so a hash set of /24 networks matches every address in them.
+// mask_len 0: the whole address.
 struct DaddrInSet {
     IpFamily family;
     std::string set;
+    uint8_t mask_len = 0;
     bool operator==(const DaddrInSet&) const = default;
 };
-// `ip daddr . meta l4proto . th dport @set` (and the ip6 twin)
+// `ip daddr . meta l4proto . th dport @set` (and the ip6 twin); mask_len as
+// above (`ip daddr & 255.255.255.0 . meta l4proto . th dport @set`).
 struct DaddrProtoPortInSet {
     IpFamily family;
     std::string set;
+    uint8_t mask_len = 0;
     bool operator==(const DaddrProtoPortInSet&) const = default;
 };
 // `counter name "x"`

@@ -95,6 +95,15 @@ int elements_per_line(const Set& s) {
 
 const char* family_prefix(IpFamily f) { return f == IpFamily::ipv4 ? "ip" : "ip6"; }
 
+// `ip daddr`, or `ip daddr & 255.255.255.0` when the address is masked.
+std::string daddr_text(IpFamily f, uint8_t mask_len) {
+    std::string out = std::string(family_prefix(f)) + " daddr";
+    if (mask_len == 0) return out;
+    Bytes mask(f == IpFamily::ipv4 ? 4 : 16, 0);
+    for (size_t bit = 0; bit < mask_len && bit < mask.size() * 8; ++bit) mask[bit / 8] |= uint8_t(0x80 >> (bit % 8));
+    return out + " & " + addr_text(mask);
+}
+
 const char* unit_name(TimeUnit u) {
     switch (u) {
         case TimeUnit::second: return "second";
@@ -158,9 +167,12 @@ std::string to_nft_text(const Stmt& s) {
                 return "icmpv6 type " + std::to_string(x.lo) + (x.lo == x.hi ? "" : "-" + std::to_string(x.hi));
             },
             [](const SkuidInSet& x) { return "meta skuid @" + x.set; },
-            [](const DaddrInSet& x) { return std::string(family_prefix(x.family)) + " daddr @" + x.set; },
+            // nft writes `==` between a masked address and the set.
+            [](const DaddrInSet& x) {
+                return daddr_text(x.family, x.mask_len) + (x.mask_len ? " == @" : " @") + x.set;
+            },
             [](const DaddrProtoPortInSet& x) {
-                return std::string(family_prefix(x.family)) + " daddr . meta l4proto . th dport @" + x.set;
+                return daddr_text(x.family, x.mask_len) + " . meta l4proto . th dport @" + x.set;
             },
             [](const CounterRef& x) { return "counter name \"" + x.name + "\""; },
             [](const Limit& x) {
@@ -219,6 +231,7 @@ void write_table(std::ostringstream& o, const char* family, const std::vector<Co
         o << "\tset " << s.name << " {\n\t\ttype ";
         for (size_t i = 0; i < s.key.size(); ++i) o << (i ? " . " : "") << field_type_name(s.key[i]);
         o << "\n";
+        if (s.size) o << "\t\tsize " << s.size << "\n";
         if (s.interval) o << "\t\tflags interval\n";
         if (!s.elements.empty()) {
             int per_line = elements_per_line(s);

@@ -147,6 +147,9 @@ bool nfproto_is(const Exprs& x, size_t i, uint8_t proto) {
 struct Match {
     size_t taken = 0;
     fence::Stmt stmt = fence::Unrecognized{};
+    // A lookup whose expressions only fit one kind of set: nft converts the
+    // protocol for an interval set, not for a hash set. -1: any set.
+    int interval_set = -1;
 };
 
 Match oifname(const Exprs& x, size_t i) {
@@ -215,26 +218,67 @@ constexpr Layout kLayouts[] = {
     {fence::IpFamily::ipv6, NFPROTO_IPV6, 24, 16, NFT_REG_2, NFT_REG32_05},
 };
 
-bool daddr_load(const Exprs& x, size_t i, const Layout& l) {
-    return i + 2 < x.size() && nfproto_is(x, i, l.nfproto) &&
-           payload_load(x[i + 2], NFT_PAYLOAD_NETWORK_HEADER, l.offset, l.len, NFT_REG_1);
+// The prefix length of a mask of `len` bytes that keeps the first 1 ..
+// len*8-1 bits (what nft sends for `ip daddr & 255.255.255.0`); 0 otherwise.
+uint8_t prefix_mask_len(std::string_view mask, size_t len) {
+    if (mask.size() != len) return 0;
+    size_t ones = 0;
+    while (ones < len * 8 && (static_cast<uint8_t>(mask[ones / 8]) & (0x80 >> (ones % 8)))) ++ones;
+    for (size_t bit = ones; bit < len * 8; ++bit)
+        if (static_cast<uint8_t>(mask[bit / 8]) & (0x80 >> (bit % 8))) return 0;
+    return ones < len * 8 ? static_cast<uint8_t>(ones) : 0;
+}
+
+// `[bitwise reg 1 = (reg 1 & MASK) ^ 0]` on an address of `len` bytes: the
+// mask's prefix length, or 0 when it is anything else.
+uint8_t address_mask(const Expr& e, uint32_t len) {
+    const Attrs& b = e.data;
+    if (e.name != "bitwise" || !u32_is(b, NFTA_BITWISE_SREG, NFT_REG_1) || !u32_is(b, NFTA_BITWISE_DREG, NFT_REG_1) ||
+        !u32_is(b, NFTA_BITWISE_LEN, len) || !u32_is_or_unset(b, NFTA_BITWISE_OP, NFT_BITWISE_BOOL))
+        return 0;
+    auto mask = b.value(NFTA_BITWISE_MASK);
+    auto xr = b.value(NFTA_BITWISE_XOR);
+    if (!mask || !xr || xr->size() != len) return 0;
+    for (char c : *xr)
+        if (c != 0) return 0;
+    return prefix_mask_len(*mask, len);
+}
+
+// The destination address loaded into register 1, masked or not: how many
+// expressions that took (3, 4 with a mask; 0: not this), and the mask.
+size_t daddr_load(const Exprs& x, size_t i, const Layout& l, uint8_t& mask_len) {
+    mask_len = 0;
+    if (i + 2 >= x.size() || !nfproto_is(x, i, l.nfproto) ||
+        !payload_load(x[i + 2], NFT_PAYLOAD_NETWORK_HEADER, l.offset, l.len, NFT_REG_1))
+        return 0;
+    if (i + 3 < x.size() && x[i + 3].name == "bitwise") {
+        mask_len = address_mask(x[i + 3], l.len);
+        return mask_len ? 4 : 0;
+    }
+    return 3;
 }
 
 Match daddr_proto_port(const Exprs& x, size_t i) {
     for (const Layout& l : kLayouts) {
-        if (i + 6 >= x.size() || !daddr_load(x, i, l)) continue;
-        if (!meta_load(x[i + 3], NFT_META_L4PROTO, l.proto_reg) || !hton(x[i + 4], l.proto_reg, 1, 2) ||
-            !payload_load(x[i + 5], NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, l.port_reg))
-            continue;
-        if (auto set = lookup_set(x[i + 6])) return {7, fence::DaddrProtoPortInSet{l.family, *set}};
+        uint8_t mask_len = 0;
+        size_t n = daddr_load(x, i, l, mask_len);
+        if (!n || i + n + 2 >= x.size() || !meta_load(x[i + n], NFT_META_L4PROTO, l.proto_reg)) continue;
+        size_t k = i + n + 1;
+        bool converted = hton(x[k], l.proto_reg, 1, 2);
+        if (converted) ++k;
+        if (k + 1 >= x.size() || !payload_load(x[k], NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, l.port_reg)) continue;
+        if (auto set = lookup_set(x[k + 1]))
+            return {k + 2 - i, fence::DaddrProtoPortInSet{l.family, *set, mask_len}, converted ? 1 : 0};
     }
     return {};
 }
 
 Match daddr(const Exprs& x, size_t i) {
     for (const Layout& l : kLayouts) {
-        if (i + 3 >= x.size() || !daddr_load(x, i, l)) continue;
-        if (auto set = lookup_set(x[i + 3])) return {4, fence::DaddrInSet{l.family, *set}};
+        uint8_t mask_len = 0;
+        size_t n = daddr_load(x, i, l, mask_len);
+        if (!n || i + n >= x.size()) continue;
+        if (auto set = lookup_set(x[i + n])) return {n + 1, fence::DaddrInSet{l.family, *set, mask_len}};
     }
     return {};
 }
@@ -343,7 +387,20 @@ std::string describe(const Expr& e) {
     return text + "]";
 }
 
-std::vector<fence::Stmt> statements(const Exprs& x) {
+// The kind of each set decoded so far (sets come before rules in a dump and
+// in a batch): true for an interval set.
+using SetKinds = std::map<std::string, bool, std::less<>>;
+
+// Whether `m` fits the set it looks up (a set not in the table fits any form).
+bool fits(const Match& m, const SetKinds& kinds) {
+    if (m.interval_set < 0) return true;
+    const auto* s = std::get_if<fence::DaddrProtoPortInSet>(&m.stmt);
+    if (!s) return true;
+    auto it = kinds.find(s->set);
+    return it == kinds.end() || it->second == (m.interval_set == 1);
+}
+
+std::vector<fence::Stmt> statements(const Exprs& x, const SetKinds& kinds) {
     using Matcher = Match (*)(const Exprs&, size_t);
     // Longer patterns first: they share prefixes with shorter ones.
     static const Matcher matchers[] = {icmpv6_type, daddr_proto_port, daddr,       skuid,       ct_state,
@@ -352,8 +409,11 @@ std::vector<fence::Stmt> statements(const Exprs& x) {
     std::vector<fence::Stmt> out;
     for (size_t i = 0; i < x.size();) {
         Match m;
-        for (Matcher f : matchers)
-            if ((m = f(x, i)).taken) break;
+        for (Matcher f : matchers) {
+            m = f(x, i);
+            if (m.taken && fits(m, kinds)) break;
+            m = Match{};
+        }
         if (m.taken) {
             out.push_back(std::move(m.stmt));
             i += m.taken;
@@ -439,6 +499,7 @@ class Decoder {
     std::vector<fence::Chain> netdev_chains_;
     uint32_t netdev_flags_ = 0;
     std::map<std::string, ElementReader, std::less<>> readers_;
+    SetKinds set_kinds_;
 };
 
 void Decoder::message(const nlmsghdr* nlh) {
@@ -462,6 +523,7 @@ void Decoder::message(const nlmsghdr* nlh) {
         case NFT_MSG_DELTABLE:
             rs_ = {};
             readers_.clear();
+            set_kinds_.clear();
             table_flags_ = 0;
             return;
         case NFT_MSG_NEWOBJ: return counter(nlh);
@@ -505,7 +567,9 @@ std::optional<fence::FieldType> field_type(uint32_t id) {
     return std::nullopt;
 }
 
-// The key fields of a set, empty when it is not a shape the fence builds.
+// The key fields of a set, empty when it is not a shape the fence builds:
+// an interval set flags a concatenation as one, a hash set does not (nft's
+// way, encode.cpp).
 std::vector<fence::FieldType> key_fields(uint32_t flags, uint32_t type, uint32_t len) {
     if (flags & ~uint32_t(NFT_SET_INTERVAL | NFT_SET_CONCAT)) return {};
     std::vector<fence::FieldType> key;
@@ -516,7 +580,8 @@ std::vector<fence::FieldType> key_fields(uint32_t flags, uint32_t type, uint32_t
         type >>= 6;
     } while (type && key.size() < 8);
     bool concat = (flags & NFT_SET_CONCAT) != 0;
-    if (type || concat != (key.size() > 1) || key_len(key) != len) return {};
+    bool concat_expected = (flags & NFT_SET_INTERVAL) && key.size() > 1;
+    if (type || concat != concat_expected || key_len(key) != len) return {};
     return key;
 }
 
@@ -527,7 +592,7 @@ uint32_t be32_attr(const nlattr* a) {
 
 void Decoder::set(const nlmsghdr* nlh) {
     std::string name, table;
-    uint32_t flags = 0, type = 0, len = 0;
+    uint32_t flags = 0, type = 0, len = 0, size = 0;
     for_each_attr(nlh, sizeof(nfgenmsg), [&](const nlattr* a) {
         switch (mnl_attr_get_type(a)) {
             case NFTA_SET_TABLE:
@@ -538,12 +603,18 @@ void Decoder::set(const nlmsghdr* nlh) {
             case NFTA_SET_FLAGS: flags = be32_attr(a); break;
             case NFTA_SET_KEY_TYPE: type = be32_attr(a); break;
             case NFTA_SET_KEY_LEN: len = be32_attr(a); break;
+            case NFTA_SET_DESC:
+                for_each_nested(a, [&](const nlattr* d) {
+                    if (mnl_attr_get_type(d) == NFTA_SET_DESC_SIZE) size = be32_attr(d);
+                });
+                break;
             default: break;
         }
     });
     if (name.empty()) malformed("set without a name");
     if (table != fence::kTableName) return;
-    fence::Set s{name, key_fields(flags, type, len), (flags & NFT_SET_INTERVAL) != 0, {}};
+    fence::Set s{name, key_fields(flags, type, len), (flags & NFT_SET_INTERVAL) != 0, {}, size};
+    set_kinds_[name] = s.interval;
     readers_.erase(name);
     readers_.emplace(name, ElementReader(s));
     rs_.sets.push_back(std::move(s));
@@ -586,7 +657,7 @@ void Decoder::rule(const nlmsghdr* nlh) {
     if (*table != fence::kTableName) return;
     for (auto& c : rs_.chains)
         if (c.name == *chain) {
-            c.rules.push_back({statements(expressions(a))});
+            c.rules.push_back({statements(expressions(a), set_kinds_)});
             return;
         }
     malformed("rule of unknown chain '" + *chain + "'");
@@ -655,7 +726,7 @@ void Decoder::netdev_message(const nlmsghdr* nlh, uint16_t type) {
             if (!chain) malformed("rule without a chain");
             for (auto& c : netdev_chains_)
                 if (c.name == *chain) {
-                    c.rules.push_back({statements(expressions(a))});
+                    c.rules.push_back({statements(expressions(a), {})});
                     return;
                 }
             malformed("rule of unknown chain '" + *chain + "'");
@@ -672,7 +743,9 @@ void Decoder::netdev_message(const nlmsghdr* nlh, uint16_t type) {
 fence::Ruleset Decoder::finish() {
     for (auto& s : rs_.sets) {
         auto it = readers_.find(s.name);
-        if (it != readers_.end()) s.elements = it->second.finish();
+        if (it == readers_.end()) continue;
+        s.elements = it->second.finish();
+        if (!s.interval) fence::sort_elements(s);
     }
     if (rs_.netdev) {
         fence::NetdevTable& nd = *rs_.netdev;

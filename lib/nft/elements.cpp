@@ -228,6 +228,7 @@ std::vector<fence::Element> ElementReader::finish() {
     }
     if (open) elements_.push_back({{fence::FieldRange{*open, fence::Bytes(klen_, 0xff)}}});
     bounds_.clear();
+    if (!interval_) return std::move(elements_);  // hash order: the caller sorts (fence::sort_elements)
     // Dumps come in ascending or descending order: avoid a full sort.
     if (std::is_sorted(elements_.rbegin(), elements_.rend())) std::reverse(elements_.begin(), elements_.end());
     if (!std::is_sorted(elements_.begin(), elements_.end())) std::sort(elements_.begin(), elements_.end());

@@ -62,7 +62,8 @@ class ElementWriter {
 };
 
 // Collects the elements of one set from NEWSETELEM messages and rebuilds the
-// canonical lo/hi form.
+// canonical lo/hi form: sorted for an interval set; for a hash set in the
+// order they came (fence::sort_elements gives the canonical one).
 class ElementReader {
   public:
     explicit ElementReader(const fence::Set& shape);

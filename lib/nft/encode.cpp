@@ -28,7 +28,13 @@ struct overloaded : Ts... {
 template <class... Ts>
 overloaded(Ts...) -> overloaded<Ts...>;
 
-using SetIds = std::map<std::string, uint32_t, std::less<>>;
+// The sets of the batch by name: their id in the transaction, and whether
+// they are interval sets (their lookups are encoded differently).
+struct SetRef {
+    uint32_t id;
+    bool interval;
+};
+using SetIds = std::map<std::string, SetRef, std::less<>>;
 
 [[noreturn]] void invalid(const std::string& what) {
     throw cni::Error(cni::kInternal, "cannot encode the fence: " + what);
@@ -77,7 +83,7 @@ class ExprSink {
         nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
         nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set.c_str());
         // The set is created in the same transaction: the kernel finds it by id.
-        if (auto it = ids.find(set); it != ids.end()) nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, it->second);
+        if (auto it = ids.find(set); it != ids.end()) nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, it->second.id);
     }
     void nfproto(uint8_t proto) {
         meta(NFT_META_NFPROTO, NFT_REG_1);
@@ -115,10 +121,30 @@ DaddrLayout daddr_layout(fence::IpFamily f) {
     return {NFPROTO_IPV6, 24, 16, NFT_REG_2, NFT_REG32_05};
 }
 
-void add_daddr(ExprSink& x, fence::IpFamily f) {
+// The destination address in register 1, cut to its first `mask_len` bits
+// when that is not 0 (what nft sends for `ip daddr & 255.255.255.0`).
+void add_daddr(ExprSink& x, fence::IpFamily f, uint8_t mask_len) {
     DaddrLayout l = daddr_layout(f);
     x.nfproto(l.nfproto);
     x.payload(NFT_PAYLOAD_NETWORK_HEADER, l.offset, l.len, NFT_REG_1);
+    if (mask_len == 0) return;
+    if (mask_len >= l.len * 8) invalid("address mask of " + std::to_string(mask_len) + " bits");
+    uint8_t mask[16] = {}, zero[16] = {};
+    for (size_t bit = 0; bit < mask_len; ++bit) mask[bit / 8] |= uint8_t(0x80 >> (bit % 8));
+    nftnl_expr* bw = x.add("bitwise");
+    nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+    nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+    nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_OP, NFT_BITWISE_BOOL);
+    nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_LEN, l.len);
+    nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, mask, l.len);
+    nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, zero, l.len);
+}
+
+// Interval sets keep the protocol converted the way nft converts it for
+// them; hash sets take it as the meta expression loads it.
+bool is_interval_set(const SetIds& ids, const std::string& set) {
+    auto it = ids.find(set);
+    return it == ids.end() || it->second.interval;
 }
 
 void add_stmt(ExprSink& x, const fence::Stmt& stmt, const SetIds& ids) {
@@ -158,14 +184,14 @@ void add_stmt(ExprSink& x, const fence::Stmt& stmt, const SetIds& ids) {
                        x.lookup(s.set, ids);
                    },
                    [&](const fence::DaddrInSet& s) {
-                       add_daddr(x, s.family);
+                       add_daddr(x, s.family, s.mask_len);
                        x.lookup(s.set, ids);
                    },
                    [&](const fence::DaddrProtoPortInSet& s) {
                        DaddrLayout l = daddr_layout(s.family);
-                       add_daddr(x, s.family);
+                       add_daddr(x, s.family, s.mask_len);
                        x.meta(NFT_META_L4PROTO, l.proto_reg);
-                       x.hton(l.proto_reg, 1, 2);
+                       if (is_interval_set(ids, s.set)) x.hton(l.proto_reg, 1, 2);
                        x.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, l.port_reg);
                        x.lookup(s.set, ids);
                    },
@@ -346,8 +372,10 @@ class Encoder {
         return n;
     }
 
+    // In nft's order; nft marks only an interval set as a concatenation
+    // (flag and field lengths: pipapo needs them, a hash set does not).
     static void put_set_attrs(nlmsghdr* nlh, const fence::Set& s, uint32_t id) {
-        bool concat = s.key.size() > 1;
+        bool concat = s.interval && s.key.size() > 1;
         uint32_t flags = (s.interval ? NFT_SET_INTERVAL : 0) | (concat ? NFT_SET_CONCAT : 0);
         uint32_t type = 0;
         // nft combines the datatypes of a concatenation 6 bits per field.
@@ -358,15 +386,18 @@ class Encoder {
         mnl_attr_put_u32(nlh, NFTA_SET_KEY_TYPE, htonl(type));
         mnl_attr_put_u32(nlh, NFTA_SET_KEY_LEN, htonl(static_cast<uint32_t>(key_len(s.key))));
         mnl_attr_put_u32(nlh, NFTA_SET_ID, htonl(id));
-        if (concat) {
+        if (concat || s.size) {
             nlattr* desc = mnl_attr_nest_start(nlh, NFTA_SET_DESC);
-            nlattr* fields = mnl_attr_nest_start(nlh, NFTA_SET_DESC_CONCAT);
-            for (auto t : s.key) {
-                nlattr* f = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
-                mnl_attr_put_u32(nlh, NFTA_SET_FIELD_LEN, htonl(static_cast<uint32_t>(value_len(t))));
-                mnl_attr_nest_end(nlh, f);
+            if (s.size) mnl_attr_put_u32(nlh, NFTA_SET_DESC_SIZE, htonl(s.size));
+            if (concat) {
+                nlattr* fields = mnl_attr_nest_start(nlh, NFTA_SET_DESC_CONCAT);
+                for (auto t : s.key) {
+                    nlattr* f = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+                    mnl_attr_put_u32(nlh, NFTA_SET_FIELD_LEN, htonl(static_cast<uint32_t>(value_len(t))));
+                    mnl_attr_nest_end(nlh, f);
+                }
+                mnl_attr_nest_end(nlh, fields);
             }
-            mnl_attr_nest_end(nlh, fields);
             mnl_attr_nest_end(nlh, desc);
         }
         std::vector<uint8_t> ud = set_userdata(s.key);
@@ -410,7 +441,8 @@ std::vector<uint8_t> encode_batch_labeled(const fence::Ruleset& rs, uint32_t seq
     }
     for (const auto& c : rs.counters) enc.counter(c);
     SetIds ids;
-    for (size_t i = 0; i < rs.sets.size(); ++i) ids[rs.sets[i].name] = static_cast<uint32_t>(i + 1);
+    for (size_t i = 0; i < rs.sets.size(); ++i)
+        ids[rs.sets[i].name] = SetRef{static_cast<uint32_t>(i + 1), rs.sets[i].interval};
     for (size_t i = 0; i < rs.sets.size(); ++i) enc.set(rs.sets[i], static_cast<uint32_t>(i + 1));
     for (const auto& c : rs.chains) enc.chain(c);
     for (const auto& c : rs.chains)

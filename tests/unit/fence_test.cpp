@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <algorithm>
 
+#include "fence/allow_sets.h"
 #include "fence/compile.h"
 
 using namespace ef;
@@ -62,6 +63,7 @@ TEST_CASE("the example profile compiles to DESIGN.md's rule order") {
               "meta skuid @exempt_uids counter name \"exempt_accepted\" accept",
               "ip daddr . meta l4proto . th dport @allow4 counter name \"allowed_accepted\" accept",
               "ip6 daddr . meta l4proto . th dport @allow6 counter name \"allowed_accepted\" accept",
+              "ip6 daddr . meta l4proto . th dport @allow6_ranges counter name \"allowed_accepted\" accept",
               "meta l4proto tcp counter name \"tcp_refused\" reject with tcp reset",
               "meta l4proto udp counter name \"udp_refused\" reject",
               "counter name \"other_dropped\"",
@@ -86,32 +88,114 @@ TEST_CASE("the forward chain holds the same allowlist but never exempts UIDs") {
     CHECK(chain(rs, "forward").base->policy == Policy::drop);
 }
 
-TEST_CASE("allow entries become set elements: one per port range, prefixes as ranges") {
+const Set& set_named(const Ruleset& rs, const std::string& name) {
+    for (const auto& s : rs.sets)
+        if (s.name == name) return s;
+    FAIL("no set " << name);
+    return rs.sets.front();
+}
+
+std::vector<std::string> element_texts(const Set& s) {
+    std::vector<std::string> out;
+    for (const auto& e : s.elements) out.push_back(to_nft_text(s, e));
+    return out;
+}
+
+std::vector<std::string> set_names(const Ruleset& rs) {
+    std::vector<std::string> names;
+    for (const auto& s : rs.sets) names.push_back(s.name);
+    return names;
+}
+
+TEST_CASE("single ports go to hash sets, one per prefix length; port ranges to the interval set") {
     config::Profile p = example_profile();
     p.allow.push_back(entry("10.0.0.0/8", config::Protocol::tcp, {{443, 443}, {8000, 8100}}));
     Ruleset rs = compile(p, pod());
-    auto set4 = std::find_if(rs.sets.begin(), rs.sets.end(), [](const Set& s) { return s.name == "allow4"; });
-    REQUIRE(set4 != rs.sets.end());
-    std::vector<std::string> els;
-    for (const auto& e : set4->elements) els.push_back(to_nft_text(*set4, e));
-    CHECK(els ==
-          std::vector<std::string>{"10.0.0.0/8 . tcp . 443", "10.0.0.0/8 . tcp . 8000-8100", "10.96.0.10 . udp . 53"});
+    CHECK(set_names(rs) ==
+          std::vector<std::string>{"exempt_uids", "allow4", "allow4_8", "allow4_ranges", "allow6", "allow6_ranges"});
+    CHECK(element_texts(set_named(rs, "allow4")) == std::vector<std::string>{"10.96.0.10 . udp . 53"});
+    CHECK(element_texts(set_named(rs, "allow4_8")) == std::vector<std::string>{"10.0.0.0 . tcp . 443"});
+    CHECK(element_texts(set_named(rs, "allow4_ranges")) == std::vector<std::string>{"10.0.0.0/8 . tcp . 8000-8100"});
+    CHECK(element_texts(set_named(rs, "allow6")) == std::vector<std::string>{"fd00:10:96::a . tcp . 53"});
+    CHECK(element_texts(set_named(rs, "allow6_ranges")) == std::vector<std::string>{"fd00:10:96::a . tcp . 8000-8100"});
+    for (const char* name : {"allow4", "allow4_8", "allow6"}) {
+        CHECK_FALSE(set_named(rs, name).interval);
+        CHECK(set_named(rs, name).size == 16);
+    }
+    for (const char* name : {"allow4_ranges", "allow6_ranges"}) {
+        CHECK(set_named(rs, name).interval);
+        CHECK(set_named(rs, name).size == 0);
+    }
+    // A masked set is looked up with the address cut to its prefix length.
+    auto rules = rule_texts(chain(rs, "forward"));
+    CHECK(std::find(rules.begin(), rules.end(),
+                    "ip daddr & 255.0.0.0 . meta l4proto . th dport @allow4_8 counter name \"allowed_accepted\" "
+                    "accept") != rules.end());
 }
 
-TEST_CASE("any-protocol entries go to address-only sets, v4 and v6 apart") {
+TEST_CASE("hash sets are sized to a power of two with room to spare") {
+    CHECK(hash_set_size(0) == 16);
+    CHECK(hash_set_size(16) == 16);
+    CHECK(hash_set_size(17) == 32);
+    CHECK(hash_set_size(100000) == 131072);
+    config::Profile p;
+    p.name = "many";
+    for (uint32_t i = 0; i < 1000; ++i) {
+        std::string a = "10.1." + std::to_string(i / 256) + "." + std::to_string(i % 256) + "/32";
+        p.allow.push_back(entry(a, config::Protocol::tcp, {{443, 443}}));
+    }
+    Ruleset rs = compile(p, pod());
+    CHECK(set_named(rs, "allow4").elements.size() == 1000);
+    CHECK(set_named(rs, "allow4").size == 1024);
+}
+
+TEST_CASE("a concatenated hash set lists its elements in nft's order: from the last key byte") {
+    config::Profile p;
+    p.name = "order";
+    p.allow = {entry("10.0.0.1/32", config::Protocol::tcp, {{8080, 8080}, {80, 80}}),
+               entry("10.0.0.2/32", config::Protocol::udp, {{53, 53}}),
+               entry("1.2.3.4/32", config::Protocol::tcp, {{80, 80}}),
+               entry("9.0.0.1/32", config::Protocol::tcp, {{80, 80}})};
+    // What nft 1.0.6 lists for these elements in a hash set (seen here).
+    CHECK(element_texts(set_named(compile(p, pod()), "allow4")) ==
+          std::vector<std::string>{"10.0.0.2 . udp . 53", "9.0.0.1 . tcp . 80", "10.0.0.1 . tcp . 80",
+                                   "1.2.3.4 . tcp . 80", "10.0.0.1 . tcp . 8080"});
+}
+
+TEST_CASE("any-protocol entries go to address-only sets, v4 and v6 apart, hashed per prefix length") {
     config::Profile p;
     p.name = "any";
-    p.allow = {entry("192.168.0.0/16", config::Protocol::any, {}), entry("fd00::/8", config::Protocol::any, {})};
+    p.allow = {entry("192.168.0.0/16", config::Protocol::any, {}), entry("fd00::/8", config::Protocol::any, {}),
+               entry("10.0.0.9/32", config::Protocol::any, {}), entry("0.0.0.0/0", config::Protocol::any, {})};
     Ruleset rs = compile(p, pod());
-    std::vector<std::string> names;
-    for (const auto& s : rs.sets) names.push_back(s.name);
-    CHECK(names == std::vector<std::string>{"allow4_any", "allow6_any"});
+    CHECK(set_names(rs) ==
+          std::vector<std::string>{"allow4_any", "allow4_any_16", "allow4_any_ranges", "allow6_any_8"});
     auto rules = rule_texts(chain(rs, "output"));
-    CHECK(std::find(rules.begin(), rules.end(), "ip daddr @allow4_any counter name \"allowed_accepted\" accept") !=
-          rules.end());
-    CHECK(std::find(rules.begin(), rules.end(), "ip6 daddr @allow6_any counter name \"allowed_accepted\" accept") !=
-          rules.end());
-    CHECK(to_nft_text(rs.sets[1], rs.sets[1].elements[0]) == "fd00::/8");
+    for (const char* r : {"ip daddr @allow4_any counter name \"allowed_accepted\" accept",
+                          "ip daddr & 255.255.0.0 == @allow4_any_16 counter name \"allowed_accepted\" accept",
+                          "ip daddr @allow4_any_ranges counter name \"allowed_accepted\" accept",
+                          "ip6 daddr & ff00:: == @allow6_any_8 counter name \"allowed_accepted\" accept"})
+        CHECK_MESSAGE(std::find(rules.begin(), rules.end(), r) != rules.end(), r);
+    CHECK(element_texts(set_named(rs, "allow6_any_8")) == std::vector<std::string>{"fd00::"});
+    // /0 has no prefix to hash: an interval set holds it.
+    CHECK(element_texts(set_named(rs, "allow4_any_ranges")) == std::vector<std::string>{"0.0.0.0/0"});
+    CHECK(set_named(rs, "allow4_any_ranges").interval);
+}
+
+TEST_CASE("beyond kMaxMaskedSets prefix lengths, the rarest share the interval set") {
+    config::Profile p;
+    p.name = "lengths";
+    // Lengths 20..26, length L with 27 - L entries (20: 7 entries ... 26: 1).
+    for (uint8_t len = 20; len <= 26; ++len)
+        for (uint32_t i = 0; i < uint32_t(27 - len); ++i) {
+            std::string a = "10." + std::to_string(len) + "." + std::to_string(i * 16) + ".0/" + std::to_string(len);
+            p.allow.push_back(entry(a, config::Protocol::udp, {{53, 53}}));
+        }
+    Ruleset rs = compile(p, pod());
+    REQUIRE(kMaxMaskedSets == 4);
+    CHECK(set_names(rs) ==
+          std::vector<std::string>{"allow4_23", "allow4_22", "allow4_21", "allow4_20", "allow4_ranges"});
+    CHECK(set_named(rs, "allow4_ranges").elements.size() == 3 + 2 + 1);
 }
 
 TEST_CASE("no allow entries and no exempt UIDs: only loopback, established and ND get out") {

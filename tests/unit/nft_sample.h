@@ -68,7 +68,23 @@ inline Ruleset sample() {
               {{range(v4("192.168.0.0"), v4("255.255.255.255"))}}}};
     Set any6{"allow6_any", {FieldType::ipv6_addr}, true, {{{range(v6("2001:db8::"), v6("2001:db8::ffff"))}}}};
     Set empty{"allow6_empty", {FieldType::ipv6_addr, FieldType::inet_proto, FieldType::inet_service}, true, {}};
-    rs.sets = {uids, allow4, allow6, any4, any6, empty};
+    // Hash sets (no interval, a size), as the compiler lays out exact entries.
+    Set hash4{"hash4",
+              {FieldType::ipv4_addr, FieldType::inet_proto, FieldType::inet_service},
+              false,
+              {{{one(v4("10.0.0.1")), one(u8(6)), one(be16(443))}},
+               {{one(v4("10.0.0.2")), one(u8(17)), one(be16(53))}}},
+              16};
+    Set hash6_64{"hash6_64",
+                 {FieldType::ipv6_addr, FieldType::inet_proto, FieldType::inet_service},
+                 false,
+                 {{{one(v6("fd00:1::")), one(u8(6)), one(be16(80))}}},
+                 32};
+    Set hash4_any_16{
+        "hash4_any_16", {FieldType::ipv4_addr}, false, {{{one(v4("192.168.0.0"))}}, {{one(v4("10.5.0.0"))}}}, 16};
+    Set hash6_any{"hash6_any", {FieldType::ipv6_addr}, false, {{{one(v6("2001:db8::1"))}}}, 1024};
+    for (Set* h : {&hash4, &hash6_64, &hash4_any_16, &hash6_any}) sort_elements(*h);
+    rs.sets = {uids, allow4, allow6, any4, any6, empty, hash4, hash6_64, hash4_any_16, hash6_any};
 
     Chain out{"output", BaseHook{Hook::output, 0, Policy::drop}, {}};
     out.rules = {
@@ -80,6 +96,10 @@ inline Ruleset sample() {
         rule({DaddrProtoPortInSet{IpFamily::ipv6, "allow6"}, Verdict{VerdictKind::accept}}),
         rule({DaddrInSet{IpFamily::ipv4, "allow4_any"}, Verdict{VerdictKind::accept}}),
         rule({DaddrInSet{IpFamily::ipv6, "allow6_any"}, Verdict{VerdictKind::accept}}),
+        rule({DaddrProtoPortInSet{IpFamily::ipv4, "hash4"}, Verdict{VerdictKind::accept}}),
+        rule({DaddrProtoPortInSet{IpFamily::ipv6, "hash6_64", 64}, Verdict{VerdictKind::accept}}),
+        rule({DaddrInSet{IpFamily::ipv4, "hash4_any_16", 16}, Verdict{VerdictKind::accept}}),
+        rule({DaddrInSet{IpFamily::ipv6, "hash6_any"}, Verdict{VerdictKind::accept}}),
         rule({Limit{5, TimeUnit::second, 10}, Log{"egress-fence "}}),
         rule({L4ProtoEq{6}, CounterRef{"denied_tcp"}, Reject{RejectKind::tcp_reset}}),
         rule({L4ProtoEq{17}, CounterRef{"denied_udp"}, Reject{RejectKind::icmpx_port_unreachable}}),

@@ -50,6 +50,29 @@ TEST_CASE("a ruleset prints as nft lists it") {
           "}\n");
 }
 
+TEST_CASE("a hash set prints its size and no flags; masked lookups print the mask") {
+    Ruleset rs;
+    rs.sets = {Set{"allow4_24",
+                   {FieldType::ipv4_addr, FieldType::inet_proto, FieldType::inet_service},
+                   false,
+                   {Element{{{b({10, 1, 0, 0}), b({10, 1, 0, 0})}, {b({6}), b({6})}, {b({1, 187}), b({1, 187})}}}},
+                   16}};
+    CHECK(to_nft_text(rs).find("\tset allow4_24 {\n"
+                               "\t\ttype ipv4_addr . inet_proto . inet_service\n"
+                               "\t\tsize 16\n"
+                               "\t\telements = { 10.1.0.0 . tcp . 443 }\n"
+                               "\t}\n") != std::string::npos);
+    // What nft 1.0.6 lists for these rules (and parses back).
+    CHECK(to_nft_text(Stmt{DaddrProtoPortInSet{IpFamily::ipv4, "allow4_24", 24}}) ==
+          "ip daddr & 255.255.255.0 . meta l4proto . th dport @allow4_24");
+    CHECK(to_nft_text(Stmt{DaddrProtoPortInSet{IpFamily::ipv6, "allow6_64", 64}}) ==
+          "ip6 daddr & ffff:ffff:ffff:ffff:: . meta l4proto . th dport @allow6_64");
+    CHECK(to_nft_text(Stmt{DaddrInSet{IpFamily::ipv4, "allow4_any_16", 16}}) ==
+          "ip daddr & 255.255.0.0 == @allow4_any_16");
+    CHECK(to_nft_text(Stmt{DaddrInSet{IpFamily::ipv6, "allow6_any_1", 1}}) == "ip6 daddr & 8000:: == @allow6_any_1");
+    CHECK(to_nft_text(Stmt{DaddrInSet{IpFamily::ipv4, "allow4_any"}}) == "ip daddr @allow4_any");
+}
+
 TEST_CASE("element lists wrap as nft wraps them") {
     Set uids{"u", {FieldType::uid}, true, {}};
     for (uint8_t i = 1; i <= 6; ++i) uids.elements.push_back(Element{{{b({0, 0, 0, i}), b({0, 0, 0, i})}}});
