@@ -7,7 +7,11 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(build-essential cmake pkg-config libnftnl-dev libmnl-dev nlohmann-json3-dev libcli11-dev
   doctest-dev nftables iproute2 jq bats bats-support bats-assert containernetworking-plugins golang-go
   golang-github-appc-cni-dev golang-github-containerd-go-cni-dev procps psmisc util-linux unzip
-  iptables)
+  iptables
+  # bats/runtime.bats: a real containerd and podman, the image built with buildah,
+  # the CRI client (tests/drivers/ef-cri) generated from its .proto.
+  containerd runc podman buildah catatonit protobuf-compiler golang-goprotobuf-dev
+  golang-google-grpc-dev protoc-gen-go-grpc)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -32,13 +36,26 @@ jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
 
-# Test drivers in Go, built offline from Debian's sources (GOPATH mode).
+# Test drivers in Go, built offline from Debian's sources (GOPATH mode). A
+# driver with a .proto gets its bindings generated (protoc-gen-go and
+# protoc-gen-go-grpc) into a staging copy under build/gosrc/, never into the
+# source tree.
+root=$(pwd)
 if [ -d tests/drivers ]; then
   for d in tests/drivers/*/; do
     name=$(basename "$d")
-    if [ ! -x "build/bin/$name" ] || [ -n "$(find "$d" -newer "build/bin/$name" -name '*.go' 2>/dev/null)" ]; then
-      (cd "$d" && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="${GOCACHE:-/tmp/ef-gocache}" \
-        go build -o "../../../build/bin/$name" .)
+    if [ ! -x "build/bin/$name" ] ||
+      [ -n "$(find "$d" -newer "build/bin/$name" \( -name '*.go' -o -name '*.proto' \) 2>/dev/null)" ]; then
+      src="$d"
+      if compgen -G "$d*.proto" >/dev/null; then
+        src="build/gosrc/$name"
+        rm -rf "$src"
+        mkdir -p "$src"
+        cp "$d"*.go "$d"*.proto "$src/"
+        (cd "$src" && protoc -I . --go_out=. --go-grpc_out=. ./*.proto)
+      fi
+      (cd "$src" && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="${GOCACHE:-/tmp/ef-gocache}" \
+        go build -o "$root/build/bin/$name" .)
     fi
   done
 fi
