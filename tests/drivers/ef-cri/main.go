@@ -59,10 +59,10 @@ func (kv keyValues) Set(s string) error {
 	return nil
 }
 
-type strings_ []string
+type stringList []string
 
-func (s *strings_) String() string     { return strings.Join(*s, ",") }
-func (s *strings_) Set(v string) error { *s = append(*s, v); return nil }
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 type client struct {
 	ctx     context.Context
@@ -320,7 +320,7 @@ func (c *client) runContainer(args []string) int {
 	noNewPrivs := fs.Bool("no-new-privs", false, "allowPrivilegeEscalation: false")
 	readOnly := fs.Bool("read-only", false, "readOnlyRootFilesystem: true")
 	wait := fs.Bool("wait", false, "wait for the container to exit and exit with its code")
-	var drop, add strings_
+	var drop, add stringList
 	fs.Var(&drop, "drop", "capability to drop (repeatable; ALL drops every one)")
 	fs.Var(&add, "add", "capability to add (repeatable)")
 	_ = fs.Parse(args)
