@@ -308,6 +308,67 @@ check_owned() {
   [ -n "$a" ] && [ "$a" != "$b" ]
 }
 
+# --- the optional admission policy ----------------------------------------------------
+
+ADMISSION="$EF_ROOT/tests/chart/admission"
+
+@test "chart: the admission policy renders only when enabled: a ValidatingAdmissionPolicy and its binding, lint and API schema clean" {
+  render "$IT/default.json" -f "$ADMISSION/values.yaml" --set admissionPolicy.enabled=false
+  run jq -r '.[].kind' "$IT/default.json"
+  refute_output --partial ValidatingAdmissionPolicy
+  render "$IT/plain.json"
+  run jq -r '.[].kind' "$IT/plain.json"
+  refute_output --partial ValidatingAdmissionPolicy
+
+  render "$IT/vap.json" -f "$ADMISSION/values.yaml"
+  run jq -r '[.[] | select(.kind | startswith("ValidatingAdmissionPolicy")) | "\(.apiVersion) \(.kind)"] | join(",")' "$IT/vap.json"
+  assert_output "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy,admissionregistration.k8s.io/v1 ValidatingAdmissionPolicyBinding"
+  run node "$EF_NPM/validate.mjs" "$IT/vap.yaml"
+  assert_success
+  run "$EF_HELM" lint --strict "$CHART" -f "$ADMISSION/values.yaml"
+  assert_success
+  assert_output --partial "0 chart(s) failed"
+  # The binding never covers the release's own namespace (the DaemonSet is root on the host network).
+  jq -e '.[] | select(.kind == "ValidatingAdmissionPolicyBinding") | .spec.matchResources.namespaceSelector.matchExpressions
+    == [{key: "kubernetes.io/metadata.name", operator: "NotIn", values: ["kube-system", "legacy-tools"]}]' "$IT/vap.json"
+  "$EF_HELM" template ef "$CHART" --namespace egress-fence -f "$ADMISSION/values.yaml" >"$IT/ns.yaml"
+  node "$EF_NPM/tojson.mjs" "$IT/ns.yaml" | jq -e '.[] | select(.kind == "ValidatingAdmissionPolicyBinding")
+    | .spec.matchResources.namespaceSelector.matchExpressions[0].values == ["egress-fence", "kube-system", "legacy-tools"]'
+  # Kubernetes 1.28/1.29: the same objects under v1beta1.
+  render "$IT/beta.json" -f "$ADMISSION/values.yaml" --set admissionPolicy.apiVersion=admissionregistration.k8s.io/v1beta1
+  jq -e --slurpfile v1 "$IT/vap.json" '[.[] | select(.kind | startswith("ValidatingAdmissionPolicy"))] as $b
+    | ($b | map(.apiVersion) | unique) == ["admissionregistration.k8s.io/v1beta1"]
+    and ($b | map(del(.apiVersion))) == [$v1[0][] | select(.kind | startswith("ValidatingAdmissionPolicy")) | del(.apiVersion)]' "$IT/beta.json"
+  # No selectors: the policy selects no pod.
+  render "$IT/none.json" --set admissionPolicy.enabled=true
+  jq -e '.[] | select(.kind == "ValidatingAdmissionPolicy") | .spec.matchConditions[0].expression == "false"' "$IT/none.json"
+  run "$EF_HELM" template ef "$CHART" --set admissionPolicy.enabled=yes
+  assert_failure
+  run "$EF_HELM" template ef "$CHART" --set admissionPolicy.enabled=true --set 'admissionPolicy.validationActions={Block}'
+  assert_failure
+}
+
+@test "chart: the admission policy's CEL gives every pod of the corpus its outcome (accepted, rejected with its reasons, not selected)" {
+  render "$IT/vap.json" -f "$ADMISSION/values.yaml"
+  run node "$EF_NPM/admission.mjs" "$IT/vap.yaml" "$ADMISSION/cases.yaml"
+  assert_success
+  assert_output --regexp '^[0-9]+ cases: [1-9][0-9]* accepted, [1-9][0-9]* rejected, [1-9][0-9]* not selected; every validation failed at least once$'
+  # The check fails when a rule is weakened: each mutation lets some corpus pod through.
+  local m
+  for m in 's/c.securityContext.allowPrivilegeEscalation == false/true/g' \
+    "s/'ALL' in c.securityContext.capabilities.drop || //g" \
+    's/(CAP_)?(ALL|NET_RAW|NET_ADMIN|SETUID|SETGID)/(NET_RAW|NET_ADMIN|SETUID|SETGID)/g' \
+    's/ > 0)/ >= 0)/g' \
+    's/"1337", "1338"/"1337"/' \
+    's/has(object.spec.ephemeralContainers) ? /false ? /g' \
+    's/agents-\.\*/agents-7/'; do
+    sed -e "$m" "$IT/vap.yaml" >"$IT/mutant.yaml"
+    ! cmp -s "$IT/vap.yaml" "$IT/mutant.yaml" || fail "sed '$m' changed nothing"
+    run node "$EF_NPM/admission.mjs" "$IT/mutant.yaml" "$ADMISSION/cases.yaml"
+    [ "$status" -eq 1 ] || fail "the corpus accepted the policy weakened by: $m"
+  done
+}
+
 # --- the bundle -------------------------------------------------------------------
 
 @test "bundle: the installed plugin answers VERSION in an empty chroot holding only what the installer wrote" {
