@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cni/version.h"
+#include "config/envelope.h"
 #include "plugin/verbs.h"
 
 using namespace ef;
@@ -28,13 +29,29 @@ std::string read_stdin() {
     return in;
 }
 
-std::string requested_version(const std::string& input) {
-    auto j = nlohmann::json::parse(input, nullptr, false);
-    if (j.is_object() && j.contains("cniVersion") && j["cniVersion"].is_string()) {
-        std::string v = j["cniVersion"];
-        if (cni::is_supported_version(v)) return v;
+// Every verb but DEL: the whole config, validated, and the pod it is for.
+void read_invocation(plugin::Invocation& in, const std::string& input) {
+    in.conf = config::parse_netconf(input);
+    in.args = cni::parse_args(in.env.args);
+    in.pod = config::Pod{in.args.pod_namespace,
+                         in.args.pod_name,
+                         in.args.infra_container_id.empty() ? in.env.container_id : in.args.infra_container_id,
+                         in.args.pod_uid,
+                         in.conf.pod_annotations,
+                         in.conf.annotations_delivered};
+}
+
+// DEL: nothing but the environment is needed, and nothing else may fail it
+// (DESIGN.md "CNI verbs"); what could not be read is logged as a warning.
+void read_teardown(plugin::Invocation& in, const config::Envelope& envelope) {
+    for (const auto& p : envelope.problems) in.record->warnings.push_back("config ignored by DEL: " + p);
+    try {
+        in.args = cni::parse_args(in.env.args);
+    } catch (const cni::Error& e) {
+        in.record->warnings.push_back("CNI_ARGS ignored by DEL: " + e.msg);
     }
-    return std::string(cni::kSupportedVersions.back());
+    in.pod.namespace_ = in.args.pod_namespace;
+    in.pod.name = in.args.pod_name;
 }
 
 std::string dispatch(const std::string& verb, const plugin::Invocation& in) {
@@ -59,24 +76,21 @@ int main() {
         const std::string& verb = in.env.command;
         if (verb.empty()) throw cni::Error(cni::kInvalidEnvironment, "CNI_COMMAND is not set");
         std::string input = read_stdin();
+        // Read from any input, valid or not: the version an answer is given
+        // in and where this invocation is logged.
+        const config::Envelope envelope = config::read_envelope(input);
+        if (!envelope.cni_version.empty()) version = envelope.cni_version;
+        log_file = envelope.log_file;
+        log_level = envelope.log_level;
         if (verb == "VERSION") {
-            std::cout << cni::version_json(requested_version(input)) << "\n";
+            std::cout << cni::version_json(version) << "\n";
             return 0;
         }
         if (verb != "ADD" && verb != "DEL" && verb != "CHECK" && verb != "STATUS" && verb != "GC")
             throw cni::Error(cni::kInvalidEnvironment, "CNI_COMMAND \"" + verb + "\" is not a CNI verb",
                              "expected ADD, DEL, CHECK, STATUS, GC or VERSION");
-        in.conf = config::parse_netconf(input);
-        version = in.conf.cni_version;
-        log_file = in.conf.plugin.log_file;
-        log_level = in.conf.plugin.log_level;
-        in.args = cni::parse_args(in.env.args);
-        in.pod = config::Pod{in.args.pod_namespace,
-                             in.args.pod_name,
-                             in.args.infra_container_id.empty() ? in.env.container_id : in.args.infra_container_id,
-                             in.args.pod_uid,
-                             in.conf.pod_annotations,
-                             in.conf.annotations_delivered};
+        if (verb == "DEL") read_teardown(in, envelope);
+        else read_invocation(in, input);
         record.pod = in.pod.namespace_ + "/" + in.pod.name;
         std::string out = dispatch(verb, in);
         if (!out.empty()) std::cout << out << "\n";

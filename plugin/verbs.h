@@ -19,6 +19,8 @@ struct Invocation {
 };
 
 std::string cmd_add(const Invocation& in);
+// Reads only in.env (CNI_NETNS) and fills in.record: DEL must succeed
+// whatever the config says, so main hands it no validated config.
 std::string cmd_del(const Invocation& in);
 std::string cmd_check(const Invocation& in);
 std::string cmd_status(const Invocation& in);

@@ -29,6 +29,7 @@
 #include "cni/protocol.h"
 #include "cni/version.h"
 #include "config/config.h"
+#include "config/envelope.h"
 #include "fence/compile.h"
 #include "fence/diff.h"
 #include "fence/ruleset.h"
@@ -155,7 +156,10 @@ inline void require_not_widened(const config::PluginConfig& cfg, const config::P
 }
 
 // --- fuzz_netconf: plugin stdin -> parse_netconf -> selection -> compile ---------
+// The envelope (what DEL reads) is read from every input (it never throws) and
+// must agree with parse_netconf wherever that accepts the input.
 inline void netconf(const uint8_t* data, size_t size) {
+    const config::Envelope envelope = config::read_envelope(text_of(data, size));
     config::NetConf conf;
     try {
         conf = config::parse_netconf(text_of(data, size));
@@ -163,6 +167,9 @@ inline void netconf(const uint8_t* data, size_t size) {
         return;
     }
     require(cni::is_supported_version(conf.cni_version), "accepted cniVersion " + conf.cni_version);
+    require(envelope.cni_version == conf.cni_version && envelope.log_file == conf.plugin.log_file &&
+                envelope.log_level == conf.plugin.log_level,
+            "the envelope disagrees with parse_netconf");
     for (const auto& ns : namespaces_for(conf.plugin)) {
         config::Pod pod = pod_in(ns, conf.pod_annotations);
         pod.annotations_delivered = conf.annotations_delivered;
