@@ -1,5 +1,8 @@
 #include "plugin/verbs.h"
 
+#include <algorithm>
+#include <fstream>
+
 #include "fence/compile.h"
 #include "fence/diff.h"
 #include "netns/netns.h"
@@ -32,6 +35,32 @@ const std::string& pod_interface(const Invocation& in) {
     return in.env.ifname;
 }
 
+// The UID the kernel shows for a socket owner the netns owner's user
+// namespace cannot map (from_kuid_munged): /proc/sys/kernel/overflowuid.
+uint32_t overflow_uid() {
+    std::ifstream in("/proc/sys/kernel/overflowuid");
+    uint32_t uid = 65534;
+    if (!(in >> uid)) uid = 65534;
+    return uid;
+}
+
+// In a netns a child user namespace owns (hostUsers: false), `meta skuid`
+// shows UIDs as the pod sees them, which is what exemptUids mean; but every
+// owner that namespace cannot map (any process outside the pod) shows as the
+// overflow UID, so exempting that one would exempt them all (fail closed).
+void check_exempt_uids_for_userns(const config::Profile& profile, const std::string& netns) {
+    if (netns::owned_by_own_userns(netns)) return;
+    const uint32_t overflow = overflow_uid();
+    if (std::find(profile.exempt_uids.begin(), profile.exempt_uids.end(), overflow) == profile.exempt_uids.end())
+        return;
+    throw Error(cni::kPodSelection,
+                "profile " + profile.name + " exempts UID " + std::to_string(overflow) +
+                    ", the overflow UID, and this pod's netns is owned by a user namespace of its own (hostUsers: "
+                    "false): there every socket owner that namespace cannot map shows as " +
+                    std::to_string(overflow) + ", so the exemption would let them all out; refusing to fence with it",
+                "run the proxy as another UID (exemptUids, or the proxy-UID annotation)");
+}
+
 std::optional<config::Profile> select(const Invocation& in) {
     auto profile = config::select_profile(in.conf.plugin, in.pod);
     in.record->profile = profile ? profile->name : "";
@@ -55,6 +84,7 @@ std::string cmd_add(const Invocation& in) {
         throw Error(cni::kInvalidConfig, "prevResult is missing: egress-fence must run after the primary CNI plugin",
                     "put egress-fence last in the conflist's plugins");
     require_pod_netns(in.env.netns);
+    check_exempt_uids_for_userns(*profile, in.env.netns);
     fence::Ruleset rs = fence::compile(*profile, in.pod, pod_interface(in));
     {
         netns::ScopedNetns inside(in.env.netns);

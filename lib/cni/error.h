@@ -25,7 +25,7 @@ enum Code : int {
     kNftRejected = 101,     // nf_tables refused the batch (errno in details)
     kCheckMismatch = 102,   // CHECK: the table differs from what the config demands
     kNetlinkFailure = 103,  // a netlink socket/dump failed
-    kPodSelection = 104,    // annotations ask for something the selector forbids, or never arrive
+    kPodSelection = 104,    // annotations forbidden or never delivered; a profile the pod userns breaks
     kInternal = 199,        // a bug: please report
 };
 

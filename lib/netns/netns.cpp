@@ -85,6 +85,20 @@ bool is_netns(const std::string& path) {
     return type < 0 || type == CLONE_NEWNET;
 }
 
+bool owned_by_own_userns(const std::string& path) {
+    Fd netns(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (netns.get() < 0) unusable(path, std::string("cannot open: ") + std::strerror(errno));
+    Fd owner(ioctl(netns.get(), NS_GET_USERNS));
+    if (owner.get() < 0)
+        unusable(path,
+                 std::string("cannot tell which user namespace owns it (NS_GET_USERNS): ") + std::strerror(errno));
+    struct stat a {
+    }, b{};
+    if (fstat(owner.get(), &a) < 0 || stat("/proc/self/ns/user", &b) < 0)
+        unusable(path, std::string("cannot compare user namespaces: ") + std::strerror(errno));
+    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 bool is_current_netns(const std::string& path) {
     struct stat a {
     }, b{};

@@ -28,4 +28,13 @@ bool is_netns(const std::string& path);
 // (ADD refuses to fence the host).
 bool is_current_netns(const std::string& path);
 
+// True when the netns at `path` is owned by the user namespace this process
+// is in; false when a child user namespace owns it (a pod with hostUsers:
+// false whose runtime created the netns inside the pod's user namespace).
+// `meta skuid` shows socket owners as that owner namespace maps them
+// (from_kuid_munged), so this decides what an exempt UID means. Throws
+// cni::Error{kNetnsUnusable} when the kernel cannot tell (NS_GET_USERNS,
+// Linux 4.9+): the caller must not guess.
+bool owned_by_own_userns(const std::string& path);
+
 }  // namespace ef::netns
