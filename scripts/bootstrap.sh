@@ -33,7 +33,7 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 
 jobs=$(nproc)
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEF_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
 
 # Test drivers in Go, built offline from Debian's sources (GOPATH mode). A

@@ -56,7 +56,7 @@ step "build (clang 14, EF_SANITIZE=ON) into build-asan"
 if [ -f build-asan/CMakeCache.txt ] && ! grep -q '^CMAKE_CXX_COMPILER:.*clang++-14' build-asan/CMakeCache.txt; then
   rm -rf build-asan # configured with another compiler
 fi
-cmake -S . -B build-asan -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEF_SANITIZE=ON >/dev/null &&
+cmake -S . -B build-asan -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEF_SANITIZE=ON -DEF_WERROR=ON >/dev/null &&
   cmake --build build-asan -j"$(nproc)" || { echo "sanitize: 0 passed, 1 failed"; exit 1; }
 for d in tests/drivers/*/; do
   [ -d "$d" ] || continue

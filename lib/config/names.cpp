@@ -51,6 +51,13 @@ std::optional<uint32_t> parse_decimal_u32(std::string_view text) {
     return static_cast<uint32_t>(n);
 }
 
+std::string quoted(std::string_view text) {
+    std::string out;
+    out.reserve(text.size() + 2);
+    out.append(1, '"').append(text).append(1, '"');
+    return out;
+}
+
 bool is_profile_name(std::string_view name) { return is_dns_label(name, 63); }
 
 std::optional<std::string> annotation_key_problem(std::string_view key) {
@@ -62,13 +69,13 @@ std::optional<std::string> annotation_key_problem(std::string_view key) {
         std::transform(prefix.begin(), prefix.end(), prefix.begin(),
                        [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
         if (!is_dns_subdomain(prefix))
-            return "\"" + std::string(key) +
-                   "\" is not a valid annotation key: the prefix before '/' must be a DNS "
+            return quoted(key) +
+                   " is not a valid annotation key: the prefix before '/' must be a DNS "
                    "subdomain such as example.com";
     }
     if (!is_qualified_name_part(name))
-        return "\"" + std::string(key) +
-               "\" is not a valid annotation key: the name must be 1-63 characters of "
+        return quoted(key) +
+               " is not a valid annotation key: the name must be 1-63 characters of "
                "[A-Za-z0-9-_.], starting and ending with a letter or digit";
     return std::nullopt;
 }
