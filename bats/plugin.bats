@@ -86,28 +86,35 @@ probe_udp() { ef_probe udp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --expect-rep
   run -111 probe_udp "$EF_DENY6" 53
 }
 
-# Masked hash sets and interval sets pass exactly their packets, in the
-# kernel: WORLD and DENY are .200 and .201 (::200, ::201).
-@test "masked hash sets and interval sets let through exactly what the entries allow" {
+# Masked hash sets, port-range groups and interval sets pass exactly their
+# packets, in the kernel: WORLD and DENY are .200 and .201 (::200, ::201).
+# Seven larger v6 groups (documentation addresses) and the /126 one fill the
+# eight v6 hash sets, so WORLD6's port range lands in the interval set.
+@test "masked hash sets, port-range groups and interval sets let through exactly what the entries allow" {
   local allow
   allow="$(jq -cn --arg w4 "$EF_WORLD4" --arg w6 "$EF_WORLD6" '[
     {"cidr": "\($w4)/30", "protocol": "tcp", "ports": [8080]},
     {"cidr": "\($w4)/31", "protocol": "any"},
+    {"cidr": "\($w4)/32", "protocol": "udp", "ports": ["50-60"]},
     {"cidr": "\($w6)/126", "protocol": "udp", "ports": [53]},
+    {"cidr": "2001:db8:ff::/126", "protocol": "udp", "ports": [53]},
     {"cidr": "\($w6)/128", "protocol": "tcp", "ports": ["8000-8100"]}
-  ]')"
+  ] + [range(1; 8) as $l | ("0", "8000") as $g
+       | {"cidr": "2001:db8:\($l):\($g)::/\(56 + $l)", "protocol": "tcp", "ports": [1]}]')"
   jq --argjson a "$allow" '(.plugins[] | select(.type == "egress-fence") | .profiles["proxy-only"].allow) = $a' \
     "$EF_CONFLIST" >"$EF_TMP/masked.conflist"
   mv "$EF_TMP/masked.conflist" "$EF_CONFLIST"
   ef_fenced_pod
   run -0 ef_nft list table inet egress_fence
-  assert_output --partial "@allow4_30"
-  assert_output --partial "@allow4_any_31"
-  assert_output --partial "@allow6_126"
-  assert_output --partial "@allow6_ranges"
+  assert_output --partial "@allow4_30 "
+  assert_output --partial "@allow4_any_31 "
+  assert_output --partial "@allow4_ports_50_60 th dport 50-60 "
+  assert_output --partial "@allow6_126 "
+  assert_output --partial "@allow6_ranges "
   run -0 probe_tcp "$EF_WORLD4" 8080
   run -0 probe_tcp "$EF_DENY4" 8080
   run -0 probe_udp "$EF_DENY4" 53
+  run -0 probe_udp "$EF_WORLD4" 53
   run -0 probe_tcp "$EF_WORLD6" 8080
   run -111 probe_tcp "$EF_DENY6" 8080
   run -0 probe_udp "$EF_DENY6" 53
@@ -138,8 +145,9 @@ probe_udp() { ef_probe udp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --expect-rep
 }
 
 # Every set layout the compiler chooses (lib/fence/allow_sets.h): full-length
-# and masked hash sets, interval sets (pipapo, rbtree), v4 and v6. Addresses
-# from the documentation ranges: this test sends no traffic.
+# and masked hash sets, port-range groups, interval sets (pipapo for /0,
+# rbtree for the ninth `any` prefix length), v4 and v6. Addresses from the
+# documentation ranges: this test sends no traffic.
 @test "every set layout: ADD installs exactly what render prints, and it loads with nft -f" {
   local allow='[
     {"cidr": "198.51.100.7/32", "protocol": "tcp", "ports": [443]},
@@ -151,7 +159,12 @@ probe_udp() { ef_probe udp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --expect-rep
     {"cidr": "2001:db8::7/128", "protocol": "tcp", "ports": [443, "8000-8100"]},
     {"cidr": "2001:db8:1::/64", "protocol": "udp", "ports": [53]},
     {"cidr": "2001:db8:2::/48", "protocol": "any"},
-    {"cidr": "2001:db8:3::/56", "protocol": "sctp", "ports": ["1-65535"]}
+    {"cidr": "2001:db8:3::/56", "protocol": "sctp", "ports": ["1-65535"]},
+    {"cidr": "0.0.0.0/0", "protocol": "udp", "ports": [9]},
+    {"cidr": "192.0.2.128/26", "protocol": "any"}, {"cidr": "192.0.2.192/27", "protocol": "any"},
+    {"cidr": "192.0.2.224/28", "protocol": "any"}, {"cidr": "192.0.2.240/29", "protocol": "any"},
+    {"cidr": "192.0.2.248/30", "protocol": "any"}, {"cidr": "192.0.2.252/31", "protocol": "any"},
+    {"cidr": "198.18.0.0/24", "protocol": "any"}
   ]'
   jq --argjson a "$allow" '(.plugins[] | select(.type == "egress-fence") | .profiles["proxy-only"].allow) += $a' \
     "$EF_CONFLIST" >"$EF_TMP/layouts.conflist"
@@ -159,12 +172,13 @@ probe_udp() { ef_probe udp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --expect-rep
   render_is_installed_and_loads
   # The layouts are really there: hash sets with a size, masked lookups, interval sets.
   run -0 ef_nft list table inet egress_fence
-  for name in allow4 allow4_24 allow4_28 allow4_ranges allow4_any allow4_any_25 allow6 allow6_64 allow6_ranges \
-    allow6_any_48; do
+  for name in allow4 allow4_24 allow4_28 allow4_24_ports_9000_9100 allow4_ranges allow4_any allow4_any_25 \
+    allow4_any_ranges allow6 allow6_64 allow6_ports_8000_8100 allow6_56_ports_1_65535 allow6_any_48; do
     assert_output --partial "set $name {"
   done
   assert_output --partial "ip daddr & 255.255.255.0 . meta l4proto . th dport @allow4_24"
   assert_output --partial "ip6 daddr & ffff:ffff:ffff:: == @allow6_any_48"
+  assert_output --partial "ip daddr & 255.255.255.0 . meta l4proto @allow4_24_ports_9000_9100 th dport 9000-9100"
 }
 
 # ADD through cnitool, then: the pod's whole ruleset is what render prints;

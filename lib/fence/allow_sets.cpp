@@ -1,9 +1,10 @@
 #include "fence/allow_sets.h"
 
 #include <algorithm>
-#include <array>
 #include <bit>
+#include <map>
 #include <string>
+#include <tuple>
 
 #include "fence/disjoint.h"
 
@@ -38,73 +39,102 @@ FieldRange prefix_range(const Bytes& net, size_t len) {
     return {net, hi};
 }
 
-// The pieces of one address family and kind, before they are laid out.
-struct Group {
-    bool v6 = false;
-    bool any = false;
-    std::array<std::vector<Element>, 129> exact;  // by prefix length
-    std::vector<Element> ranges;
+// A group: prefix length, and for a port-range group its range (single
+// ports: lo == hi == 0, the port is a key field). Ordered as their rules go: longer
+// prefixes first, one port before ranges, ranges by their ports.
+struct GroupKey {
+    uint8_t len;
+    uint16_t lo = 0, hi = 0;
+    bool range() const { return lo != hi; }
+    bool operator<(const GroupKey& o) const {
+        return std::tuple(-int{len}, range(), lo, hi) < std::tuple(-int{o.len}, o.range(), o.lo, o.hi);
+    }
 };
 
-void add_entry(Group& g, const AllowEntry& e) {
+// The pieces of one address family and kind, before they are laid out.
+struct Pieces {
+    bool v6 = false;
+    bool any = false;
+    std::map<GroupKey, std::vector<Element>> groups;  // hash-set candidates
+    std::vector<Element> ranges;                      // interval set, ready
+};
+
+void add_entry(Pieces& g, const AllowEntry& e) {
     Bytes net = network(e.cidr);
-    size_t len = e.cidr.prefix;
+    uint8_t len = e.cidr.prefix;
     if (g.any) {
-        if (len > 0) g.exact[len].push_back(Element{{exact(net)}});
+        if (len > 0) g.groups[{len}].push_back(Element{{exact(net)}});
         else g.ranges.push_back(Element{{prefix_range(net, len)}});
         return;
     }
     FieldRange proto = exact(Bytes{proto_number(e.protocol)});
     for (const auto& p : e.ports) {
-        if (p.lo == p.hi && len > 0) g.exact[len].push_back(Element{{exact(net), proto, exact(be16(p.lo))}});
-        else g.ranges.push_back(Element{{prefix_range(net, len), proto, {be16(p.lo), be16(p.hi)}}});
+        if (len == 0) g.ranges.push_back(Element{{prefix_range(net, len), proto, {be16(p.lo), be16(p.hi)}}});
+        else if (p.lo == p.hi) g.groups[{len}].push_back(Element{{exact(net), proto, exact(be16(p.lo))}});
+        else g.groups[{len, p.lo, p.hi}].push_back(Element{{exact(net), proto}});
     }
 }
 
-Set make_set(const Group& g, std::string name, bool interval) {
-    std::vector<FieldType> key = {g.v6 ? FieldType::ipv6_addr : FieldType::ipv4_addr};
-    if (!g.any) key.insert(key.end(), {FieldType::inet_proto, FieldType::inet_service});
-    return Set{std::move(name), std::move(key), interval, {}, 0};
-}
-
-Stmt match(const Group& g, const std::string& set, uint8_t mask_len) {
-    IpFamily f = g.v6 ? IpFamily::ipv6 : IpFamily::ipv4;
-    if (g.any) return DaddrInSet{f, set, mask_len};
-    return DaddrProtoPortInSet{f, set, mask_len};
-}
-
-void lay_out(Group& g, std::vector<AllowSet>& out) {
-    const size_t full = g.v6 ? 128 : 32;
-    const std::string base = std::string(g.v6 ? "allow6" : "allow4") + (g.any ? "_any" : "");
-    // The shorter lengths with the most entries get hash sets; ties to the longer.
-    std::vector<size_t> masked;
-    for (size_t len = 1; len < full; ++len)
-        if (!g.exact[len].empty()) masked.push_back(len);
-    std::stable_sort(masked.begin(), masked.end(),
-                     [&](size_t a, size_t b) { return g.exact[a].size() > g.exact[b].size(); });
-    for (size_t i = kMaxMaskedSets; i < masked.size(); ++i) {
-        for (auto& e : g.exact[masked[i]]) {
-            e.fields[0] = prefix_range(e.fields[0].lo, masked[i]);
-            g.ranges.push_back(std::move(e));
+// A group's pieces as interval-set elements: the prefix as a range, and
+// the port (a key field) or the group's port range.
+void to_ranges(const GroupKey& k, const std::vector<Element>& pieces, std::vector<Element>& out) {
+    for (const auto& e : pieces) {
+        Element r{{prefix_range(e.fields[0].lo, k.len)}};
+        if (e.fields.size() > 1) {
+            r.fields.push_back(e.fields[1]);
+            r.fields.push_back(k.range() ? FieldRange{be16(k.lo), be16(k.hi)} : e.fields[2]);
         }
+        out.push_back(r);
     }
-    if (masked.size() > kMaxMaskedSets) masked.resize(kMaxMaskedSets);
-    std::sort(masked.begin(), masked.end(), std::greater<>());
-    if (!g.exact[full].empty()) masked.insert(masked.begin(), full);
+}
 
-    for (size_t len : masked) {
-        std::string name = len == full ? base : base + "_" + std::to_string(len);
-        Set s = make_set(g, name, false);
-        s.elements = std::move(g.exact[len]);
+std::vector<FieldType> key(const Pieces& g, const GroupKey* k) {
+    std::vector<FieldType> key = {g.v6 ? FieldType::ipv6_addr : FieldType::ipv4_addr};
+    if (g.any) return key;
+    key.push_back(FieldType::inet_proto);
+    if (!k || !k->range()) key.push_back(FieldType::inet_service);
+    return key;
+}
+
+std::string set_name(const Pieces& g, const GroupKey& k) {
+    const size_t full = g.v6 ? 128 : 32;
+    std::string name = std::string(g.v6 ? "allow6" : "allow4") + (g.any ? "_any" : "");
+    if (k.len != full) name += "_" + std::to_string(k.len);
+    if (k.range()) name += "_ports_" + std::to_string(k.lo) + "_" + std::to_string(k.hi);
+    return name;
+}
+
+std::vector<Stmt> match(const Pieces& g, const std::string& set, const GroupKey* k) {
+    IpFamily f = g.v6 ? IpFamily::ipv6 : IpFamily::ipv4;
+    const size_t full = g.v6 ? 128 : 32;
+    uint8_t mask_len = k && k->len != full ? k->len : 0;
+    if (g.any) return {DaddrInSet{f, set, mask_len}};
+    if (k && k->range()) return {DaddrProtoInSet{f, set, mask_len}, ThDportRange{k->lo, k->hi}};
+    return {DaddrProtoPortInSet{f, set, mask_len}};
+}
+
+void lay_out(Pieces& g, std::vector<AllowSet>& out) {
+    // The largest groups get hash sets; ties go to the one whose rule comes first.
+    std::vector<std::pair<GroupKey, std::vector<Element>*>> order;
+    for (auto& [k, els] : g.groups) order.emplace_back(k, &els);
+    std::stable_sort(order.begin(), order.end(),
+                     [](const auto& a, const auto& b) { return a.second->size() > b.second->size(); });
+    for (size_t i = kMaxHashSets; i < order.size(); ++i) to_ranges(order[i].first, *order[i].second, g.ranges);
+    if (order.size() > kMaxHashSets) order.resize(kMaxHashSets);
+    std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+
+    for (auto& [k, els] : order) {
+        Set s{set_name(g, k), key(g, &k), false, std::move(*els), 0};
         sort_elements(s);
         s.size = hash_set_size(s.elements.size());
-        Stmt m = match(g, name, static_cast<uint8_t>(len == full ? 0 : len));
+        std::vector<Stmt> m = match(g, s.name, &k);
         out.push_back(AllowSet{std::move(s), std::move(m)});
     }
     if (g.ranges.empty()) return;
-    Set s = make_set(g, base + "_ranges", true);
+    std::string name = std::string(g.v6 ? "allow6" : "allow4") + (g.any ? "_any" : "") + "_ranges";
+    Set s{name, key(g, nullptr), true, {}, 0};
     s.elements = g.any ? disjoint_ranges(std::move(g.ranges)) : disjoint_addr_proto_port(g.ranges);
-    Stmt m = match(g, s.name, 0);
+    std::vector<Stmt> m = match(g, s.name, nullptr);
     out.push_back(AllowSet{std::move(s), std::move(m)});
 }
 
@@ -114,14 +144,14 @@ uint32_t hash_set_size(size_t n) { return static_cast<uint32_t>(std::bit_ceil(st
 
 std::vector<AllowSet> allow_sets(const std::vector<AllowEntry>& allow) {
     // Ported v4, ported v6, any v4, any v6: the rule order.
-    std::array<Group, 4> groups;
-    for (size_t i = 0; i < groups.size(); ++i) {
-        groups[i].v6 = i % 2 == 1;
-        groups[i].any = i >= 2;
+    std::array<Pieces, 4> pieces;
+    for (size_t i = 0; i < pieces.size(); ++i) {
+        pieces[i].v6 = i % 2 == 1;
+        pieces[i].any = i >= 2;
     }
-    for (const auto& e : allow) add_entry(groups[(e.protocol == Protocol::any ? 2 : 0) + (e.cidr.v6 ? 1 : 0)], e);
+    for (const auto& e : allow) add_entry(pieces[(e.protocol == Protocol::any ? 2 : 0) + (e.cidr.v6 ? 1 : 0)], e);
     std::vector<AllowSet> out;
-    for (auto& g : groups) lay_out(g, out);
+    for (auto& g : pieces) lay_out(g, out);
     return out;
 }
 

@@ -39,8 +39,12 @@ void sort_unique(std::vector<Element>& v) {
 std::vector<Rule> allow_rules(const std::vector<AllowSet>& sets) {
     std::vector<Rule> rules;
     rules.reserve(sets.size());
-    for (const auto& s : sets)
-        rules.push_back(Rule{{s.match, CounterRef{kCounterAllowed}, Verdict{VerdictKind::accept}}});
+    for (const auto& s : sets) {
+        Rule r{s.match};
+        r.stmts.emplace_back(CounterRef{kCounterAllowed});
+        r.stmts.emplace_back(Verdict{VerdictKind::accept});
+        rules.push_back(std::move(r));
+    }
     return rules;
 }
 

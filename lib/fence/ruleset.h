@@ -9,15 +9,63 @@
 // tampered rule always shows up in a diff.
 #pragma once
 
+#include <algorithm>
+#include <array>
+#include <compare>
 #include <cstdint>
+#include <cstring>
+#include <initializer_list>
+#include <iterator>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
 namespace ef::fence {
 
-using Bytes = std::vector<uint8_t>;
+// The bytes of one key field's value, big-endian: at most 16 (an IPv6
+// address), held inline, so a set element costs no heap allocation (100,000
+// of them are built, sorted, encoded, read back and compared in one ADD).
+// Constructed and compared like std::vector<uint8_t>.
+class Bytes {
+  public:
+    static constexpr size_t kMaxSize = 16;
+    Bytes() = default;
+    explicit Bytes(size_t n, uint8_t fill = 0) : n_(checked(n)) { std::memset(b_.data(), fill, n); }
+    Bytes(std::initializer_list<uint8_t> v) : Bytes(v.begin(), v.end()) {}
+    template <class It>
+    requires(!std::is_integral_v<It>) Bytes(It first, It last)
+        : n_(checked(static_cast<size_t>(std::distance(first, last)))) {
+        std::copy(first, last, b_.begin());
+    }
+    size_t size() const { return n_; }
+    bool empty() const { return n_ == 0; }
+    uint8_t* data() { return b_.data(); }
+    const uint8_t* data() const { return b_.data(); }
+    uint8_t* begin() { return b_.data(); }
+    uint8_t* end() { return b_.data() + n_; }
+    const uint8_t* begin() const { return b_.data(); }
+    const uint8_t* end() const { return b_.data() + n_; }
+    uint8_t& operator[](size_t i) { return b_[i]; }
+    uint8_t operator[](size_t i) const { return b_[i]; }
+    bool operator==(const Bytes& o) const { return n_ == o.n_ && std::memcmp(b_.data(), o.b_.data(), n_) == 0; }
+    // Lexicographic, a prefix first: for equal lengths, the order of the numbers.
+    std::strong_ordering operator<=>(const Bytes& o) const {
+        if (int c = std::memcmp(b_.data(), o.b_.data(), std::min(n_, o.n_)); c != 0)
+            return c < 0 ? std::strong_ordering::less : std::strong_ordering::greater;
+        return n_ <=> o.n_;
+    }
+
+  private:
+    static uint8_t checked(size_t n) {
+        if (n > kMaxSize) throw std::length_error("a set key field holds at most 16 bytes");
+        return static_cast<uint8_t>(n);
+    }
+    std::array<uint8_t, kMaxSize> b_{};
+    uint8_t n_ = 0;
+};
 
 // nftables datatypes used as set keys. Values are stored in the byte order the
 // kernel keeps in interval sets: network order, uid included (nft converts
@@ -39,8 +87,39 @@ struct FieldRange {
     auto operator<=>(const FieldRange&) const = default;  // NOLINT(modernize-use-nullptr)
 };
 
+// The fields of an element, one per key field in key order: at most 3
+// (address . protocol . port), held inline. Used like a std::vector.
+class Fields {
+  public:
+    static constexpr size_t kMaxSize = 3;
+    Fields() = default;
+    Fields(std::initializer_list<FieldRange> v) {
+        for (const auto& f : v) push_back(f);
+    }
+    size_t size() const { return n_; }
+    bool empty() const { return n_ == 0; }
+    void push_back(const FieldRange& f) {
+        if (n_ == kMaxSize) throw std::length_error("a set key has at most 3 fields");
+        f_[n_++] = f;
+    }
+    FieldRange& operator[](size_t i) { return f_[i]; }
+    const FieldRange& operator[](size_t i) const { return f_[i]; }
+    FieldRange* begin() { return f_.data(); }
+    FieldRange* end() { return f_.data() + n_; }
+    const FieldRange* begin() const { return f_.data(); }
+    const FieldRange* end() const { return f_.data() + n_; }
+    bool operator==(const Fields& o) const { return n_ == o.n_ && std::equal(begin(), end(), o.begin()); }
+    std::strong_ordering operator<=>(const Fields& o) const {
+        return std::lexicographical_compare_three_way(begin(), end(), o.begin(), o.end());
+    }
+
+  private:
+    std::array<FieldRange, kMaxSize> f_{};
+    uint8_t n_ = 0;
+};
+
 struct Element {
-    std::vector<FieldRange> fields;  // one per key field, in key order
+    Fields fields;  // one per key field, in key order
     bool operator==(const Element&) const = default;
     // clang-tidy 14 reads the `0` of the rewritten `(a <=> b) < 0` as a null pointer.
     auto operator<=>(const Element&) const = default;  // NOLINT(modernize-use-nullptr)
@@ -122,6 +201,20 @@ struct DaddrProtoPortInSet {
     uint8_t mask_len = 0;
     bool operator==(const DaddrProtoPortInSet&) const = default;
 };
+// `ip daddr . meta l4proto @set` (and the ip6 twin), mask_len as above:
+// followed by a ThDportRange, the lookup of a port-range group.
+struct DaddrProtoInSet {
+    IpFamily family;
+    std::string set;
+    uint8_t mask_len = 0;
+    bool operator==(const DaddrProtoInSet&) const = default;
+};
+// `th dport 8000-8100` (`th dport 53` when lo == hi)
+struct ThDportRange {
+    uint16_t lo;
+    uint16_t hi;
+    bool operator==(const ThDportRange&) const = default;
+};
 // `counter name "x"`
 struct CounterRef {
     std::string name;
@@ -176,7 +269,8 @@ struct EtherTypeEq {
 };
 
 using Stmt = std::variant<OifnameEq, L4ProtoEq, CtStateIn, Icmpv6TypeRange, SkuidInSet, DaddrInSet, DaddrProtoPortInSet,
-                          CounterRef, Limit, Log, Verdict, Reject, Unrecognized, SecmarkSet, SecmarkEq, EtherTypeEq>;
+                          CounterRef, Limit, Log, Verdict, Reject, Unrecognized, SecmarkSet, SecmarkEq, EtherTypeEq,
+                          DaddrProtoInSet, ThDportRange>;
 
 struct Rule {
     std::vector<Stmt> stmts;

@@ -174,6 +174,10 @@ std::string to_nft_text(const Stmt& s) {
             [](const DaddrProtoPortInSet& x) {
                 return daddr_text(x.family, x.mask_len) + " . meta l4proto . th dport @" + x.set;
             },
+            [](const DaddrProtoInSet& x) { return daddr_text(x.family, x.mask_len) + " . meta l4proto @" + x.set; },
+            [](const ThDportRange& x) {
+                return "th dport " + std::to_string(x.lo) + (x.lo == x.hi ? "" : "-" + std::to_string(x.hi));
+            },
             [](const CounterRef& x) { return "counter name \"" + x.name + "\""; },
             [](const Limit& x) {
                 return "limit rate " + std::to_string(x.rate) + "/" + unit_name(x.unit) + " burst " +

@@ -273,6 +273,33 @@ Match daddr_proto_port(const Exprs& x, size_t i) {
     return {};
 }
 
+Match daddr_proto(const Exprs& x, size_t i) {
+    for (const Layout& l : kLayouts) {
+        uint8_t mask_len = 0;
+        size_t n = daddr_load(x, i, l, mask_len);
+        if (!n || i + n + 1 >= x.size() || !meta_load(x[i + n], NFT_META_L4PROTO, l.proto_reg)) continue;
+        size_t k = i + n + 1;
+        bool converted = hton(x[k], l.proto_reg, 1, 2);
+        if (converted) ++k;
+        if (k >= x.size()) continue;
+        if (auto set = lookup_set(x[k]))
+            return {k + 1 - i, fence::DaddrProtoInSet{l.family, *set, mask_len}, converted ? 1 : 0};
+    }
+    return {};
+}
+
+// `th dport lo-hi`: [payload dport] [cmp gte lo] [cmp lte hi], or one port: [cmp eq].
+Match th_dport(const Exprs& x, size_t i) {
+    if (i + 1 >= x.size() || !payload_load(x[i], NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1)) return {};
+    auto be16 = [](const uint8_t* d) { return static_cast<uint16_t>(d[0] << 8 | d[1]); };
+    if (const uint8_t* eq = cmp_data(x[i + 1], NFT_CMP_EQ, 2)) return {2, fence::ThDportRange{be16(eq), be16(eq)}};
+    if (i + 2 >= x.size()) return {};
+    const uint8_t* lo = cmp_data(x[i + 1], NFT_CMP_GTE, 2);
+    const uint8_t* hi = cmp_data(x[i + 2], NFT_CMP_LTE, 2);
+    if (!lo || !hi) return {};
+    return {3, fence::ThDportRange{be16(lo), be16(hi)}};
+}
+
 Match daddr(const Exprs& x, size_t i) {
     for (const Layout& l : kLayouts) {
         uint8_t mask_len = 0;
@@ -394,17 +421,19 @@ using SetKinds = std::map<std::string, bool, std::less<>>;
 // Whether `m` fits the set it looks up (a set not in the table fits any form).
 bool fits(const Match& m, const SetKinds& kinds) {
     if (m.interval_set < 0) return true;
-    const auto* s = std::get_if<fence::DaddrProtoPortInSet>(&m.stmt);
-    if (!s) return true;
-    auto it = kinds.find(s->set);
+    const std::string* set = nullptr;
+    if (const auto* s = std::get_if<fence::DaddrProtoPortInSet>(&m.stmt)) set = &s->set;
+    if (const auto* s = std::get_if<fence::DaddrProtoInSet>(&m.stmt)) set = &s->set;
+    if (!set) return true;
+    auto it = kinds.find(*set);
     return it == kinds.end() || it->second == (m.interval_set == 1);
 }
 
 std::vector<fence::Stmt> statements(const Exprs& x, const SetKinds& kinds) {
     using Matcher = Match (*)(const Exprs&, size_t);
     // Longer patterns first: they share prefixes with shorter ones.
-    static const Matcher matchers[] = {icmpv6_type, daddr_proto_port, daddr,       skuid,       ct_state,
-                                       oifname,     l4proto,          counter_ref, limit,       log,
+    static const Matcher matchers[] = {icmpv6_type, daddr_proto_port, daddr_proto, daddr,       skuid,     ct_state,
+                                       oifname,     l4proto,          th_dport,    counter_ref, limit,     log,
                                        verdict,     reject,           ether_type,  secmark_set, secmark_eq};
     std::vector<fence::Stmt> out;
     for (size_t i = 0; i < x.size();) {

@@ -67,7 +67,8 @@ std::vector<uint8_t> set_userdata(const std::vector<fence::FieldType>& key) {
 
 // --- writing -----------------------------------------------------------------
 ElementWriter::ElementWriter(const fence::Set& set)
-    : set_(set), concat_(set.key.size() > 1), klen_(key_len(set.key)), zero_(klen_, 0) {
+    // The zero key is the leading end marker of a one-field interval set.
+    : set_(set), concat_(set.key.size() > 1), klen_(key_len(set.key)), zero_(concat_ ? 0 : klen_, 0) {
     for (const auto& e : set.elements) check(e);
     if (set_.interval && !concat_ && !set.elements.empty())
         pending_marker_ = !is_zero(set.elements.front().fields[0].lo);

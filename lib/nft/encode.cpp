@@ -195,6 +195,23 @@ void add_stmt(ExprSink& x, const fence::Stmt& stmt, const SetIds& ids) {
                        x.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, l.port_reg);
                        x.lookup(s.set, ids);
                    },
+                   [&](const fence::DaddrProtoInSet& s) {
+                       DaddrLayout l = daddr_layout(s.family);
+                       add_daddr(x, s.family, s.mask_len);
+                       x.meta(NFT_META_L4PROTO, l.proto_reg);
+                       if (is_interval_set(ids, s.set)) x.hton(l.proto_reg, 1, 2);
+                       x.lookup(s.set, ids);
+                   },
+                   [&](const fence::ThDportRange& s) {
+                       uint16_t lo = htons(s.lo), hi = htons(s.hi);
+                       x.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1);
+                       if (s.lo == s.hi) {
+                           x.cmp(NFT_CMP_EQ, &lo, sizeof lo);
+                           return;
+                       }
+                       x.cmp(NFT_CMP_GTE, &lo, sizeof lo);
+                       x.cmp(NFT_CMP_LTE, &hi, sizeof hi);
+                   },
                    [&](const fence::CounterRef& s) {
                        nftnl_expr* e = x.add("objref");
                        nftnl_expr_set_u32(e, NFTNL_EXPR_OBJREF_IMM_TYPE, NFT_OBJECT_COUNTER);
@@ -368,6 +385,7 @@ class Encoder {
             if (const auto* o = std::get_if<fence::SkuidInSet>(&s)) n += o->set.size();
             if (const auto* o = std::get_if<fence::DaddrInSet>(&s)) n += o->set.size();
             if (const auto* o = std::get_if<fence::DaddrProtoPortInSet>(&s)) n += o->set.size();
+            if (const auto* o = std::get_if<fence::DaddrProtoInSet>(&s)) n += o->set.size();
         }
         return n;
     }

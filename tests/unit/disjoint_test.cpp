@@ -131,25 +131,35 @@ bool set_holds(const Set& s, const std::vector<Bytes>& key) {
     return false;
 }
 
-// What the compiled output chain's allow rules do with `p`, read from the
-// rules (family, mask, set) and the sets as a kernel would.
+// Whether the compiled output chain's allow rules accept `p`, read from the
+// rules (each a conjunction: lookups with family and mask, port ranges) and
+// the sets as a kernel would.
 bool compiled_allows(const Ruleset& rs, const Packet& p) {
-    bool v6 = p.addr.size() == 16;
+    const bool v6 = p.addr.size() == 16;
+    auto holds = [&](const std::string& name, const std::vector<Bytes>& key) {
+        for (const auto& s : rs.sets)
+            if (s.name == name) return set_holds(s, key);
+        return false;
+    };
+    auto family_is = [&](IpFamily f) { return (f == IpFamily::ipv6) == v6; };
     for (const auto& r : rs.chains[0].rules) {
+        bool lookup = false, all = true;
         for (const auto& st : r.stmts) {
-            const std::string* set = nullptr;
-            std::vector<Bytes> key;
-            if (const auto* x = std::get_if<DaddrProtoPortInSet>(&st); x && (x->family == IpFamily::ipv6) == v6) {
-                set = &x->set;
-                key = {masked(p.addr, x->mask_len), Bytes{p.proto}, port(p.port)};
-            } else if (const auto* y = std::get_if<DaddrInSet>(&st); y && (y->family == IpFamily::ipv6) == v6) {
-                set = &y->set;
-                key = {masked(p.addr, y->mask_len)};
+            if (const auto* x = std::get_if<DaddrProtoPortInSet>(&st)) {
+                lookup = true;
+                all = all && family_is(x->family) &&
+                      holds(x->set, {masked(p.addr, x->mask_len), Bytes{p.proto}, port(p.port)});
+            } else if (const auto* y = std::get_if<DaddrProtoInSet>(&st)) {
+                lookup = true;
+                all = all && family_is(y->family) && holds(y->set, {masked(p.addr, y->mask_len), Bytes{p.proto}});
+            } else if (const auto* z = std::get_if<DaddrInSet>(&st)) {
+                lookup = true;
+                all = all && family_is(z->family) && holds(z->set, {masked(p.addr, z->mask_len)});
+            } else if (const auto* t = std::get_if<ThDportRange>(&st)) {
+                all = all && t->lo <= p.port && p.port <= t->hi;
             }
-            if (!set) continue;
-            for (const auto& s : rs.sets)
-                if (s.name == *set && set_holds(s, key)) return true;
         }
+        if (lookup && all) return true;
     }
     return false;
 }
@@ -187,7 +197,7 @@ std::vector<AllowEntry> random_entries(std::mt19937& rng, bool v6, size_t n) {
         e.cidr.prefix = uint8_t(len);
         Bytes a(e.cidr.addr.begin(), e.cidr.addr.begin() + (v6 ? 16 : 4));
         a = masked(a, uint8_t(len));
-        if (len == 0) a.assign(a.size(), 0);
+        if (len == 0) a = Bytes(a.size(), 0);
         std::copy(a.begin(), a.end(), e.cidr.addr.begin());
         uint32_t kind = below(4);
         e.protocol = kind == 0 ? Protocol::any : kind == 1 ? Protocol::tcp : kind == 2 ? Protocol::udp : Protocol::sctp;
@@ -216,7 +226,7 @@ std::vector<AllowEntry> random_entries(std::mt19937& rng, bool v6, size_t n) {
 
 TEST_CASE("every layout matches exactly the packets the entries match (grid check over random allow lists)") {
     std::mt19937 rng(20240514);  // NOLINT(cert-msc32-c,cert-msc51-cpp): a fixed seed, reproducible
-    size_t packets = 0, sets_seen = 0, hash_sets = 0, masked_sets = 0, interval_sets = 0;
+    size_t packets = 0, sets_seen = 0, hash_sets = 0, masked_sets = 0, interval_sets = 0, port_range_sets = 0;
     for (int round = 0; round < 8; ++round) {
         bool v6 = round % 2 == 1;
         ef::config::Profile p;
@@ -226,6 +236,7 @@ TEST_CASE("every layout matches exactly the packets the entries match (grid chec
         for (const auto& s : rs.sets) {
             ++sets_seen;
             if (!s.interval) ++hash_sets;
+            if (s.name.find("_ports_") != std::string::npos) ++port_range_sets;
             if (s.name.find("_ranges") != std::string::npos) ++interval_sets;
             else if (s.name != "allow4" && s.name != "allow6" && s.name != "allow4_any" && s.name != "allow6_any")
                 ++masked_sets;
@@ -266,5 +277,6 @@ TEST_CASE("every layout matches exactly the packets the entries match (grid chec
     CHECK(hash_sets > 0);
     CHECK(masked_sets > 0);
     CHECK(interval_sets > 0);
+    CHECK(port_range_sets > 0);
     CHECK(sets_seen > hash_sets);
 }

@@ -53,6 +53,8 @@ std::vector<std::string> rule_texts(const Chain& c) {
 }  // namespace
 
 TEST_CASE("the example profile compiles to DESIGN.md's rule order") {
+    const std::string port_range_rule =
+        "ip6 daddr . meta l4proto @allow6_ports_8000_8100 th dport 8000-8100 counter name \"allowed_accepted\" accept";
     Ruleset rs = compile(example_profile(), pod());
     CHECK(rule_texts(chain(rs, "output")) ==
           std::vector<std::string>{
@@ -63,7 +65,7 @@ TEST_CASE("the example profile compiles to DESIGN.md's rule order") {
               "meta skuid @exempt_uids counter name \"exempt_accepted\" accept",
               "ip daddr . meta l4proto . th dport @allow4 counter name \"allowed_accepted\" accept",
               "ip6 daddr . meta l4proto . th dport @allow6 counter name \"allowed_accepted\" accept",
-              "ip6 daddr . meta l4proto . th dport @allow6_ranges counter name \"allowed_accepted\" accept",
+              port_range_rule,
               "meta l4proto tcp counter name \"tcp_refused\" reject with tcp reset",
               "meta l4proto udp counter name \"udp_refused\" reject",
               "counter name \"other_dropped\"",
@@ -107,30 +109,38 @@ std::vector<std::string> set_names(const Ruleset& rs) {
     return names;
 }
 
-TEST_CASE("single ports go to hash sets, one per prefix length; port ranges to the interval set") {
+TEST_CASE("exact keys go to hash sets: one per prefix length and port range; /0 to the interval set") {
     config::Profile p = example_profile();
     p.allow.push_back(entry("10.0.0.0/8", config::Protocol::tcp, {{443, 443}, {8000, 8100}}));
+    p.allow.push_back(entry("10.2.0.0/16", config::Protocol::tcp, {{8000, 8100}}));
+    p.allow.push_back(entry("0.0.0.0/0", config::Protocol::udp, {{123, 123}}));
     Ruleset rs = compile(p, pod());
-    CHECK(set_names(rs) ==
-          std::vector<std::string>{"exempt_uids", "allow4", "allow4_8", "allow4_ranges", "allow6", "allow6_ranges"});
+    CHECK(set_names(rs) == std::vector<std::string>{"exempt_uids", "allow4", "allow4_16_ports_8000_8100", "allow4_8",
+                                                    "allow4_8_ports_8000_8100", "allow4_ranges", "allow6",
+                                                    "allow6_ports_8000_8100"});
     CHECK(element_texts(set_named(rs, "allow4")) == std::vector<std::string>{"10.96.0.10 . udp . 53"});
     CHECK(element_texts(set_named(rs, "allow4_8")) == std::vector<std::string>{"10.0.0.0 . tcp . 443"});
-    CHECK(element_texts(set_named(rs, "allow4_ranges")) == std::vector<std::string>{"10.0.0.0/8 . tcp . 8000-8100"});
+    CHECK(element_texts(set_named(rs, "allow4_8_ports_8000_8100")) == std::vector<std::string>{"10.0.0.0 . tcp"});
+    CHECK(element_texts(set_named(rs, "allow4_ranges")) == std::vector<std::string>{"0.0.0.0/0 . udp . 123"});
     CHECK(element_texts(set_named(rs, "allow6")) == std::vector<std::string>{"fd00:10:96::a . tcp . 53"});
-    CHECK(element_texts(set_named(rs, "allow6_ranges")) == std::vector<std::string>{"fd00:10:96::a . tcp . 8000-8100"});
-    for (const char* name : {"allow4", "allow4_8", "allow6"}) {
+    CHECK(element_texts(set_named(rs, "allow6_ports_8000_8100")) == std::vector<std::string>{"fd00:10:96::a . tcp"});
+    for (const char* name : {"allow4", "allow4_8", "allow4_8_ports_8000_8100", "allow6", "allow6_ports_8000_8100"}) {
         CHECK_FALSE(set_named(rs, name).interval);
         CHECK(set_named(rs, name).size == 16);
     }
-    for (const char* name : {"allow4_ranges", "allow6_ranges"}) {
-        CHECK(set_named(rs, name).interval);
-        CHECK(set_named(rs, name).size == 0);
-    }
-    // A masked set is looked up with the address cut to its prefix length.
+    CHECK(set_named(rs, "allow4_ranges").interval);
+    CHECK(set_named(rs, "allow4_ranges").size == 0);
+    CHECK(set_named(rs, "allow4_8_ports_8000_8100").key ==
+          std::vector<FieldType>{FieldType::ipv4_addr, FieldType::inet_proto});
+    // A masked set is looked up with the address cut to its prefix length; a
+    // port-range group checks the range after the lookup.
     auto rules = rule_texts(chain(rs, "forward"));
-    CHECK(std::find(rules.begin(), rules.end(),
-                    "ip daddr & 255.0.0.0 . meta l4proto . th dport @allow4_8 counter name \"allowed_accepted\" "
-                    "accept") != rules.end());
+    for (const char* r :
+         {"ip daddr & 255.0.0.0 . meta l4proto . th dport @allow4_8 counter name \"allowed_accepted\" accept",
+          "ip daddr & 255.0.0.0 . meta l4proto @allow4_8_ports_8000_8100 th dport 8000-8100 counter name "
+          "\"allowed_accepted\" accept",
+          "ip daddr . meta l4proto . th dport @allow4_ranges counter name \"allowed_accepted\" accept"})
+        CHECK_MESSAGE(std::find(rules.begin(), rules.end(), r) != rules.end(), r);
 }
 
 TEST_CASE("hash sets are sized to a power of two with room to spare") {
@@ -182,20 +192,21 @@ TEST_CASE("any-protocol entries go to address-only sets, v4 and v6 apart, hashed
     CHECK(set_named(rs, "allow4_any_ranges").interval);
 }
 
-TEST_CASE("beyond kMaxMaskedSets prefix lengths, the rarest share the interval set") {
+TEST_CASE("beyond kMaxHashSets groups, the smallest share the interval set") {
     config::Profile p;
     p.name = "lengths";
-    // Lengths 20..26, length L with 27 - L entries (20: 7 entries ... 26: 1).
-    for (uint8_t len = 20; len <= 26; ++len)
-        for (uint32_t i = 0; i < uint32_t(27 - len); ++i) {
+    // Lengths 20..29, length L with 30 - L entries (20: 10 entries ... 29: 1).
+    for (uint8_t len = 20; len <= 29; ++len)
+        for (uint32_t i = 0; i < uint32_t(30 - len); ++i) {
             std::string a = "10." + std::to_string(len) + "." + std::to_string(i * 16) + ".0/" + std::to_string(len);
             p.allow.push_back(entry(a, config::Protocol::udp, {{53, 53}}));
         }
     Ruleset rs = compile(p, pod());
-    REQUIRE(kMaxMaskedSets == 4);
-    CHECK(set_names(rs) ==
-          std::vector<std::string>{"allow4_23", "allow4_22", "allow4_21", "allow4_20", "allow4_ranges"});
-    CHECK(set_named(rs, "allow4_ranges").elements.size() == 3 + 2 + 1);
+    REQUIRE(kMaxHashSets == 8);
+    CHECK(set_names(rs) == std::vector<std::string>{"allow4_27", "allow4_26", "allow4_25", "allow4_24", "allow4_23",
+                                                    "allow4_22", "allow4_21", "allow4_20", "allow4_ranges"});
+    CHECK(element_texts(set_named(rs, "allow4_ranges")) ==
+          std::vector<std::string>{"10.28.0.0/28 . udp . 53", "10.28.16.0/28 . udp . 53", "10.29.0.0/29 . udp . 53"});
 }
 
 TEST_CASE("no allow entries and no exempt UIDs: only loopback, established and ND get out") {

@@ -183,7 +183,7 @@ struct Gen {
     }
     Stmt stmt() {
         auto fam = coin() ? IpFamily::ipv4 : IpFamily::ipv6;
-        switch (below(12)) {
+        switch (below(14)) {
             case 0: return OifnameEq{name().substr(0, 15)};
             case 1: return L4ProtoEq{uint8_t(below(256))};
             case 2: return CtStateIn{below(16)};
@@ -195,6 +195,11 @@ struct Gen {
             case 8: return Limit{below(100000), TimeUnit(below(4)), below(1000)};
             case 9: return Log{name()};
             case 10: return Verdict{coin() ? VerdictKind::accept : VerdictKind::drop};
+            case 11: return DaddrProtoInSet{fam, name(), mask_len(fam)};
+            case 12: {
+                auto lo = uint16_t(below(65536));
+                return ThDportRange{lo, coin() ? lo : uint16_t(below(65536))};
+            }
             default: return Reject{coin() ? RejectKind::tcp_reset : RejectKind::icmpx_port_unreachable};
         }
     }
@@ -281,6 +286,11 @@ Ruleset layout_ruleset() {
         Set{"allow6_64", v6key, false, {{{one(v6("fd00:1::")), one(u8(17)), one(be16(53))}}}, 16},
         Set{"allow4_any", {FieldType::ipv4_addr}, false, {{{one(v4("10.0.0.3"))}}}, 16},
         Set{"allow6_any_48", {FieldType::ipv6_addr}, false, {{{one(v6("fd00:2::"))}}}, 32},
+        Set{"allow4_24_ports_8000_8100",
+            {FieldType::ipv4_addr, FieldType::inet_proto},
+            false,
+            {{{one(v4("10.2.0.0")), one(u8(17))}}},
+            16},
     };
     auto accept = [](Stmt m) { return rule({std::move(m), Verdict{VerdictKind::accept}}); };
     rs.chains = {Chain{"output",
@@ -289,7 +299,9 @@ Ruleset layout_ruleset() {
                         accept(DaddrProtoPortInSet{IpFamily::ipv4, "allow4_24", 24}),
                         accept(DaddrProtoPortInSet{IpFamily::ipv6, "allow6_64", 64}),
                         accept(DaddrInSet{IpFamily::ipv4, "allow4_any"}),
-                        accept(DaddrInSet{IpFamily::ipv6, "allow6_any_48", 48})}}};
+                        accept(DaddrInSet{IpFamily::ipv6, "allow6_any_48", 48}),
+                        rule({DaddrProtoInSet{IpFamily::ipv4, "allow4_24_ports_8000_8100", 24},
+                              ThDportRange{8000, 8100}, Verdict{VerdictKind::accept}})}}};
     return rs;
 }
 
@@ -337,12 +349,13 @@ TEST_CASE("a lookup decodes only in the form that fits its set: protocol convert
     bytes.insert(bytes.end(), rules.begin(), rules.end());
     Ruleset got = nft::decode_messages(bytes.data(), bytes.size());
     REQUIRE(got.chains.size() == 1);
-    REQUIRE(got.chains[0].rules.size() == 5);
+    REQUIRE(got.chains[0].rules.size() == 6);
     for (size_t i : {0, 1, 2})
         CHECK_MESSAGE(std::holds_alternative<Unrecognized>(got.chains[0].rules[i].stmts[0]), "rule " << i + 1);
     // Address-only lookups are the same for both kinds.
     CHECK(got.chains[0].rules[3].stmts[0] == Stmt{DaddrInSet{IpFamily::ipv4, "allow4_any"}});
     CHECK(got.chains[0].rules[4].stmts[0] == Stmt{DaddrInSet{IpFamily::ipv6, "allow6_any_48", 48}});
+    CHECK(std::holds_alternative<Unrecognized>(got.chains[0].rules[5].stmts[0]));
 }
 
 TEST_CASE("an address mask that is not a prefix of it decodes as unrecognized") {

@@ -27,7 +27,7 @@ inline Bytes be16(uint16_t v) { return {uint8_t(v >> 8), uint8_t(v)}; }
 inline Bytes be32(uint32_t v) { return {uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)}; }
 inline Bytes u8(uint8_t v) { return {v}; }
 inline FieldRange one(const Bytes& b) { return {b, b}; }
-inline FieldRange range(Bytes lo, Bytes hi) { return {std::move(lo), std::move(hi)}; }
+inline FieldRange range(const Bytes& lo, const Bytes& hi) { return {lo, hi}; }
 
 inline Set uid_set(const std::string& name, std::vector<Element> elems) {
     return {name, {FieldType::uid}, true, std::move(elems)};
@@ -83,8 +83,13 @@ inline Ruleset sample() {
     Set hash4_any_16{
         "hash4_any_16", {FieldType::ipv4_addr}, false, {{{one(v4("192.168.0.0"))}}, {{one(v4("10.5.0.0"))}}}, 16};
     Set hash6_any{"hash6_any", {FieldType::ipv6_addr}, false, {{{one(v6("2001:db8::1"))}}}, 1024};
-    for (Set* h : {&hash4, &hash6_64, &hash4_any_16, &hash6_any}) sort_elements(*h);
-    rs.sets = {uids, allow4, allow6, any4, any6, empty, hash4, hash6_64, hash4_any_16, hash6_any};
+    Set ports4{"ports4",
+               {FieldType::ipv4_addr, FieldType::inet_proto},
+               false,
+               {{{one(v4("10.3.0.0")), one(u8(6))}}, {{one(v4("10.4.0.0")), one(u8(17))}}},
+               16};
+    for (Set* h : {&hash4, &hash6_64, &hash4_any_16, &hash6_any, &ports4}) sort_elements(*h);
+    rs.sets = {uids, allow4, allow6, any4, any6, empty, hash4, hash6_64, hash4_any_16, hash6_any, ports4};
 
     Chain out{"output", BaseHook{Hook::output, 0, Policy::drop}, {}};
     out.rules = {
@@ -100,6 +105,8 @@ inline Ruleset sample() {
         rule({DaddrProtoPortInSet{IpFamily::ipv6, "hash6_64", 64}, Verdict{VerdictKind::accept}}),
         rule({DaddrInSet{IpFamily::ipv4, "hash4_any_16", 16}, Verdict{VerdictKind::accept}}),
         rule({DaddrInSet{IpFamily::ipv6, "hash6_any"}, Verdict{VerdictKind::accept}}),
+        rule({DaddrProtoInSet{IpFamily::ipv4, "ports4", 16}, ThDportRange{8000, 8100}, Verdict{VerdictKind::accept}}),
+        rule({ThDportRange{53, 53}, Verdict{VerdictKind::accept}}),
         rule({Limit{5, TimeUnit::second, 10}, Log{"egress-fence "}}),
         rule({L4ProtoEq{6}, CounterRef{"denied_tcp"}, Reject{RejectKind::tcp_reset}}),
         rule({L4ProtoEq{17}, CounterRef{"denied_udp"}, Reject{RejectKind::icmpx_port_unreachable}}),
