@@ -346,11 +346,11 @@ v_scale_nft() {
 if section_on scale; then
   log "scale: generating configs"
   for n in "${SCALE_N[@]}" 100000; do
-    bash tests/bench/gen-config.sh "$TMP/scale-$n.json" --entries "$n" --log "$TMP/egress-fence.log"
+    bash tests/bench/gen-config.sh "$TMP/scale-$n.json" --entries "$n" --shape mixed --log "$TMP/egress-fence.log"
     batch "$TMP/scale-$n.json" "$TMP/scale-$n.batch" >"$TMP/scale-$n.batch.txt"
     if ((n <= 10000)); then render "$TMP/scale-$n.json" "$TMP/scale-$n"; fi
   done
-  bash tests/bench/gen-config.sh "$TMP/scale-packed.json" --entries 5000 --packed --log "$TMP/egress-fence.log"
+  bash tests/bench/gen-config.sh "$TMP/scale-packed.json" --entries 5000 --shape packed --log "$TMP/egress-fence.log"
   batch "$TMP/scale-packed.json" "$TMP/scale-packed.batch" >"$TMP/scale-packed.batch.txt"
   for n in "${SCALE_N[@]}"; do
     log "scale: $n allow entries"
@@ -386,8 +386,8 @@ dp_client() { # CASE MODE COUNT [options]
 DP_COUNT_TCP=2000 DP_COUNT_UDP=20000
 if section_on datapath; then
   log "datapath: setting up"
-  bash tests/bench/gen-config.sh "$TMP/dp-10.json" --entries 10 --target 10.251.0.1:5201 --log "$TMP/egress-fence.log"
-  bash tests/bench/gen-config.sh "$TMP/dp-100000.json" --entries 100000 --target 10.251.0.1:5201
+  bash tests/bench/gen-config.sh "$TMP/dp-10.json" --entries 10 --shape mixed --target 10.251.0.1:5201 --log "$TMP/egress-fence.log"
+  bash tests/bench/gen-config.sh "$TMP/dp-100000.json" --entries 100000 --shape mixed --target 10.251.0.1:5201
   batch "$TMP/dp-100000.json" "$TMP/dp-100000.batch" >"$TMP/dp-100000.batch.txt"
   for c in "${DP_CASES[@]}"; do
     pod="$P-dp-pod-$c" srv="$P-dp-srv-$c"
