@@ -23,7 +23,11 @@ bats_require_minimum_version 1.5.0
 
 EF_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EF_BIN="${EF_BIN:-$EF_ROOT/build/bin}"
-EF_CONF_SRC="$EF_ROOT/conf"
+# Test templates (@NAME@ placeholders this harness fills in); conf/ holds only
+# ready-to-use examples.
+EF_CONF_SRC="$EF_ROOT/bats/conf"
+# shellcheck disable=SC2034 # used by the .bats files
+EF_EXAMPLES="$EF_ROOT/conf/examples"
 EF_CNI_PLUGIN_DIR="${EF_CNI_PLUGIN_DIR:-/usr/lib/cni}"
 # Debian's bats-support and bats-assert packages install here.
 EF_BATS_LIBDIR="${EF_BATS_LIBDIR:-/usr/lib/bats}"
@@ -214,7 +218,7 @@ ef_rm_runtime_cache() {
 
 # --- configuration -------------------------------------------------------------
 
-# Writes the test's conf dir from conf/ templates:
+# Writes the test's conf dir from the bats/conf/ templates:
 #   10-$EF_NET.conflist  the reference chain ($EF_CONFLIST)
 #   99-loopback.conflist the lo network (containerd's separate lo network)
 # ef_write_conf [--version V] [--no-fence]
@@ -233,7 +237,7 @@ ef_write_conf() {
   cp "$EF_CONF_SRC/loopback.conflist" "$EF_CONFDIR/99-loopback.conflist"
 }
 
-# Prints a conf/ template with this test's names substituted.
+# Prints a bats/conf/ template with this test's names substituted.
 ef_render_template() {
   local n="${EF_WORLD4%.*}" p6="${EF_WORLD6%::*}"
   sed -e "s|@NET@|$EF_NET|g" \

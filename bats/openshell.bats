@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # shellcheck disable=SC2034 # EF_* variables are read by helpers.bash
-# Issue 8: OpenShell's CNI contract for its sidecar topology (conf/openshell-sidecar.conflist),
+# Issue 8: OpenShell's CNI contract for its sidecar topology (bats/conf/openshell-sidecar.conflist),
 # end to end through ef-runtime (go-cni, as containerd calls the chain), and the ruleset's
 # IPv6 behaviour (neighbour discovery, ICMPv6) for dual-stack and IPv6-only pods.
 #   selector: openshell.ai/cni=enabled AND openshell.ai/network-enforcement-mode=cni-sidecar
@@ -173,7 +173,7 @@ ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 }
 
 @test "openshell: the production example validates, allows nothing (no DNS), and is what these tests run" {
-  local example="$EF_CONF_SRC/examples/openshell-sidecar.json"
+  local example="$EF_EXAMPLES/openshell-sidecar.json"
   run -0 "$EF_BIN/egress-fence-ctl" validate --config "$example"
   # No looser than OpenShell's own sidecar fence: no allow entries, no exempt UID of its own.
   run -0 jq -e '.profiles | length == 1 and .["openshell-sidecar"].allow == [] and .["openshell-sidecar"].exemptUids == []' "$example"

@@ -438,7 +438,7 @@ par_conf() { # DIR WITH_FENCE
   sed -e "s|@NET@|$P|; s|@BRIDGE@|efb$ID|; s|@IPAMDIR@|$TMP/ipam|; s|@SUBNET4@|10.252.0.0/24|" \
     -e "s|@RANGE4START@|10.252.0.10|; s|@RANGE4END@|10.252.0.250|; s|@SUBNET6@|fd00:252::/64|" \
     -e "s|@RANGE6START@|fd00:252::10|; s|@RANGE6END@|fd00:252::ff00|; s|@LOGFILE@|$TMP/parallel.log|g" \
-    -e "s|@WORLD4@|10.252.0.200|g; s|@WORLD6@|fd00:252::200|g" conf/reference-chain.conflist | jq "$filter" >"$1/10-bench.conflist"
+    -e "s|@WORLD4@|10.252.0.200|g; s|@WORLD6@|fd00:252::200|g" bats/conf/reference-chain.conflist | jq "$filter" >"$1/10-bench.conflist"
 }
 runtime_args() { # CONFDIR: everything but the verb
   echo "--netns /run/netns/$P-par-$CHUNK-{i} --conf-dir $1 --bin-dir $BIN:/usr/lib/cni --namespace sandboxes --name pod-{i} --id efbench$ID-$CHUNK-{i}-0000000000000000"
