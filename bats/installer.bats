@@ -275,7 +275,7 @@ check_owned() {
 }
 
 @test "chart: presets set the host paths; explicit dirs override them" {
-  declare -A bin=([generic]=/opt/cni/bin [k3s]=/var/lib/rancher/k3s/data/current/bin
+  declare -A bin=([generic]=/opt/cni/bin [k3s]=/var/lib/rancher/k3s/data/cni
     [microk8s]=/var/snap/microk8s/current/opt/cni/bin [openshift]=/var/lib/cni/bin [gke]=/home/kubernetes/bin)
   declare -A conf=([generic]=/etc/cni/net.d [k3s]=/var/lib/rancher/k3s/agent/etc/cni/net.d
     [microk8s]=/var/snap/microk8s/current/args/cni-network [openshift]=/etc/kubernetes/cni/net.d [gke]=/etc/cni/net.d)

@@ -2,7 +2,7 @@
 {{- define "egress-fence.preset" -}}
 {{- $presets := dict
   "generic"   (dict "binDir" "/opt/cni/bin" "confDir" "/etc/cni/net.d")
-  "k3s"       (dict "binDir" "/var/lib/rancher/k3s/data/current/bin" "confDir" "/var/lib/rancher/k3s/agent/etc/cni/net.d")
+  "k3s"       (dict "binDir" "/var/lib/rancher/k3s/data/cni" "confDir" "/var/lib/rancher/k3s/agent/etc/cni/net.d")
   "microk8s"  (dict "binDir" "/var/snap/microk8s/current/opt/cni/bin" "confDir" "/var/snap/microk8s/current/args/cni-network")
   "openshift" (dict "binDir" "/var/lib/cni/bin" "confDir" "/etc/kubernetes/cni/net.d" "seLinuxType" "spc_t")
   "gke"       (dict "binDir" "/home/kubernetes/bin" "confDir" "/etc/cni/net.d")
