@@ -99,8 +99,10 @@ std::vector<FieldType> key(const Pieces& g, const GroupKey* k) {
 std::string set_name(const Pieces& g, const GroupKey& k) {
     const size_t full = g.v6 ? 128 : 32;
     std::string name = std::string(g.v6 ? "allow6" : "allow4") + (g.any ? "_any" : "");
-    if (k.len != full) name += "_" + std::to_string(k.len);
-    if (k.range()) name += "_ports_" + std::to_string(k.lo) + "_" + std::to_string(k.hi);
+    // Appended piece by piece: `"_" + std::to_string(n)` trips GCC 12's false
+    // -Wrestrict (bug 105329) in Release builds.
+    if (k.len != full) name.append("_").append(std::to_string(k.len));
+    if (k.range()) name.append("_ports_").append(std::to_string(k.lo)).append("_").append(std::to_string(k.hi));
     return name;
 }
 

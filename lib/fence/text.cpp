@@ -19,6 +19,14 @@ struct overloaded : Ts... {
 template <class... Ts>
 overloaded(Ts...) -> overloaded<Ts...>;
 
+// "lo" or "lo-hi", appended piece by piece: `"-" + std::to_string(hi)` trips
+// GCC 12's false -Wrestrict (bug 105329) in Release builds.
+std::string range_text(unsigned lo, unsigned hi) {
+    std::string out = std::to_string(lo);
+    if (lo != hi) out.append("-").append(std::to_string(hi));
+    return out;
+}
+
 uint64_t to_uint(const Bytes& b) {
     uint64_t v = 0;
     for (uint8_t x : b) v = (v << 8) | x;
@@ -163,9 +171,7 @@ std::string to_nft_text(const Stmt& s) {
             [](const OifnameEq& x) { return "oifname \"" + x.name + "\""; },
             [](const L4ProtoEq& x) { return "meta l4proto " + proto_name(x.proto); },
             [](const CtStateIn& x) { return "ct state " + ct_state_text(x.bits); },
-            [](const Icmpv6TypeRange& x) {
-                return "icmpv6 type " + std::to_string(x.lo) + (x.lo == x.hi ? "" : "-" + std::to_string(x.hi));
-            },
+            [](const Icmpv6TypeRange& x) { return "icmpv6 type " + range_text(x.lo, x.hi); },
             [](const SkuidInSet& x) { return "meta skuid @" + x.set; },
             // nft writes `==` between a masked address and the set.
             [](const DaddrInSet& x) {
@@ -175,9 +181,7 @@ std::string to_nft_text(const Stmt& s) {
                 return daddr_text(x.family, x.mask_len) + " . meta l4proto . th dport @" + x.set;
             },
             [](const DaddrProtoInSet& x) { return daddr_text(x.family, x.mask_len) + " . meta l4proto @" + x.set; },
-            [](const ThDportRange& x) {
-                return "th dport " + std::to_string(x.lo) + (x.lo == x.hi ? "" : "-" + std::to_string(x.hi));
-            },
+            [](const ThDportRange& x) { return "th dport " + range_text(x.lo, x.hi); },
             [](const CounterRef& x) { return "counter name \"" + x.name + "\""; },
             [](const Limit& x) {
                 return "limit rate " + std::to_string(x.rate) + "/" + unit_name(x.unit) + " burst " +

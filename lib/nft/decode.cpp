@@ -409,7 +409,7 @@ std::string describe(const Expr& e) {
         uint16_t type = mnl_attr_get_type(a) & NLA_TYPE_MASK;
         const auto* p = static_cast<const uint8_t*>(mnl_attr_get_payload(a));
         size_t n = std::min<size_t>(mnl_attr_get_payload_len(a), 64);
-        text += " " + std::to_string(type) + "=" + hex(p, n);
+        text.append(" ").append(std::to_string(type)).append("=").append(hex(p, n));
     }
     return text + "]";
 }

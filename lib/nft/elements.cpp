@@ -26,9 +26,13 @@ uint32_t key_byteorder(const std::vector<fence::FieldType>& key) {
 }
 
 void put_u32_tlv(std::vector<uint8_t>& out, uint8_t type, uint32_t v) {
-    uint8_t raw[4];
-    std::memcpy(raw, &v, 4);  // nftnl_udata_put_u32 stores host order
-    out.insert(out.end(), {type, 4, raw[0], raw[1], raw[2], raw[3]});
+    // Grown, then filled: GCC 12 misreads an insert of an initializer list
+    // here (-Wstringop-overflow once inlined into Release builds).
+    const size_t at = out.size();
+    out.resize(at + 6);
+    out[at] = type;
+    out[at + 1] = 4;
+    std::memcpy(&out[at + 2], &v, 4);  // nftnl_udata_put_u32 stores host order
 }
 
 void put_data(nlmsghdr* nlh, uint16_t type, const uint8_t* p, size_t len) {
@@ -55,12 +59,15 @@ std::pair<const uint8_t*, size_t> data_value(const std::string& set, const nlatt
 
 std::vector<uint8_t> set_userdata(const std::vector<fence::FieldType>& key) {
     std::vector<uint8_t> out;
+    out.reserve(16);  // the most it holds; also spares GCC 12 a false -Warray-bounds on regrowth
     put_u32_tlv(out, NFTNL_UDATA_SET_KEYBYTEORDER, key_byteorder(key));
     if (key.size() > 1) {
         // NFTNL_UDATA_SET_KEY_TYPEOF { TYPEOF_EXPR = EXPR_CONCAT (13), TYPEOF_DATA {} }
-        out.insert(out.end(), {NFTNL_UDATA_SET_KEY_TYPEOF, 8});
+        out.push_back(NFTNL_UDATA_SET_KEY_TYPEOF);
+        out.push_back(8);
         put_u32_tlv(out, NFTNL_UDATA_SET_TYPEOF_EXPR, 13);
-        out.insert(out.end(), {NFTNL_UDATA_SET_TYPEOF_DATA, 0});
+        out.push_back(NFTNL_UDATA_SET_TYPEOF_DATA);
+        out.push_back(0);
     }
     return out;
 }
