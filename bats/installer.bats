@@ -106,16 +106,31 @@ snapshot() {
   (cd "$1" && find . -printf '%p %y %m %l\n' | sort && find . -type f -exec sha256sum {} + | sort)
 }
 
+# fake_plugins DIR TYPE...: stand-in executables for a primary's plugins (the
+# bin dir must hold the chain's plugins, or install refuses it).
+fake_plugins() {
+  local dir="$1" t
+  shift
+  mkdir -p "$dir"
+  for t in "$@"; do
+    printf '#!/bin/sh\nexit 1\n' >"$dir/$t"
+    chmod 0755 "$dir/$t"
+  done
+}
+
+# The plugin types of a corpus primary's chain, one a line.
+primary_types() { jq -r '(.plugins // [.])[] | .type' "$CORPUS/primaries/$1"; }
+
 # A host root with one primary from the corpus and the distractors in CONF_DIR,
-# and a plugin of another CNI in BIN_DIR. host_with PRIMARY RENDERED
+# and the primary's plugins (stand-ins) in BIN_DIR. host_with PRIMARY RENDERED
 host_with() {
   local primary="$1" rendered="$2"
   CONF_DIR="$HOST$(hostpath "$rendered" cni-conf)"
   BIN_DIR="$HOST$(hostpath "$rendered" cni-bin)"
   mkdir -p "$CONF_DIR" "$BIN_DIR"
   cp "$CORPUS/primaries/$primary" "$CORPUS/distractors/"* "$CONF_DIR/"
-  printf '#!/bin/sh\n' >"$BIN_DIR/portmap"
-  chmod 0755 "$BIN_DIR/portmap"
+  mapfile -t types < <(primary_types "$primary")
+  fake_plugins "$BIN_DIR" portmap "${types[@]}"
   chmod 0640 "$CONF_DIR/$primary"
 }
 
@@ -149,7 +164,7 @@ check_owned() {
   [ "$(jq -r '."egress-fence.io/source".file' "$owned")" = "$primary" ]
   # The mode of the primary file is kept for the copy; nothing else changed.
   [ "$(stat -c %a "$owned")" = "$(stat -c %a "$CONF_DIR/$primary")" ]
-  diff <(grep -v 00-egress-fence.conflist "$IT/before") <(snapshot "$HOST" | grep -v -e 00-egress-fence.conflist -e '/bin/egress-fence')
+  diff <(grep -v 00-egress-fence.conflist "$IT/before") <(snapshot "$HOST" | grep -v -e 00-egress-fence.conflist -e "${BIN_DIR#"$HOST"}/egress-fence")
 
   run run_container "$IT/chart.json" liveness
   assert_success
@@ -373,9 +388,10 @@ ADMISSION="$EF_ROOT/tests/chart/admission"
 # --- the bundle -------------------------------------------------------------------
 
 @test "bundle: the installed plugin answers VERSION in an empty chroot holding only what the installer wrote" {
-  render "$IT/chart.json"
+  # No stand-in plugins in the chroot: the bin dir check is skipped for this one.
+  render "$IT/chart.json" --set cni.skipBinDirCheck=true
   host_with 10-calico.conflist "$IT/chart.json"
-  rm -f "$BIN_DIR/portmap" "$CONF_DIR"/00-aaa-broken.conflist "$CONF_DIR"/README "$CONF_DIR"/*.bak
+  rm -f "$BIN_DIR"/* "$CONF_DIR"/00-aaa-broken.conflist "$CONF_DIR"/README "$CONF_DIR"/*.bak
   run run_container "$IT/chart.json" init
   assert_success
   # Nothing but the CNI dirs: no libc, no loader, no /proc, no /dev.
@@ -466,6 +482,82 @@ ADMISSION="$EF_ROOT/tests/chart/admission"
 }
 
 # --- drift ------------------------------------------------------------------------
+
+# --- the bin dir must be the runtime's ---------------------------------------------
+
+@test "bin dir: install refuses one without the primary chain's plugins, naming them and where runtimes keep them, touching nothing" {
+  render "$IT/chart.json"
+  host_with 10-calico.conflist "$IT/chart.json"
+  rm "$BIN_DIR/calico" "$BIN_DIR/bandwidth"
+  snapshot "$HOST" >"$IT/before"
+  run run_container "$IT/chart.json" init
+  assert_failure
+  assert_output --partial "lacks the plugins of the chain in 10-calico.conflist (calico, bandwidth)"
+  assert_output --partial "k3s v1.28.14, v1.29.9, v1.30.5, v1.31.1 and later /var/lib/rancher/k3s/data/cni"
+  assert_output --partial "cni.skipBinDirCheck=true"
+  diff "$IT/before" <(snapshot "$HOST")
+}
+
+@test "bin dir: on a current k3s node the preset's dir passes, the pre-2024 data/current/bin is refused" {
+  render "$IT/new.json" --set platform=k3s
+  render "$IT/old.json" --set platform=k3s --set cni.binDir=/var/lib/rancher/k3s/data/current/bin
+  # k3s's flannel chain, its plugins in the fixed dir k3s uses since v1.28.14.
+  host_with 10-flannel.conflist "$IT/new.json"
+  [ -x "$HOST/var/lib/rancher/k3s/data/cni/flannel" ]
+  mkdir -p "$HOST/var/lib/rancher/k3s/data/current/bin" # kubelet creates a hostPath dir
+  snapshot "$HOST" >"$IT/before"
+  run run_container "$IT/old.json" init
+  assert_failure
+  assert_output --partial "(flannel, portmap)"
+  diff "$IT/before" <(snapshot "$HOST")
+  run run_container "$IT/new.json" init
+  assert_success
+  run run_container "$IT/new.json" readiness
+  assert_success
+}
+
+@test "bin dir: verify fails when the chain's plugins are no longer in the bin dir, and says which" {
+  render "$IT/chart.json"
+  host_with 10-kindnet.conflist "$IT/chart.json"
+  run run_container "$IT/chart.json" init
+  assert_success
+  run run_container "$IT/chart.json" readiness
+  assert_success
+  rm "$BIN_DIR/ptp"
+  run run_container "$IT/chart.json" readiness
+  assert_failure
+  assert_output --partial "not fenced: the CNI bin dir"
+  assert_output --partial "(ptp)"
+  run run_container "$IT/chart.json" liveness
+  assert_failure
+}
+
+@test "bin dir: cni.skipBinDirCheck (--skip-bin-dir-check) installs and verifies with the primary's plugins elsewhere" {
+  render "$IT/chart.json" --set cni.skipBinDirCheck=true
+  host_with 10-calico.conflist "$IT/chart.json"
+  rm "$BIN_DIR/calico"
+  run run_container "$IT/chart.json" init
+  assert_success
+  run run_container "$IT/chart.json" readiness
+  assert_success
+  run run_container "$IT/chart.json" liveness
+  assert_success
+}
+
+@test "bin dir: run on the host, install names the dir that holds the missing plugins" {
+  mkdir -p "$IT/bin" "$IT/net.d"
+  cp "$CORPUS/primaries/10-bridge.conf" "$IT/net.d/"
+  run "$EF_BUNDLE/egress-fence-ctl" install --cni-bin-dir "$IT/bin" --cni-conf-dir "$IT/net.d" \
+    --plugin-config "$EF_ROOT/conf/examples/design-example.json" --plugin-binary "$EF_BUNDLE/egress-fence"
+  assert_failure
+  assert_output --partial "(bridge)"
+  # Debian's reference plugins (bootstrap installs them) are one of the known dirs.
+  local dir
+  dir="$(grep -o 'they are in [^:]*' <<<"$output" | cut -d' ' -f4)"
+  [ -n "$dir" ] && [ -x "$dir/bridge" ]
+  [ -z "$(ls -A "$IT/bin")" ]
+  [ "$(ls "$IT/net.d")" = 10-bridge.conf ]
+}
 
 @test "owned mode: the primary rewrites its file; the owned copy still wins, verify flags the drift, install repairs" {
   render "$IT/chart.json"
@@ -567,11 +659,15 @@ EOF
   render "$IT/chart.json" --set cni.waitForPrimarySeconds=30
   CONF_DIR="$HOST$(hostpath "$IT/chart.json" cni-conf)"
   mkdir -p "$CONF_DIR"
+  fake_plugins "$HOST/opt/cni/bin" flannel portmap
   run_container "$IT/chart.json" init >"$IT/install.log" 2>&1 &
   local pid=$!
-  # The installer is polling: the conf dir has no config yet.
-  ef_wait_for_file "$HOST/opt/cni/bin/egress-fence" 10
+  # The installer is polling: the conf dir has no config yet, nothing is installed.
+  local i
+  for i in $(seq 1 500); do grep -q "waiting up to 30s for a primary CNI config" "$IT/install.log" && break; sleep 0.02; done
+  grep -q "waiting up to 30s" "$IT/install.log"
   [ ! -e "$CONF_DIR/00-egress-fence.conflist" ]
+  [ ! -e "$HOST/opt/cni/bin/egress-fence" ]
   cp "$CORPUS/primaries/10-flannel.conflist" "$CONF_DIR/"
   wait "$pid"
   grep -q "chain of 10-flannel.conflist" "$IT/install.log"
@@ -606,8 +702,10 @@ pod_host() {
   render "$RENDERED" -f "$IT/values.json" "$@"
   CONF_DIR="$HOST$(hostpath "$RENDERED" cni-conf)"
   BIN_DIR="$HOST$(hostpath "$RENDERED" cni-bin)"
-  mkdir -p "$CONF_DIR"
+  mkdir -p "$CONF_DIR" "$BIN_DIR"
   cp "$EF_CONFDIR"/*.conflist "$CONF_DIR/"
+  # The runtime's bin dir holds the primary's plugins (the real reference ones).
+  cp "$EF_CNI_PLUGIN_DIR/bridge" "$EF_CNI_PLUGIN_DIR/host-local" "$EF_CNI_PLUGIN_DIR/loopback" "$BIN_DIR/"
 }
 
 # runtime_setup NETNS: the go-cni driver creates a pod with the installed plugin.

@@ -11,6 +11,7 @@
 #include "cni/error.h"
 #include "commands.h"
 #include "config/config.h"
+#include "install/bin_dir.h"
 #include "install/bundle.h"
 #include "install/conflist.h"
 #include "install/files.h"
@@ -28,7 +29,13 @@ struct InstallFlags {
     int wait_for_primary = 0;
     std::string plugin_binary;
     bool then_pause = false;
+    bool skip_bin_dir_check = false;
 };
+
+// Refuses a bin dir that does not hold `network`'s plugins (install/bin_dir.h).
+void require_runtime_bin_dir(const install::Network& network, const std::string& bin_dir) {
+    if (auto p = install::bin_dir_problem(network, bin_dir)) throw cni::Error(cni::kInvalidConfig, p->msg, p->details);
+}
 
 // The plugin config as its entry (the file may hold the entry or a whole
 // conflist). Every problem is reported at once; nothing is touched before.
@@ -69,9 +76,11 @@ std::string default_plugin_binary() {
 
 install::Network wait_for_primary(const std::string& conf_dir, int seconds) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-    for (;;) {
+    for (bool first = true;; first = false) {
         auto found = install::discover(install::read_conf_dir(conf_dir), false);
         if (found.chosen) return *found.chosen;
+        if (first)
+            std::cout << "waiting up to " << seconds << "s for a primary CNI config in " << conf_dir << std::endl;
         if (std::chrono::steady_clock::now() >= deadline) {
             std::string details;
             for (const auto& s : found.skipped) details += "  skipped " + s.file + ": " + s.reason + "\n";
@@ -98,9 +107,7 @@ bool unchain_all(const std::string& conf_dir) {
 
 // When switching modes the new config is written before the old one is undone,
 // so the runtime never sees a conf dir without the fence in between.
-void write_config(const InstallFlags& fl, const Json& entry) {
-    auto primary = wait_for_primary(fl.conf_dir, fl.wait_for_primary);
-    install::check_chainable(primary);
+void write_config(const InstallFlags& fl, const Json& entry, const install::Network& primary) {
     std::string owned_path = fl.conf_dir + "/" + std::string(install::kOwnedFile);
     if (fl.mode == "owned") {
         // A new copy is no more readable than its source (which may name credentials).
@@ -129,11 +136,15 @@ void pause_until_signal() {
 }
 
 void run_install(const InstallFlags& fl) {
+    // Everything that can refuse comes before anything is written.
     Json entry = load_entry(fl.plugin_config);
+    auto primary = wait_for_primary(fl.conf_dir, fl.wait_for_primary);
+    install::check_chainable(primary);
+    if (!fl.skip_bin_dir_check) require_runtime_bin_dir(primary, fl.bin_dir);
     std::string plugin = fl.plugin_binary.empty() ? default_plugin_binary() : fl.plugin_binary;
     bool copied = install::install_plugin(plugin, fl.bin_dir);
     std::cout << (copied ? "installed " : "unchanged ") << fl.bin_dir << "/" << install::kPluginName << "\n";
-    write_config(fl, entry);
+    write_config(fl, entry, primary);
     if (fl.then_pause) pause_until_signal();
 }
 
@@ -144,12 +155,25 @@ void run_uninstall(const std::string& bin_dir, const std::string& conf_dir) {
     if (install::uninstall_plugin(bin_dir)) std::cout << "removed the plugin from " << bin_dir << "\n";
 }
 
-void run_verify(const std::string& conf_dir, const std::string& bin_dir, const std::string& plugin_config) {
+struct VerifyFlags {
+    std::string conf_dir, bin_dir, plugin_config;
+    bool skip_bin_dir_check = false;
+};
+
+void run_verify(const VerifyFlags& fl) {
     std::optional<Json> expected;
-    if (!plugin_config.empty()) expected = load_entry(plugin_config);
-    auto verdict = install::verify(install::read_conf_dir(conf_dir), expected);
-    if (verdict.fenced && !bin_dir.empty()) {
-        if (auto problem = install::plugin_problem(bin_dir)) verdict = {false, verdict.file, *problem};
+    if (!fl.plugin_config.empty()) expected = load_entry(fl.plugin_config);
+    auto files = install::read_conf_dir(fl.conf_dir);
+    auto verdict = install::verify(files, expected);
+    if (verdict.fenced && !fl.bin_dir.empty()) {
+        if (auto problem = install::plugin_problem(fl.bin_dir)) verdict = {false, verdict.file, *problem};
+    }
+    // The chain the runtime uses must find its plugins where ours is.
+    if (verdict.fenced && !fl.bin_dir.empty() && !fl.skip_bin_dir_check) {
+        auto chosen = install::discover(files, true).chosen;
+        if (chosen)
+            if (auto p = install::bin_dir_problem(*chosen, fl.bin_dir))
+                throw cni::Error(cni::kInvalidConfig, "not fenced: " + p->msg, p->details);
     }
     if (!verdict.fenced) throw cni::Error(cni::kInvalidConfig, "not fenced: " + verdict.reason);
     std::cout << "fenced: " << verdict.reason << "\n";
@@ -174,6 +198,9 @@ void add_install(CLI::App& app) {
         ->capture_default_str();
     install->add_option("--plugin-binary", fl->plugin_binary,
                         "the plugin to copy (default: egress-fence next to this program, with egress-fence.d/)");
+    install->add_flag("--skip-bin-dir-check", fl->skip_bin_dir_check,
+                      "install even if the bin dir lacks the primary chain's plugins (a runtime searching several "
+                      "dirs)");
     install->add_flag("--then-pause", fl->then_pause,
                       "after installing, sleep until SIGTERM (the DaemonSet's main container: a restart re-installs)");
     install->callback([fl] { run_install(*fl); });
@@ -186,12 +213,15 @@ void add_install(CLI::App& app) {
     uninstall->add_option("--cni-conf-dir", un->second, "host CNI config dir")->required();
     uninstall->callback([un] { run_uninstall(un->first, un->second); });
 
-    auto ve = std::make_shared<std::array<std::string, 3>>();
+    auto ve = std::make_shared<VerifyFlags>();
     auto* verify = app.add_subcommand("verify", "exit 0 only if the config the runtime picks fences pods");
-    verify->add_option("--cni-conf-dir", (*ve)[0], "host CNI config dir")->required();
-    verify->add_option("--cni-bin-dir", (*ve)[1], "also check the installed plugin there");
-    verify->add_option("--plugin-config", (*ve)[2], "also require the installed entry to equal this config");
-    verify->callback([ve] { run_verify((*ve)[0], (*ve)[1], (*ve)[2]); });
+    verify->add_option("--cni-conf-dir", ve->conf_dir, "host CNI config dir")->required();
+    verify->add_option("--cni-bin-dir", ve->bin_dir,
+                       "also check the installed plugin there, and that the chain's other plugins are there too");
+    verify->add_option("--plugin-config", ve->plugin_config, "also require the installed entry to equal this config");
+    verify->add_flag("--skip-bin-dir-check", ve->skip_bin_dir_check,
+                     "do not require the chain's other plugins in --cni-bin-dir");
+    verify->callback([ve] { run_verify(*ve); });
 
     app.add_subcommand("pause", "sleep until SIGTERM or SIGINT; nothing else")->callback(pause_until_signal);
 }

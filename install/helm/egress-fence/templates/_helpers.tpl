@@ -60,6 +60,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - --plugin-config={{ include "egress-fence.configFile" . }}
 - --mode={{ .Values.cni.mode }}
 - --wait-for-primary={{ .Values.cni.waitForPrimarySeconds }}
+{{- if .Values.cni.skipBinDirCheck }}
+- --skip-bin-dir-check
+{{- end }}
 {{- end -}}
 
 {{- define "egress-fence.securityContext" -}}
