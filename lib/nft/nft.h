@@ -12,17 +12,23 @@
 
 namespace ef::nft {
 
-// Replaces table `inet egress_fence` (and `netdev egress_fence`, when `rs`
-// has one) with `rs` in one transaction: NEWTABLE, DELTABLE, NEWTABLE + the
-// whole body of each in a single batch, so the kernel either commits all of
-// it or nothing. Then reads the table back on the
-// same socket and throws if it differs from `rs` (a kernel that silently
-// dropped something). Throws cni::Error{kNftRejected} with the errno and the
-// object being added when the kernel refuses the batch.
+// Installs `rs` as table `inet egress_fence` (and `netdev egress_fence`, when
+// `rs` has one), each batch one transaction, so the kernel commits all of it
+// or nothing. First a create batch: the tables added exclusively (NLM_F_EXCL)
+// with their whole body, which frees nothing, so on a fresh pod netns the
+// process does not wait out a grace period when it closes the socket. When a
+// table already exists (re-ADD) the kernel refuses that batch with EEXIST,
+// changing nothing, and a replace batch follows: NEWTABLE, DELTABLE, NEWTABLE
+// + the whole body of each. Then reads the tables back on the same socket and
+// throws if they differ from `rs` (a kernel that silently dropped something).
+// Throws cni::Error{kNftRejected} with the errno and the object being added
+// when the kernel refuses a batch for any other reason.
 void apply_ruleset(const fence::Ruleset& rs);
 
-// Deletes table inet egress_fence, then table netdev egress_fence, each if
-// present. Returns false when there was neither.
+// Deletes tables inet egress_fence and netdev egress_fence in one batch (one
+// transaction, the inet table first) when either exists; each is added before
+// it is deleted, so a missing one cannot fail the batch. Returns false when
+// there was neither (nothing sent).
 bool delete_table();
 
 // Reads table `inet egress_fence` back (metadata, counters with values, sets
@@ -30,9 +36,10 @@ bool delete_table();
 // exists. nullopt when the inet table does not exist.
 std::optional<fence::Ruleset> read_ruleset();
 
-// Names of every table in this netns with its family ("inet egress_fence",
-// "ip filter", ...), and the base chains hooked on output/forward that are not
-// ours, for CHECK's warnings.
+// The base chains in this netns, of every table but inet egress_fence and of
+// every family but netdev, hooked on output or forward (the hooks our fence
+// uses), with their table, family, priority and policy: CHECK's and
+// `inspect`'s warnings.
 struct ForeignChain {
     std::string family, table, chain, hook;
     int32_t priority;
@@ -59,8 +66,9 @@ bool available(std::string& reason);
 // exact only for data that fit. apply_ruleset compares against this.
 fence::Metadata fit_metadata(const fence::Metadata& in);
 
-// The batch apply_ruleset sends, as raw netlink bytes (NFNL_MSG_BATCH_BEGIN ..
-// END) with sequence numbers starting at `seq`.
+// apply_ruleset's replace batch (NEWTABLE, DELTABLE, NEWTABLE + body), as raw
+// netlink bytes (NFNL_MSG_BATCH_BEGIN .. END) with sequence numbers starting
+// at `seq`.
 std::vector<uint8_t> encode_batch(const fence::Ruleset& rs, uint32_t seq);
 
 // Decodes a sequence of nf_tables NEW* messages (as a dump returns them, or as
