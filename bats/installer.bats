@@ -399,6 +399,9 @@ ADMISSION="$EF_ROOT/tests/chart/admission"
   # The launcher itself is static: no program interpreter.
   run readelf -l "$BIN_DIR/egress-fence"
   refute_output --partial "INTERP"
+  # SHA-256 is nettle's, carried in the bundle like libnftnl (not the host's).
+  compgen -G "$BIN_DIR/egress-fence.d/libnettle.so.*" >/dev/null
+  compgen -G "$BIN_DIR/egress-fence.d/libnftnl.so.*" >/dev/null
   # A sanitized build (scripts/sanitize.sh) cannot run LSan without /proc.
   run env -i ${ASAN_OPTIONS:+ASAN_OPTIONS=detect_leaks=0} CNI_COMMAND=VERSION "$(command -v chroot)" "$HOST" /opt/cni/bin/egress-fence </dev/null
   assert_success

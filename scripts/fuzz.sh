@@ -31,7 +31,7 @@ t_start=$SECONDS
 step() { echo "== $1 ($((SECONDS - t_start)) s elapsed)"; }
 
 # --- toolchain: clang 14 with libFuzzer (libclang-rt-14-dev), and the library's deps.
-packages=(clang-14 libclang-rt-14-dev llvm-14 cmake pkg-config libnftnl-dev libmnl-dev nlohmann-json3-dev)
+packages=(clang-14 libclang-rt-14-dev llvm-14 cmake pkg-config libnftnl-dev libmnl-dev nettle-dev nlohmann-json3-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
