@@ -278,7 +278,14 @@ check_owned() {
   render "$IT/chart.json"
   pod_spec "$IT/chart.json" >"$IT/spec.json"
   jq -e '.initContainers[0].command[1] == "install"' "$IT/spec.json"
-  jq -e '.containers[0].command[1] == "install" and .containers[0].command[-1] == "--then-pause"' "$IT/spec.json"
+  jq -e '.containers[0].command[1] == "install" and .containers[0].command[-2:] ==
+    ["--then-pause", "--follow-log=/var/log/egress-fence/egress-fence.log"]' "$IT/spec.json"
+  # It reads the plugin's log dir, read-only; with no logFile it follows nothing.
+  jq -e '.containers[0].volumeMounts | index({"name": "plugin-log", "mountPath": "/var/log/egress-fence", "readOnly": true})' "$IT/spec.json"
+  jq -e '.volumes[] | select(.name == "plugin-log") | .hostPath == {"path": "/var/log/egress-fence", "type": "DirectoryOrCreate"}' "$IT/spec.json"
+  jq -e '.initContainers[0].volumeMounts | map(.name) | index("plugin-log") == null' "$IT/spec.json"
+  render "$IT/nolog.json" --set pluginConfig.logFile=
+  jq -e '.containers[0].command[-1] == "--then-pause" and (.volumes | map(.name) | index("plugin-log") == null)' <(pod_spec "$IT/nolog.json")
   jq -e '.containers[0].livenessProbe.exec.command[1] == "verify"' "$IT/spec.json"
   jq -e '.containers[0].readinessProbe.exec.command[1] == "verify"' "$IT/spec.json"
   # The repair time: failureThreshold x periodSeconds within a minute.
@@ -688,6 +695,55 @@ EOF
   kill -0 "$pid"
   kill -TERM "$(cat "$IT/main.pid")"
   wait "$pid"
+}
+
+# wait_for_line FILE TEXT: polls FILE for a line holding TEXT (10 s at most).
+wait_for_line() {
+  local i
+  for i in $(seq 1 500); do
+    grep -qF -- "$2" "$1" 2>/dev/null && return 0
+    sleep 0.02
+  done
+  echo "no line with $2 in $1:" >&2
+  cat "$1" >&2
+  return 1
+}
+
+@test "kubectl logs: the main container prints each line the plugin appends to its log, once, across rotation and truncation" {
+  render "$IT/chart.json"
+  host_with 10-kindnet.conflist "$IT/chart.json"
+  local log="$HOST/var/log/egress-fence/egress-fence.log" out="$IT/main.log"
+  mkdir -p "${log%/*}"
+  echo '{"n": 0, "old": "written before the container started"}' >"$log"
+  RUN_PIDFILE="$IT/main.pid" run_container "$IT/chart.json" main >"$out" 2>&1 &
+  local pid=$!
+  wait_for_line "$out" "following /var/log/egress-fence/egress-fence.log"
+  # The real plugin's record of a DEL (lenient: it needs nothing but the envelope).
+  jq -cn --arg f "$log" '{cniVersion: "1.0.0", logFile: $f}' |
+    env -i CNI_COMMAND=DEL CNI_CONTAINERID=c1 CNI_NETNS= CNI_IFNAME=eth0 CNI_PATH="$BIN_DIR" \
+      CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=p1" "$BIN_DIR/egress-fence"
+  wait_for_line "$out" '"pod":"ns1/p1"'
+  echo '{"n": 1}' >>"$log"
+  printf '{"n": 2, "half": ' >>"$log"
+  wait_for_line "$out" '{"n": 1}'
+  printf '"a line written in two pieces"}\n' >>"$log"
+  # Rotated as the plugin rotates it (rename to .1, a new file), with a line
+  # in each the follower has not read yet.
+  echo '{"n": 3}' >>"$log"
+  mv "$log" "$log.1"
+  echo '{"n": 4, "pad": "longer than the next line"}' >"$log"
+  wait_for_line "$out" '{"n": 4'
+  # Truncated in place (logrotate's copytruncate).
+  : >"$log"
+  echo '{"n": 5}' >>"$log"
+  wait_for_line "$out" '{"n": 5}'
+  kill -TERM "$(cat "$IT/main.pid")"
+  wait "$pid"
+  # Exactly the appended lines, in order, each once; not the one from before.
+  run grep -E '^\{' "$out"
+  assert_equal "$(jq -r '.n // .verb' <<<"$output" | paste -sd' ')" "DEL 1 2 3 4 5"
+  jq -se 'map(select(.verb == "DEL")) | length == 1 and .[0].outcome == "removed" and .[0].containerId == "c1"' <<<"$output"
+  assert_line '{"n": 2, "half": "a line written in two pieces"}'
 }
 
 # --- with the plugin: pods through the go-cni runtime driver ---------------------

@@ -15,6 +15,7 @@
 #include "install/bundle.h"
 #include "install/conflist.h"
 #include "install/files.h"
+#include "install/log_follow.h"
 
 namespace ef::ctl {
 namespace {
@@ -30,6 +31,7 @@ struct InstallFlags {
     std::string plugin_binary;
     bool then_pause = false;
     bool skip_bin_dir_check = false;
+    std::string follow_log;
 };
 
 // Refuses a bin dir that does not hold `network`'s plugins (install/bin_dir.h).
@@ -135,6 +137,24 @@ void pause_until_signal() {
     sigwait(&set, &sig);
 }
 
+// Until SIGTERM or SIGINT: prints every line appended to `file` (the plugin's
+// log) to stdout, so `kubectl logs` shows the node's plugin outcomes.
+void follow_until_signal(const std::string& file) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, nullptr);
+    install::LogFollower follower(file);
+    std::cout << "following " << file << std::endl;
+    const timespec tick{0, 250'000'000};
+    for (;;) {
+        follower.poll([](const std::string& line) { std::cout << line << '\n'; });
+        std::cout.flush();
+        if (sigtimedwait(&set, nullptr, &tick) > 0) return;
+    }
+}
+
 void run_install(const InstallFlags& fl) {
     // Everything that can refuse comes before anything is written.
     Json entry = load_entry(fl.plugin_config);
@@ -145,7 +165,8 @@ void run_install(const InstallFlags& fl) {
     bool copied = install::install_plugin(plugin, fl.bin_dir);
     std::cout << (copied ? "installed " : "unchanged ") << fl.bin_dir << "/" << install::kPluginName << "\n";
     write_config(fl, entry, primary);
-    if (fl.then_pause) pause_until_signal();
+    if (fl.then_pause && !fl.follow_log.empty()) follow_until_signal(fl.follow_log);
+    else if (fl.then_pause) pause_until_signal();
 }
 
 void run_uninstall(const std::string& bin_dir, const std::string& conf_dir) {
@@ -201,8 +222,13 @@ void add_install(CLI::App& app) {
     install->add_flag("--skip-bin-dir-check", fl->skip_bin_dir_check,
                       "install even if the bin dir lacks the primary chain's plugins (a runtime searching several "
                       "dirs)");
-    install->add_flag("--then-pause", fl->then_pause,
-                      "after installing, sleep until SIGTERM (the DaemonSet's main container: a restart re-installs)");
+    auto* then_pause = install->add_flag(
+        "--then-pause", fl->then_pause,
+        "after installing, sleep until SIGTERM (the DaemonSet's main container: a restart re-installs)");
+    install
+        ->add_option("--follow-log", fl->follow_log,
+                     "while paused, print every line the plugin appends to this log file (its logFile)")
+        ->needs(then_pause);
     install->callback([fl] { run_install(*fl); });
 
     auto un = std::make_shared<std::pair<std::string, std::string>>();
@@ -224,6 +250,12 @@ void add_install(CLI::App& app) {
     verify->callback([ve] { run_verify(*ve); });
 
     app.add_subcommand("pause", "sleep until SIGTERM or SIGINT; nothing else")->callback(pause_until_signal);
+
+    auto follow = std::make_shared<std::string>();
+    auto* follow_log = app.add_subcommand(
+        "follow-log", "print every line appended to the plugin's log file until SIGTERM (survives its rotation)");
+    follow_log->add_option("--file", *follow, "the plugin's logFile")->required();
+    follow_log->callback([follow] { follow_until_signal(*follow); });
 }
 
 }  // namespace ef::ctl
