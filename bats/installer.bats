@@ -89,13 +89,16 @@ run_container() {
       else
         src="$configmap"
       fi
-      echo "mount --bind '$src' '$image$path'"
+      # rbind: a hostPath volume carries the mounts below it (pod netns files).
+      echo "mount --rbind '$src' '$image$path'"
       [ "$ro" = true ] && echo "mount -o remount,bind,ro '$image$path'"
     done < <(jq -r '.volumeMounts[] | [.name, .mountPath, (.readOnly // false)] | @tsv' <<<"$container")
     # This shell's pid becomes the container's process through the execs below.
     [ -n "${RUN_PIDFILE:-}" ] && echo "echo \$\$ >'$RUN_PIDFILE'"
-    # runAsUser 0, capabilities drop ALL, allowPrivilegeEscalation false.
-    printf 'exec setpriv --no-new-privs --bounding-set=-all,+sys_chroot --inh-caps=-all chroot %q' "$image"
+    # runAsUser 0, capabilities drop ALL (but those the spec adds), allowPrivilegeEscalation false.
+    local caps
+    caps="$(jq -r '.securityContext.capabilities.add // [] | map(",+" + ascii_downcase) | join("")' <<<"$container")"
+    printf 'exec setpriv --no-new-privs --bounding-set=-all,+sys_chroot%s --inh-caps=-all chroot %q' "$caps" "$image"
     jq -r "$cmd | map(@sh) | join(\" \")" <<<"$container" | sed 's/^/ /'
   } >"$script"
   env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin unshare --mount --propagation private bash "$script"
@@ -131,6 +134,9 @@ host_with() {
   cp "$CORPUS/primaries/$primary" "$CORPUS/distractors/"* "$CONF_DIR/"
   mapfile -t types < <(primary_types "$primary")
   fake_plugins "$BIN_DIR" portmap "${types[@]}"
+  # The other hostPath dirs kubelet creates for the pod (DirectoryOrCreate):
+  # the plugin's log dir, and /run/netns for the uninstall scan.
+  mkdir -p "$HOST/var/log/egress-fence" "$HOST/run/netns"
   chmod 0640 "$CONF_DIR/$primary"
 }
 
@@ -293,7 +299,12 @@ check_owned() {
   render "$IT/uninstall.json" --set uninstall=true
   pod_spec "$IT/uninstall.json" >"$IT/spec.json"
   jq -e '.initContainers[0].command[1] == "uninstall"' "$IT/spec.json"
-  jq -e '.containers[0].command[1:] == ["pause"] and (.containers[0].livenessProbe == null)' "$IT/spec.json"
+  # Uninstalling, the main container removes the plugin once no netns holds a
+  # fence, and is ready only then.
+  jq -e '.containers[0].command[1:] == ["uninstall", "--cni-bin-dir=/host/cni/bin", "--cni-conf-dir=/host/cni/net.d",
+    "--netns-dir=/run/netns", "--wait", "--poll-seconds=10", "--then-pause"] and (.containers[0].livenessProbe == null)
+    and .containers[0].readinessProbe.exec.command[1] == "uninstall-status"' "$IT/spec.json"
+  jq -e '.volumes[] | select(.name == "netns") | .hostPath.path == "/run/netns"' "$IT/spec.json"
 }
 
 @test "chart: presets set the host paths; explicit dirs override them" {
@@ -402,6 +413,7 @@ ADMISSION="$EF_ROOT/tests/chart/admission"
   run run_container "$IT/chart.json" init
   assert_success
   # Nothing but the CNI dirs: no libc, no loader, no /proc, no /dev.
+  rmdir "$HOST/var/log/egress-fence" "$HOST/var/log" "$HOST/var" "$HOST/run/netns" "$HOST/run" # kubelet's hostPath dirs, empty
   [ "$(find "$HOST" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort | paste -sd' ')" = "etc opt" ]
   # The launcher itself is static: no program interpreter.
   run readelf -l "$BIN_DIR/egress-fence"
@@ -875,4 +887,58 @@ runtime_setup() {
   run run_container "$IT/uninstall.json" init
   assert_success
   diff "$IT/before" <(snapshot "$HOST")
+}
+
+@test "uninstall: the config goes first; the plugin stays while a pod netns holds a fence, for its DEL, then goes" {
+  pod_host
+  run run_container "$RENDERED" init
+  assert_success
+  local fenced plain
+  fenced="$(ef_new_netns fenced)"
+  plain="$(ef_new_netns plain)"
+  run runtime_setup "$fenced"
+  assert_success
+  # What CRI-O keeps: the config the pod was created with.
+  mkdir -p "$IT/cached"
+  cp "$CONF_DIR/00-egress-fence.conflist" "$IT/cached/"
+  # The node's /run/netns, as the chart mounts it: both pods' netns files.
+  mkdir -p "$HOST/run/netns"
+  local ns
+  for ns in "$fenced" "$plain"; do
+    touch "$HOST/run/netns/$ns"
+    mount --bind "/run/netns/$ns" "$HOST/run/netns/$ns"
+    ef_on_teardown umount "$HOST/run/netns/$ns"
+  done
+  render "$IT/un.json" -f "$IT/values.json" --set uninstall=true --set probes.periodSeconds=1
+  pod_spec "$IT/un.json" >"$IT/un-spec.json"
+  jq -e '[.initContainers[], .containers[]] | all(.securityContext.capabilities.add == ["NET_ADMIN", "SYS_ADMIN"])' "$IT/un-spec.json"
+
+  run run_container "$IT/un.json" init
+  assert_success
+  assert_output --partial "removed /host/cni/net.d/00-egress-fence.conflist"
+  assert_output --partial "1 pod netns still hold an egress-fence table: /run/netns/$fenced;"
+  [ ! -e "$CONF_DIR/00-egress-fence.conflist" ]
+  [ -x "$BIN_DIR/egress-fence" ]
+  run run_container "$IT/un.json" readiness
+  assert_failure
+  assert_output --partial "not uninstalled yet: keeping /host/cni/bin/egress-fence: 1 pod netns"
+
+  RUN_PIDFILE="$IT/un.pid" run_container "$IT/un.json" main >"$IT/un.log" 2>&1 3>&- &
+  local pid=$!
+  ef_on_teardown pkill -9 -F "$IT/un.pid"
+  wait_for_line "$IT/un.log" "keeping /host/cni/bin/egress-fence"
+  # The pod's DEL from the cached config still finds the plugin.
+  run "$EF_BIN/ef-runtime" remove --conf-dir "$IT/cached" --bin-dir "$BIN_DIR:$EF_CNI_PLUGIN_DIR" \
+    --netns "/run/netns/$fenced" --namespace sandboxes --name "pod-$fenced" --id "ctr-$fenced" --uid "uid-$fenced"
+  assert_success
+  run ef_fence_tables "$fenced"
+  assert_output ""
+  wait_for_line "$IT/un.log" "removed the plugin from /host/cni/bin"
+  [ ! -e "$BIN_DIR/egress-fence" ]
+  [ -z "$(find "$BIN_DIR" -name 'egress-fence*')" ]
+  run run_container "$IT/un.json" readiness
+  assert_success
+  assert_output --partial "uninstalled"
+  kill -TERM "$(cat "$IT/un.pid")"
+  wait "$pid"
 }

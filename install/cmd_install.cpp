@@ -11,6 +11,7 @@
 #include "cni/error.h"
 #include "commands.h"
 #include "config/config.h"
+#include "inspect/inspect.h"
 #include "install/bin_dir.h"
 #include "install/bundle.h"
 #include "install/conflist.h"
@@ -128,6 +129,8 @@ void write_config(const InstallFlags& fl, const Json& entry, const install::Netw
 }
 
 void pause_until_signal() {
+    // What was said before the pause must reach the container log now, not at exit.
+    std::cout.flush();
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -169,11 +172,100 @@ void run_install(const InstallFlags& fl) {
     else if (fl.then_pause) pause_until_signal();
 }
 
-void run_uninstall(const std::string& bin_dir, const std::string& conf_dir) {
-    std::string owned_path = conf_dir + "/" + std::string(install::kOwnedFile);
+struct UninstallFlags {
+    std::string bin_dir, conf_dir;
+    std::vector<std::string> netns_dirs;
+    bool wait = false;
+    int poll_seconds = 10;
+    bool then_pause = false;
+};
+
+// The pod netns on this node that still hold a fence, and those that could not
+// be read (counted as fenced: the plugin must stay while unsure).
+struct FenceScan {
+    std::vector<std::string> fenced;
+    std::vector<std::string> unreadable;
+    bool none() const { return fenced.empty() && unreadable.empty(); }
+};
+
+FenceScan scan_fences(const std::vector<std::string>& dirs) {
+    FenceScan scan;
+    for (const auto& ns : inspect::list_netns(dirs.empty() ? inspect::kDefaultNetnsDirs : dirs)) {
+        try {
+            if (inspect::read_pod(ns, nullptr)) scan.fenced.push_back(ns);
+        } catch (const cni::Error& e) {
+            scan.unreadable.push_back(ns + " (" + e.msg + ")");
+        }
+    }
+    return scan;
+}
+
+// Why the plugin is kept, for the log and uninstall-status.
+std::string waiting_reason(const FenceScan& scan, const std::string& bin_dir) {
+    std::string why = "keeping " + bin_dir + "/" + std::string(install::kPluginName) + ": ";
+    if (!scan.fenced.empty()) {
+        why += std::to_string(scan.fenced.size()) + " pod netns still hold an egress-fence table:";
+        for (const auto& ns : scan.fenced) why += " " + ns;
+        why += ";";
+    }
+    if (!scan.unreadable.empty()) {
+        why += " " + std::to_string(scan.unreadable.size()) + " netns could not be read:";
+        for (const auto& ns : scan.unreadable) why += " " + ns;
+        why += ";";
+    }
+    return why +
+           " their DEL needs the plugin (CRI-O runs DEL from the config cached at ADD), so it is removed once "
+           "none is left";
+}
+
+volatile sig_atomic_t g_stop = 0;
+
+void on_stop_signal(int /*sig*/) { g_stop = 1; }
+
+// Sleeps `seconds` in short steps; true when SIGTERM or SIGINT came instead.
+bool sleep_or_signal(int seconds) {
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
+    for (int step = 0; step < seconds * 10 && !g_stop; ++step)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return g_stop != 0;
+}
+
+// The config goes first, so no new pod gets the fence; the plugin stays while
+// any netns still holds one.
+void run_uninstall(const UninstallFlags& fl) {
+    std::string owned_path = fl.conf_dir + "/" + std::string(install::kOwnedFile);
     if (install::remove_file(owned_path)) std::cout << "removed " << owned_path << "\n";
-    if (unchain_all(conf_dir)) std::cout << "removed the egress-fence entry from the primary config\n";
-    if (install::uninstall_plugin(bin_dir)) std::cout << "removed the plugin from " << bin_dir << "\n";
+    if (unchain_all(fl.conf_dir)) std::cout << "removed the egress-fence entry from the primary config\n";
+    for (;;) {
+        FenceScan scan = scan_fences(fl.netns_dirs);
+        if (scan.none()) {
+            if (install::uninstall_plugin(fl.bin_dir))
+                std::cout << "removed the plugin from " << fl.bin_dir << std::endl;
+            break;
+        }
+        std::cout << waiting_reason(scan, fl.bin_dir) << std::endl;
+        if (!fl.wait || sleep_or_signal(fl.poll_seconds)) return;
+    }
+    if (fl.then_pause) pause_until_signal();
+}
+
+// uninstall's readiness: done when neither the config nor the plugin is left.
+void run_uninstall_status(const UninstallFlags& fl) {
+    auto files = install::read_conf_dir(fl.conf_dir);
+    if (auto chosen = install::discover(files, true).chosen)
+        for (const auto& p : chosen->list["plugins"])
+            if (install::is_fence_entry(p))
+                throw cni::Error(cni::kInvalidConfig, "not uninstalled: " + chosen->file + " still runs egress-fence");
+    std::string launcher = fl.bin_dir + "/" + std::string(install::kPluginName);
+    if (::access(launcher.c_str(), F_OK) == 0) {
+        FenceScan scan = scan_fences(fl.netns_dirs);
+        throw cni::Error(cni::kTryAgain, "not uninstalled yet: " + (scan.none() ? launcher + " is still there"
+                                                                                : waiting_reason(scan, fl.bin_dir)));
+    }
+    std::cout << "uninstalled: no egress-fence config in " << fl.conf_dir << ", no plugin in " << fl.bin_dir << "\n";
 }
 
 struct VerifyFlags {
@@ -231,13 +323,27 @@ void add_install(CLI::App& app) {
         ->needs(then_pause);
     install->callback([fl] { run_install(*fl); });
 
-    auto un = std::make_shared<std::pair<std::string, std::string>>();
+    auto un = std::make_shared<UninstallFlags>();
     auto* uninstall = app.add_subcommand("uninstall",
-                                         "remove egress-fence's config (restoring an edited primary "
-                                         "file) and the plugin");
-    uninstall->add_option("--cni-bin-dir", un->first, "host CNI plugin dir")->required();
-    uninstall->add_option("--cni-conf-dir", un->second, "host CNI config dir")->required();
-    uninstall->callback([un] { run_uninstall(un->first, un->second); });
+                                         "remove egress-fence's config (restoring an edited primary file), then "
+                                         "the plugin once no pod netns holds a fence");
+    uninstall->add_option("--cni-bin-dir", un->bin_dir, "host CNI plugin dir")->required();
+    uninstall->add_option("--cni-conf-dir", un->conf_dir, "host CNI config dir")->required();
+    uninstall->add_option("--netns-dir", un->netns_dirs,
+                          "where the runtime pins pod netns (default /var/run/netns and /run/netns)");
+    uninstall->add_flag("--wait", un->wait, "keep checking until no netns holds a fence, then remove the plugin");
+    uninstall->add_option("--poll-seconds", un->poll_seconds, "how often --wait checks")
+        ->check(CLI::Range(1, 3600))
+        ->capture_default_str();
+    uninstall->add_flag("--then-pause", un->then_pause, "after removing everything, sleep until SIGTERM");
+    uninstall->callback([un] { run_uninstall(*un); });
+
+    auto* status = app.add_subcommand(
+        "uninstall-status", "exit 0 only when neither egress-fence's config nor its plugin is left (says why not)");
+    status->add_option("--cni-bin-dir", un->bin_dir, "host CNI plugin dir")->required();
+    status->add_option("--cni-conf-dir", un->conf_dir, "host CNI config dir")->required();
+    status->add_option("--netns-dir", un->netns_dirs, "where the runtime pins pod netns");
+    status->callback([un] { run_uninstall_status(*un); });
 
     auto ve = std::make_shared<VerifyFlags>();
     auto* verify = app.add_subcommand("verify", "exit 0 only if the config the runtime picks fences pods");

@@ -51,6 +51,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "egress-fence.ctl" -}}/opt/egress-fence/bin/egress-fence-ctl{{- end -}}
 {{- define "egress-fence.hostBin" -}}/host/cni/bin{{- end -}}
 {{- define "egress-fence.hostConf" -}}/host/cni/net.d{{- end -}}
+{{- define "egress-fence.uninstallArgs" -}}
+- uninstall
+- --cni-bin-dir={{ include "egress-fence.hostBin" . }}
+- --cni-conf-dir={{ include "egress-fence.hostConf" . }}
+- --netns-dir=/run/netns
+{{- end -}}
 {{- define "egress-fence.configFile" -}}/etc/egress-fence/config.json{{- end -}}
 
 {{- define "egress-fence.installArgs" -}}
@@ -75,7 +81,10 @@ allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true
 capabilities:
   drop: ["ALL"]
-  {{- with .Values.extraCapabilities }}
+  {{- /* uninstall reads every pod netns's tables: setns needs SYS_ADMIN, nf_tables NET_ADMIN */}}
+  {{- $caps := .Values.extraCapabilities | default list }}
+  {{- if .Values.uninstall }}{{ $caps = concat $caps (list "NET_ADMIN" "SYS_ADMIN") }}{{ end }}
+  {{- with $caps }}
   add: {{ toJson . }}
   {{- end }}
 seccompProfile:
