@@ -20,8 +20,9 @@ struct InvocationRecord {
 };
 
 // Appends `r` as one line to `path` (creating its directory), holding an
-// exclusive flock so concurrent plugins never interleave lines; when the file
-// is over `max_bytes` it is first renamed to `path.1` (one rotation).
+// exclusive flock so concurrent plugins never interleave lines; when the line
+// would take the file over `max_bytes` the file is first renamed to `path.1`
+// (one rotation, the previous `.1` replaced) and the line starts a new file.
 // Never throws: logging must not fail an ADD. Returns false if it could not
 // write.
 bool append_record(const std::string& path, const InvocationRecord& r, uint64_t max_bytes = 10u << 20);
