@@ -455,15 +455,15 @@ rt_pod_spec() { jq '.[] | select(.kind == "DaemonSet") | .spec.template.spec' "$
 rt_play() {
   local out="$1"
   shift
-  local network=()
-  # A hostNetwork pod needs nothing; any other would get podman's default
-  # network, which the installer does not use (and which would touch the host).
-  [ "$(rt_pod_spec "$out" | jq -r '.hostNetwork // false')" = true ] || network=(--network none)
+  # The DaemonSet is hostNetwork: podman gives the pod the host's netns, as
+  # kubelet does, and creates no network of its own.
+  [ "$(rt_pod_spec "$out" | jq -r '.hostNetwork // false')" = true ] ||
+    { echo "the rendered pod is not hostNetwork" >&2; return 1; }
   if [ ! -e "$EF_TMP/podman-registered" ]; then
     : >"$EF_TMP/podman-registered"
     ef_on_teardown rt_podman pod rm --force --time 0 "ef-$EF_ID"
   fi
-  rt_podman kube play "${network[@]}" "$@" "$out.pod.yaml" >"$EF_TMP/play.log" 2>&1 ||
+  rt_podman kube play "$@" "$out.pod.yaml" >"$EF_TMP/play.log" 2>&1 ||
     { cat "$EF_TMP/play.log" >&2; return 1; }
   RT_MAIN="ef-$EF_ID-$(rt_pod_spec "$out" | jq -r '.containers[0].name')"
   [ "$(rt_podman inspect --format '{{.State.Status}}' "$RT_MAIN")" = running ] ||
@@ -564,6 +564,8 @@ rt_install() {
   diff <(jq -c '.containers[0].command' <<<"$spec") \
     <(jq -c '.[0] | [(.Config.Entrypoint | if type == "string" then split(" ") else . end)[], (.Config.Cmd // [])[]]' <<<"$inspect")
   jq -e '.[0].State.Status == "running"' <<<"$inspect"
+  # hostNetwork: the container is in the host's network namespace.
+  [ "$(readlink "/proc/$(jq -r '.[0].State.Pid' <<<"$inspect")/ns/net")" = "$(readlink /proc/self/ns/net)" ]
 
   # securityContext, seen on the running process from the host: uid 0, no
   # capability in any set, no_new_privs, seccomp filter, read-only root.
