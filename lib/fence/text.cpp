@@ -4,9 +4,9 @@
 #include <arpa/inet.h>
 
 #include <cstdio>
-#include <sstream>
 
 #include "fence/ruleset.h"
+#include "fence/text_out.h"
 
 namespace ef::fence {
 namespace {
@@ -33,10 +33,18 @@ uint64_t to_uint(const Bytes& b) {
     return v;
 }
 
-std::string addr_text(const Bytes& b) {
+void write_addr(TextOut& o, const Bytes& b) {
     char buf[INET6_ADDRSTRLEN] = {};
     inet_ntop(b.size() == 4 ? AF_INET : AF_INET6, b.data(), buf, sizeof buf);
-    return buf;
+    o << static_cast<const char*>(buf);
+}
+
+std::string addr_text(const Bytes& b) {
+    std::string out;
+    StringOut o(out);
+    write_addr(o, b);
+    o.flush();
+    return out;
 }
 
 // The prefix length when [lo, hi] is exactly one CIDR block, else -1.
@@ -59,35 +67,52 @@ int prefix_len(const Bytes& lo, const Bytes& hi) {
     return len;
 }
 
-std::string proto_name(uint64_t p) {
+// nft's name for an IP protocol, or nullptr when it prints the number.
+const char* proto_word(uint64_t p) {
     switch (p) {
         case 6: return "tcp";
         case 17: return "udp";
         case 132: return "sctp";
         case 1: return "icmp";
         case 58: return "ipv6-icmp";
-        default: return std::to_string(p);
+        default: return nullptr;
     }
 }
 
-std::string value_text(FieldType t, const Bytes& v) {
+void write_proto(TextOut& o, uint64_t p) {
+    if (const char* w = proto_word(p)) o << w;
+    else o << p;
+}
+
+std::string proto_name(uint64_t p) {
+    const char* w = proto_word(p);
+    return w ? std::string(w) : std::to_string(p);
+}
+
+void write_value(TextOut& o, FieldType t, const Bytes& v) {
     switch (t) {
         case FieldType::ipv4_addr:
-        case FieldType::ipv6_addr: return addr_text(v);
-        case FieldType::inet_proto: return proto_name(to_uint(v));
+        case FieldType::ipv6_addr: return write_addr(o, v);
+        case FieldType::inet_proto: return write_proto(o, to_uint(v));
         case FieldType::inet_service:
-        case FieldType::uid: return std::to_string(to_uint(v));
+        case FieldType::uid: o << to_uint(v); return;
     }
-    return "?";
+    o << "?";
 }
 
-std::string field_text(FieldType t, const FieldRange& f) {
-    if (f.lo == f.hi) return value_text(t, f.lo);
+void write_field(TextOut& o, FieldType t, const FieldRange& f) {
+    if (f.lo == f.hi) return write_value(o, t, f.lo);
     if (t == FieldType::ipv4_addr || t == FieldType::ipv6_addr) {
         int len = prefix_len(f.lo, f.hi);
-        if (len >= 0) return addr_text(f.lo) + "/" + std::to_string(len);
+        if (len >= 0) {
+            write_addr(o, f.lo);
+            o << "/" << len;
+            return;
+        }
     }
-    return value_text(t, f.lo) + "-" + value_text(t, f.hi);
+    write_value(o, t, f.lo);
+    o << "-";
+    write_value(o, t, f.hi);
 }
 
 // nft breaks element lists after every element of a concatenation or an IPv6
@@ -209,12 +234,18 @@ std::string to_nft_text(const Rule& r) {
     return out;
 }
 
+void write_element(TextOut& o, const Set& set, const Element& e) {
+    for (size_t i = 0; i < e.fields.size() && i < set.key.size(); ++i) {
+        if (i) o << " . ";
+        write_field(o, set.key[i], e.fields[i]);
+    }
+}
+
 std::string to_nft_text(const Set& set, const Element& e) {
     std::string out;
-    for (size_t i = 0; i < e.fields.size() && i < set.key.size(); ++i) {
-        if (i) out += " . ";
-        out += field_text(set.key[i], e.fields[i]);
-    }
+    StringOut o(out);
+    write_element(o, set, e);
+    o.flush();
     return out;
 }
 
@@ -222,8 +253,8 @@ namespace {
 
 // One table's body, as nft lists it: counters, sets, chains, a blank line
 // between any two of them. `device` names the hook's device (netdev only).
-void write_table(std::ostringstream& o, const char* family, const std::vector<Counter>& counters,
-                 const std::vector<Set>& sets, const std::vector<Chain>& chains, const std::string& device) {
+void write_table(TextOut& o, const char* family, const std::vector<Counter>& counters, const std::vector<Set>& sets,
+                 const std::vector<Chain>& chains, const std::string& device, bool counter_values) {
     o << "table " << family << " " << kTableName << " {\n";
     bool first = true;
     auto separate = [&] {
@@ -232,7 +263,8 @@ void write_table(std::ostringstream& o, const char* family, const std::vector<Co
     };
     for (const auto& c : counters) {
         separate();
-        o << "\tcounter " << c.name << " {\n\t\tpackets " << c.packets << " bytes " << c.bytes << "\n\t}\n";
+        o << "\tcounter " << c.name << " {\n\t\tpackets " << (counter_values ? c.packets : 0) << " bytes "
+          << (counter_values ? c.bytes : 0) << "\n\t}\n";
     }
     for (const auto& s : sets) {
         separate();
@@ -246,7 +278,7 @@ void write_table(std::ostringstream& o, const char* family, const std::vector<Co
             o << "\t\telements = { ";
             for (size_t i = 0; i < s.elements.size(); ++i) {
                 if (i) o << ((i % per_line) == 0 ? ",\n\t\t\t     " : ", ");
-                o << to_nft_text(s, s.elements[i]);
+                write_element(o, s, s.elements[i]);
             }
             o << " }\n";
         }
@@ -269,16 +301,27 @@ void write_table(std::ostringstream& o, const char* family, const std::vector<Co
 
 }  // namespace
 
-std::string to_nft_text(const Ruleset& rs, bool with_metadata) {
-    std::ostringstream o;
+void write_nft_text(TextOut& o, const Ruleset& rs, bool with_metadata, bool counter_values) {
     if (with_metadata) {
         const auto& m = rs.meta;
         o << "# egress-fence " << m.plugin_version << " profile=" << m.profile << " pod=" << m.pod_namespace << "/"
           << m.pod_name << " container=" << m.container_id << " digest=" << m.digest << "\n";
     }
-    write_table(o, "inet", rs.counters, rs.sets, rs.chains, "");
-    if (rs.netdev) write_table(o, "netdev", rs.netdev->counters, {}, {rs.netdev->chain}, rs.netdev->device);
-    return o.str();
+    write_table(o, "inet", rs.counters, rs.sets, rs.chains, "", counter_values);
+    if (rs.netdev) {
+        // The netdev table has no sets and one chain of a few rules.
+        const Chain* chain = &rs.netdev->chain;
+        write_table(o, "netdev", rs.netdev->counters, {}, std::vector<Chain>(chain, chain + 1), rs.netdev->device,
+                    counter_values);
+    }
+}
+
+std::string to_nft_text(const Ruleset& rs, bool with_metadata) {
+    std::string out;
+    StringOut o(out);
+    write_nft_text(o, rs, with_metadata);
+    o.flush();
+    return out;
 }
 
 }  // namespace ef::fence
