@@ -109,25 +109,54 @@ check_results() {
   fi
 }
 
-@test "badinput: 10 MiB of input is refused (code 6) without a crash, no table" {
+# The plugin reads at most 16 MiB of stdin (config::kMaxInputBytes).
+LIMIT=$((16 * 1024 * 1024))
+
+@test "badinput: more than 16 MiB of input is refused (code 6) without a crash, no table" {
   local big="$EF_TMP/big.json"
   {
     printf '{"cniVersion":"1.0.0","name":"n","type":"egress-fence","x":"'
-    head -c $((10 * 1024 * 1024)) /dev/zero | tr '\0' a
+    head -c $((LIMIT + 1024 * 1024)) /dev/zero | tr '\0' a
     printf '"}'
   } >"$big"
   run ef_plugin ADD <"$big"
-  is_cni_error 6 "limit of 1048576 bytes"
+  is_cni_error 6 "limit of 16777216 bytes"
   no_table_in_pod
 }
 
-@test "badinput: 10 MiB of a valid fenced config (a huge allow list) is refused (code 6), no table" {
-  local big="$EF_TMP/big-allow.json"
-  good_stdin | jq -c '.profiles["proxy-only"].allow += [range(0; 200000) |
-      {cidr: "10.\(. / 65536 | floor).\(. / 256 % 256 | floor).\(. % 256)/32", protocol: "tcp", ports: [443]}]' >"$big"
-  (($(stat -c %s "$big") > 10 * 1024 * 1024)) || fail "test input is only $(stat -c %s "$big") bytes"
-  run ef_plugin ADD <"$big"
-  is_cni_error 6 "limit of 1048576 bytes"
+# big_fenced_stdin OUT SIZE: the fenced pod's stdin with 100,000 more allow
+# entries (100.64.0.0 ... 100.65.134.159, tcp 443), padded with trailing
+# spaces to exactly SIZE bytes.
+big_fenced_stdin() {
+  local out="$1" size="$2" entries="$EF_TMP/entries.json"
+  awk 'BEGIN { printf "["; for (i = 0; i < 100000; i++)
+      printf "%s{\"cidr\":\"100.%d.%d.%d/32\",\"protocol\":\"tcp\",\"ports\":[443]}",
+        (i ? "," : ""), 64 + int(i / 65536), int(i / 256) % 256, i % 256; printf "]" }' >"$entries"
+  good_stdin | jq -c --slurpfile e "$entries" '.profiles["proxy-only"].allow += $e[0]' >"$out"
+  local have
+  have="$(stat -c %s "$out")"
+  ((have <= size)) || fail "the config alone is $have bytes, over $size"
+  head -c $((size - have)) /dev/zero | tr '\0' ' ' >>"$out"
+  [ "$(stat -c %s "$out")" -eq "$size" ] || fail "test input is $(stat -c %s "$out") bytes, not $size"
+}
+
+@test "badinput: a valid fenced config of exactly 16 MiB (100,000 allow entries, padded) is accepted and fences" {
+  big_fenced_stdin "$EF_TMP/limit.json" "$LIMIT"
+  run ef_plugin ADD <"$EF_TMP/limit.json"
+  assert_success
+  jq -e '.cniVersion == "1.0.0" and (.interfaces | length) == 1' <<<"$output" >/dev/null ||
+    fail "not the prevResult passed on: ${output:0:300}"
+  ef_table_present || fail "no fence table after ADD"
+  local listing
+  listing="$(ef_nft list table inet egress_fence)"
+  grep -qF 100.64.0.0 <<<"$listing" || fail "the first generated entry is not in the table"
+  grep -qF 100.65.134.159 <<<"$listing" || fail "the last generated entry is not in the table"
+}
+
+@test "badinput: the same config one byte past 16 MiB is refused (code 6), no table" {
+  big_fenced_stdin "$EF_TMP/over.json" $((LIMIT + 1))
+  run ef_plugin ADD <"$EF_TMP/over.json"
+  is_cni_error 6 "limit of 16777216 bytes"
   no_table_in_pod
 }
 

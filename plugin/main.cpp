@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cni/version.h"
+#include "config/config.h"
 #include "config/envelope.h"
 #include "plugin/verbs.h"
 
@@ -15,7 +16,7 @@ namespace {
 
 // One byte more than the config parser accepts, so it can say "too large"
 // without this process holding arbitrary amounts of input.
-constexpr size_t kMaxStdin = (1u << 20) + 1;
+constexpr size_t kMaxStdin = config::kMaxInputBytes + 1;
 
 std::string read_stdin() {
     std::string in;

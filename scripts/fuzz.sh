@@ -12,7 +12,7 @@
 #            $EF_FUZZ_JOBS at a time (default: nproc), so the whole run takes
 #            about SECONDS * targets / jobs plus the build.
 #   TARGET   fuzz_netconf fuzz_cni_args fuzz_annotations fuzz_prev_result
-#            fuzz_conflist fuzz_netlink fuzz_netlink_batch (default: all)
+#            fuzz_conflist fuzz_netlink fuzz_netlink_batch fuzz_json (default: all)
 # Running longer by hand: scripts/fuzz.sh 3600 fuzz_netconf ; the corpus a run
 # grows is kept in build-fuzz/work/<target>/ and used again by the next run.
 set -uo pipefail
@@ -24,7 +24,8 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -lt 1 ]; then
   echo "usage: scripts/fuzz.sh [SECONDS] [TARGET...]" >&2
   exit 2
 fi
-all_targets=(fuzz_netconf fuzz_cni_args fuzz_annotations fuzz_prev_result fuzz_conflist fuzz_netlink fuzz_netlink_batch)
+all_targets=(fuzz_netconf fuzz_cni_args fuzz_annotations fuzz_prev_result fuzz_conflist fuzz_netlink fuzz_netlink_batch
+  fuzz_json)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 jobs="${EF_FUZZ_JOBS:-$(nproc)}"
 t_start=$SECONDS
@@ -93,6 +94,8 @@ run_target() {
   fi
   local corpora=("$work" "tests/fuzz/corpus/$t")
   [ -d "build-fuzz/seeds/$t" ] && corpora+=("build-fuzz/seeds/$t")
+  # The reader's differential starts from every plugin stdin seed too.
+  [ "$t" = fuzz_json ] && corpora+=("tests/fuzz/corpus/fuzz_netconf")
   local d
   d="$(dict "$t")"
   "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len="$(max_len "$t")" \

@@ -123,12 +123,13 @@ struct Problem {
 // Normalises: exempt UIDs sorted, ports sorted with overlaps merged.
 std::optional<PluginConfig> validate(const nlohmann::json& entry, std::vector<Problem>& problems);
 
-inline constexpr std::size_t kMaxInputBytes = std::size_t{1024} * 1024;
+// 100,000 allow entries are 6-7 MB of JSON.
+inline constexpr std::size_t kMaxInputBytes = std::size_t{16} * 1024 * 1024;
 inline constexpr std::size_t kMaxJsonDepth = 64;
 
-// Decodes JSON text under the limits above, refusing repeated keys in an
-// object. Throws cni::Error{kDecodeFailure} naming the byte position or the
-// limit. Use it for config files too (egress-fence-ctl), so they decode
+// Decodes JSON text (strict RFC 8259: json_read.h) under the limits above,
+// refusing repeated keys in an object. Throws cni::Error{kDecodeFailure}
+// naming the byte position or the limit. Use it for config files too (egress-fence-ctl), so they decode
 // exactly as the plugin's stdin does.
 nlohmann::json parse_json(std::string_view bytes);
 

@@ -2,7 +2,9 @@
 // envelope, then validate(). Also find_entry() for conflist files.
 #include "cni/error.h"
 #include "cni/version.h"
+#include "config/json_read.h"
 #include "config/json_shape.h"
+#include "config/validate_parts.h"
 
 namespace ef::config {
 
@@ -84,14 +86,15 @@ void read_pod_annotations(const json& doc, NetConf& conf, std::vector<Problem>& 
 }  // namespace
 
 NetConf parse_netconf(std::string_view stdin_bytes) {
-    const json doc = parse_json(stdin_bytes);
+    DecodedAllow decoded;
+    const json doc = parse_stdin_json(stdin_bytes, decoded);
     if (!doc.is_object())
         throw cni::Error(cni::kDecodeFailure, "plugin stdin must be a JSON object, found " + describe(doc));
     check_version(doc);
 
     std::vector<Problem> problems;
     check_name(doc, problems);
-    auto plugin = validate(doc, problems);
+    auto plugin = validate(doc, problems, &decoded);
     NetConf conf;
     conf.prev_result = read_prev_result(doc, problems);
     read_pod_annotations(doc, conf, problems);

@@ -121,10 +121,19 @@ std::vector<uint32_t> read_exempt_uids(const json& v, const std::string& path, s
     return uids;
 }
 
-std::vector<AllowEntry> read_allow(const json& v, const std::string& path, std::vector<Problem>& problems) {
+// A placeholder (read_stdin_json) stands for the next entry of `decoded`: one
+// that read_allow_entry() would have given without a problem.
+std::vector<AllowEntry> read_allow(const json& v, const std::string& path, std::vector<Problem>& problems,
+                                   std::vector<AllowEntry>* decoded) {
     if (!expect_array(v, path, problems)) return {};
+    if (decoded && decoded->size() == v.size()) return std::move(*decoded);  // every element was decoded
     std::vector<AllowEntry> allow;
-    for (std::size_t i = 0; i < v.size(); ++i) allow.push_back(read_allow_entry(v[i], item(path, i), problems));
+    allow.reserve(v.size());
+    std::size_t next = 0;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        if (v[i].is_discarded() && decoded && next < decoded->size()) allow.push_back(std::move((*decoded)[next++]));
+        else allow.push_back(read_allow_entry(v[i], item(path, i), problems));
+    }
     return allow;
 }
 
@@ -174,7 +183,8 @@ LogSpec read_log(const json& v, const std::string& path, std::vector<Problem>& p
 
 }  // namespace
 
-Profile read_profile(const json& v, const std::string& name, const std::string& path, std::vector<Problem>& problems) {
+Profile read_profile(const json& v, const std::string& name, const std::string& path, std::vector<Problem>& problems,
+                     std::vector<AllowEntry>* decoded) {
     Profile profile;
     profile.name = name;
     if (!is_profile_name(name))
@@ -186,7 +196,7 @@ Profile read_profile(const json& v, const std::string& name, const std::string& 
     reject_unknown_keys(v, kProfileKeys, path, problems);
     if (v.contains("exemptUids"))
         profile.exempt_uids = read_exempt_uids(v["exemptUids"], child(path, "exemptUids"), problems);
-    if (v.contains("allow")) profile.allow = read_allow(v["allow"], child(path, "allow"), problems);
+    if (v.contains("allow")) profile.allow = read_allow(v["allow"], child(path, "allow"), problems, decoded);
     if (v.contains("tcpDeny"))
         if (auto deny = read_choice(v["tcpDeny"], child(path, "tcpDeny"), kTcpDeny, problems))
             profile.tcp_deny = *deny == "drop" ? TcpDeny::drop : TcpDeny::reset;

@@ -208,10 +208,15 @@ std::vector<Selector> read_selectors(const json& v, const SelectorContext& ctx, 
     return selectors;
 }
 
-std::map<std::string, Profile> read_profiles(const json& v, std::vector<Problem>& problems) {
+std::map<std::string, Profile> read_profiles(const json& v, std::vector<Problem>& problems, DecodedAllow* decoded) {
     std::map<std::string, Profile> profiles;
-    for (const auto& [name, body] : v.items())
-        profiles[name] = read_profile(body, name, child("profiles", name), problems);
+    for (const auto& [name, body] : v.items()) {
+        std::vector<AllowEntry>* entries = nullptr;
+        if (decoded)
+            if (auto found = decoded->by_profile.find(name); found != decoded->by_profile.end())
+                entries = &found->second;
+        profiles[name] = read_profile(body, name, child("profiles", name), problems, entries);
+    }
     return profiles;
 }
 
@@ -228,6 +233,11 @@ void check_type(const json& entry, std::vector<Problem>& problems) {
 }  // namespace
 
 std::optional<PluginConfig> validate(const nlohmann::json& entry, std::vector<Problem>& problems) {
+    return validate(entry, problems, nullptr);
+}
+
+std::optional<PluginConfig> validate(const nlohmann::json& entry, std::vector<Problem>& problems,
+                                     DecodedAllow* decoded) {
     const std::size_t before = problems.size();
     if (!expect_object(entry, "", problems)) return std::nullopt;
     PluginConfig cfg;
@@ -251,7 +261,7 @@ std::optional<PluginConfig> validate(const nlohmann::json& entry, std::vector<Pr
         for (const auto& [name, body] : entry["profiles"].items()) ctx.profile_names.push_back(name);
     // Selectors first: problems are listed in the order a reader meets them.
     if (entry.contains("selectors")) cfg.selectors = read_selectors(entry["selectors"], ctx, problems);
-    if (profiles_ok) cfg.profiles = read_profiles(entry["profiles"], problems);
+    if (profiles_ok) cfg.profiles = read_profiles(entry["profiles"], problems, decoded);
 
     if (problems.size() != before) return std::nullopt;
     return cfg;

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -30,6 +31,8 @@
 #include "cni/version.h"
 #include "config/config.h"
 #include "config/envelope.h"
+#include "config/json_read.h"
+#include "config/validate_parts.h"
 #include "fence/compile.h"
 #include "fence/diff.h"
 #include "fence/ruleset.h"
@@ -522,6 +525,213 @@ inline void netlink_batch(const uint8_t* data, size_t size) {
     check_decoded(b.data(), b.size());
 }
 
+// --- fuzz_json: our JSON reader against nlohmann's parser on the same bytes --------
+// The reference: nlohmann's SAX parser building the document as parse_json
+// did before our reader (a repeated key refused when it is read). Our reader
+// must accept what it accepts, with the same document (types included), and
+// refuse what it refuses; the only other refusal is nesting beyond
+// kMaxJsonDepth, at the bracket where it happens. scan_json (the envelope) and
+// read_stdin_json (plugin stdin, the allow path) must agree with read_json.
+class ReferenceBuilder {
+  public:
+    using json = nlohmann::json;
+    explicit ReferenceBuilder(json& root) : root_(root) {}
+    bool null() { return place(nullptr); }
+    bool boolean(bool v) { return place(v); }
+    bool number_integer(json::number_integer_t v) { return place(v); }
+    bool number_unsigned(json::number_unsigned_t v) { return place(v); }
+    bool number_float(json::number_float_t v, const json::string_t&) { return place(v); }
+    bool string(json::string_t& v) { return place(std::move(v)); }
+    bool binary(json::binary_t& v) { return place(json::binary(std::move(v))); }
+    bool start_object(std::size_t) {
+        open_.push_back(slot(json::object()));
+        return true;
+    }
+    bool key(json::string_t& k) {
+        json& object = *open_.back();
+        if (object.contains(k))
+            throw cni::Error(cni::kDecodeFailure, "key \"" + k + "\" appears twice in one JSON object; remove one");
+        member_ = &object[k];
+        return true;
+    }
+    bool end_object() { return close(); }
+    bool start_array(std::size_t) {
+        open_.push_back(slot(json::array()));
+        return true;
+    }
+    bool end_array() { return close(); }
+    template <class Exception>
+    bool parse_error(std::size_t, const std::string&, const Exception& e) {
+        throw e;
+    }
+
+  private:
+    bool place(json v) {
+        slot(std::move(v));
+        return true;
+    }
+    bool close() {
+        open_.pop_back();
+        return true;
+    }
+    json* slot(json v) {
+        if (open_.empty()) {
+            root_ = std::move(v);
+            return &root_;
+        }
+        json& parent = *open_.back();
+        if (parent.is_array()) {
+            parent.push_back(std::move(v));
+            return &parent.back();
+        }
+        *member_ = std::move(v);
+        return member_;
+    }
+    json& root_;
+    std::vector<json*> open_;
+    json* member_ = nullptr;
+};
+
+// Equal values of equal types (nlohmann's == calls 1, 1u and 1.0 equal).
+inline bool same_json(const nlohmann::json& a, const nlohmann::json& b) {
+    if (a.type() != b.type()) return false;
+    if (a.is_array()) {
+        if (a.size() != b.size()) return false;
+        for (size_t i = 0; i < a.size(); ++i)
+            if (!same_json(a[i], b[i])) return false;
+        return true;
+    }
+    if (a.is_object()) {
+        if (a.size() != b.size()) return false;
+        for (auto ia = a.begin(), ib = b.begin(); ia != a.end(); ++ia, ++ib)
+            if (ia.key() != ib.key() || !same_json(ia.value(), ib.value())) return false;
+        return true;
+    }
+    if (a.is_number_float()) {
+        const double x = a.get<double>(), y = b.get<double>();
+        return x == y && std::signbit(x) == std::signbit(y);
+    }
+    return a == b;
+}
+
+// The byte (1-based) our reader's message names first, or 0.
+inline size_t byte_named(const std::string& msg) {
+    const auto at = msg.find("byte ");
+    if (at == std::string::npos) return 0;
+    return std::strtoull(msg.c_str() + at + 5, nullptr, 10);
+}
+
+// Whether the brackets outside strings in `text` reach depth kMaxJsonDepth + 1
+// exactly at its last byte.
+inline bool nesting_exceeded_at_end(std::string_view text) {
+    size_t depth = 0;
+    bool in_string = false, escaped = false;
+    for (size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (in_string) {
+            if (escaped) escaped = false;
+            else if (c == '\\') escaped = true;
+            else if (c == '"') in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > config::kMaxJsonDepth) return i + 1 == text.size();
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return false;
+}
+
+struct Problems {
+    std::vector<config::Problem> list;
+    bool operator==(const Problems& o) const {
+        if (list.size() != o.list.size()) return false;
+        for (size_t i = 0; i < list.size(); ++i)
+            if (list[i].path != o.list[i].path || list[i].message != o.list[i].message) return false;
+        return true;
+    }
+};
+
+// validate() of the document path and of the allow path, on a document both
+// decoded: the same problems, the same profiles.
+inline void require_same_validation(const nlohmann::json& dom, std::string_view text) {
+    config::DecodedAllow decoded;
+    const nlohmann::json fast = config::read_stdin_json(text, decoded);
+    Problems a, b;
+    auto cfg_a = config::validate(dom, a.list);
+    auto cfg_b = config::validate(fast, b.list, &decoded);
+    require(a == b, "the allow path reports other problems than the document path");
+    require(cfg_a.has_value() == cfg_b.has_value(), "the allow path and the document path disagree on validity");
+    if (cfg_a) require(cfg_a->profiles == cfg_b->profiles, "the allow path decodes other profiles");
+}
+
+inline void json_reader(const uint8_t* data, size_t size) {
+    const std::string_view text = text_of(data, size);
+    std::optional<nlohmann::json> ours, theirs;
+    std::string our_error, their_error;
+    try {
+        ours = config::read_json(text);
+    } catch (const cni::Error& e) {
+        require(e.code == cni::kDecodeFailure, "read_json threw code " + std::to_string(e.code));
+        our_error = e.msg;
+    }
+    try {
+        nlohmann::json doc;
+        ReferenceBuilder builder(doc);
+        nlohmann::json::sax_parse(text, &builder);
+        theirs = std::move(doc);
+    } catch (const cni::Error& e) {
+        their_error = e.msg;
+    } catch (const nlohmann::json::exception& e) {
+        their_error = e.what();
+    }
+    const bool too_deep = our_error.starts_with("JSON nesting is deeper than");
+    if (too_deep) {
+        const size_t byte = byte_named(our_error);
+        require(byte >= 1 && byte <= size && nesting_exceeded_at_end(text.substr(0, byte)),
+                "nesting refused at the wrong byte: " + our_error);
+    } else if (ours) {
+        require(theirs.has_value(), "read_json accepts what nlohmann refuses (" + their_error + ")");
+        require(same_json(*ours, *theirs), "read_json decodes another document than nlohmann");
+    } else {
+        require(!theirs, "read_json refuses what nlohmann accepts: " + our_error);
+        const bool our_dup = our_error.find("appears twice") != std::string::npos;
+        const bool their_dup = their_error.find("appears twice") != std::string::npos;
+        require(our_dup == their_dup && (!our_dup || our_error == their_error),
+                "read_json and nlohmann refuse for different reasons: " + our_error + " | " + their_error);
+        require(our_dup || our_error.starts_with("input is not valid JSON (byte "),
+                "a decode failure that does not name the byte: " + our_error);
+    }
+
+    // The envelope's scan: no nesting limit, repeated keys allowed.
+    bool is_object = false;
+    std::vector<std::pair<std::string, std::optional<std::string>>> members;
+    const std::string scan_error = config::scan_json(text, is_object, [&](const config::TopMember& m) {
+        members.emplace_back(m.key, m.string_value ? std::optional<std::string>(*m.string_value) : std::nullopt);
+    });
+    const bool dup_or_deep = too_deep || our_error.find("appears twice") != std::string::npos;
+    if (!dup_or_deep) require(scan_error == our_error, "scan_json and read_json disagree: " + scan_error);
+    if (ours && ours->is_object()) {
+        require(is_object && members.size() == ours->size(), "scan_json lists other members");
+        for (const auto& [key, value] : members) {
+            const nlohmann::json& v = ours->at(key);
+            require(v.is_string() == value.has_value() && (!value || *value == v.get<std::string>()),
+                    "scan_json reads another value of " + key);
+        }
+    }
+
+    // Plugin stdin: refused alike, and validated alike.
+    config::DecodedAllow decoded;
+    try {
+        (void)config::read_stdin_json(text, decoded);
+        require(ours.has_value(), "read_stdin_json accepts what read_json refuses");
+    } catch (const cni::Error& e) {
+        require(!ours && e.msg == our_error, "read_stdin_json refuses otherwise than read_json: " + e.msg);
+    }
+    if (ours && ours->is_object()) require_same_validation(*ours, text);
+}
+
 // --- the table of targets ------------------------------------------------------------
 struct Target {
     const char* name;  // tests/fuzz/corpus/<name>, tests/fuzz/regressions/<name>
@@ -536,6 +746,7 @@ inline constexpr Target kTargets[] = {
     {"fuzz_conflist", conflist},
     {"fuzz_netlink", netlink},
     {"fuzz_netlink_batch", netlink_batch},
+    {"fuzz_json", json_reader},
 };
 
 }  // namespace ef::fuzz

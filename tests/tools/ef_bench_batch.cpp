@@ -2,8 +2,8 @@
 // send for a pod, so ef_bench_floor can replay it without doing any of the
 // plugin's work at run time. Same library path as the plugin (validate,
 // select_profile, compile, encode_batch), but the config is read from a file
-// without the plugin's 1 MiB stdin limit, so rulesets the plugin cannot be
-// handed (100,000 allow entries) can still be installed for the datapath runs.
+// without the plugin's 16 MiB stdin limit, so rulesets the plugin cannot be
+// handed can still be installed for the datapath runs.
 //
 //   ef_bench_batch CONFIG OUT [--namespace NS] [--name NAME] [--container-id ID]
 //                  [--create-only | --delete]
