@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <string>
 
 #include "../unit/nft_sample.h"
@@ -88,6 +89,12 @@ int main(int argc, char** argv) {
         return run(argc, argv);
     } catch (const cni::Error& e) {
         std::printf("ERROR %d: %s (%s)\n", e.code, e.msg.c_str(), e.details.c_str());
+        return 1;
+    } catch (const std::exception& e) {
+        std::printf("ERROR: %s\n", e.what());
+        return 1;
+    } catch (...) {
+        std::printf("ERROR: unknown exception\n");
         return 1;
     }
 }
