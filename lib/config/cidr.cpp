@@ -61,11 +61,18 @@ std::optional<Cidr> parse_cidr(std::string_view text, std::string& why) {
         return std::nullopt;
     }
     const auto slash = text.find('/');
-    const std::string address(text.substr(0, slash));
+    const std::string_view address = text.substr(0, slash);
     Cidr c;
-    c.v6 = address.find(':') != std::string::npos;
-    if (inet_pton(c.v6 ? AF_INET6 : AF_INET, address.c_str(), c.addr.data()) != 1) {
-        why = not_an_address(address);
+    c.v6 = address.find(':') != std::string_view::npos;
+    // On the stack: no address is this long, and a long allow list parses one per entry.
+    char terminated[64];
+    const bool fits = address.size() < sizeof terminated;
+    if (fits) {
+        std::memcpy(terminated, address.data(), address.size());
+        terminated[address.size()] = '\0';
+    }
+    if (!fits || inet_pton(c.v6 ? AF_INET6 : AF_INET, terminated, c.addr.data()) != 1) {
+        why = not_an_address(std::string(address));
         return std::nullopt;
     }
     const uint8_t max = c.v6 ? 128 : 32;

@@ -5,23 +5,22 @@
 namespace ef::config {
 
 std::optional<PortRange> parse_port_range(std::string_view text, std::string& why) {
-    const std::string text_quoted = quoted(text);
     const auto dash = text.find('-');
     auto lo = parse_decimal_u32(text.substr(0, dash));
     auto hi = dash == std::string_view::npos ? std::nullopt : parse_decimal_u32(text.substr(dash + 1));
     if (!lo || !hi) {
-        why = R"(expected a "lo-hi" port range such as "8000-8100", found )" + text_quoted;
+        why = R"(expected a "lo-hi" port range such as "8000-8100", found )" + quoted(text);
         // A lone "53" is almost certainly meant as a number.
         if (lo && dash == std::string_view::npos)
             why += " (write a single port as a number: " + std::string(text) + ")";
         return std::nullopt;
     }
     if (*lo < 1 || *hi > 65535) {
-        why = "port range " + text_quoted + " is outside 1-65535";
+        why = "port range " + quoted(text) + " is outside 1-65535";
         return std::nullopt;
     }
     if (*lo > *hi) {
-        why = "port range " + text_quoted + " is backwards; did you mean \"" + std::to_string(*hi) + "-" +
+        why = "port range " + quoted(text) + " is backwards; did you mean \"" + std::to_string(*hi) + "-" +
               std::to_string(*lo) + "\"?";
         return std::nullopt;
     }
