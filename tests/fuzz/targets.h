@@ -696,8 +696,15 @@ inline void json_reader(const uint8_t* data, size_t size) {
     } else if (ours) {
         require(theirs.has_value(), "read_json accepts what nlohmann refuses (" + their_error + ")");
         require(same_json(*ours, *theirs), "read_json decodes another document than nlohmann");
+    } else if (theirs) {
+        // nlohmann takes a NUL byte outside a string for the end of the input
+        // and ignores what follows; we refuse it. Up to the NUL, the same document.
+        const size_t byte = byte_named(our_error);
+        require(byte >= 1 && byte <= size && text[byte - 1] == '\0',
+                "read_json refuses what nlohmann accepts: " + our_error);
+        require(same_json(config::read_json(text.substr(0, byte - 1)), *theirs),
+                "read_json decodes another document than nlohmann before a NUL byte");
     } else {
-        require(!theirs, "read_json refuses what nlohmann accepts: " + our_error);
         const bool our_dup = our_error.starts_with("key \"");
         require(our_dup == their_dup && (!our_dup || our_error == their_error),
                 "read_json and nlohmann refuse for different reasons: " + our_error + " | " + their_error);
