@@ -61,9 +61,10 @@ void check_exempt_uids_for_userns(const config::Profile& profile, const std::str
                 "run the proxy as another UID (exemptUids, or the proxy-UID annotation)");
 }
 
-std::optional<config::Profile> select(const Invocation& in) {
-    auto profile = config::select_profile(in.conf.plugin, in.pod);
-    in.record->profile = profile ? profile->name : "";
+// The pod's profile; its allow list stays in the config, not copied.
+std::optional<config::ProfileRef> select(const Invocation& in) {
+    auto profile = config::select_profile_ref(in.conf.plugin, in.pod);
+    in.record->profile = profile ? profile->head.name : "";
     return profile;
 }
 
@@ -84,8 +85,8 @@ std::string cmd_add(const Invocation& in) {
         throw Error(cni::kInvalidConfig, "prevResult is missing: egress-fence must run after the primary CNI plugin",
                     "put egress-fence last in the conflist's plugins");
     require_pod_netns(in.env.netns);
-    check_exempt_uids_for_userns(*profile, in.env.netns);
-    fence::Ruleset rs = fence::compile(*profile, in.pod, pod_interface(in));
+    check_exempt_uids_for_userns(profile->head, in.env.netns);
+    fence::Ruleset rs = fence::compile(profile->head, *profile->allow, in.pod, pod_interface(in));
     {
         netns::ScopedNetns inside(in.env.netns);
         nft::apply_ruleset(rs);
@@ -129,8 +130,8 @@ std::string cmd_check(const Invocation& in) {
     }
     if (!actual)
         throw Error(cni::kCheckMismatch, "the pod is not fenced: table inet egress_fence is missing",
-                    "expected profile " + profile->name + "; re-create the pod or re-run ADD");
-    auto diffs = fence::diff(fence::compile(*profile, in.pod, pod_interface(in)), *actual);
+                    "expected profile " + profile->head.name + "; re-create the pod or re-run ADD");
+    auto diffs = fence::diff(fence::compile(profile->head, *profile->allow, in.pod, pod_interface(in)), *actual);
     if (diffs.empty()) return "";
     std::string details;
     for (const auto& d : diffs) details += d + "\n";

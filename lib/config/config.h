@@ -173,6 +173,15 @@ struct Pod {
 // (profileAnnotation cannot be read).
 std::optional<Profile> select_profile(const PluginConfig& cfg, const Pod& pod);
 
+// What select_profile returns, without a copy of the profile's allow list
+// (it may hold 100,000 entries): `head` is that profile with `allow` left
+// empty, `allow` the config's own list, valid as long as `cfg` is.
+struct ProfileRef {
+    Profile head;
+    const std::vector<AllowEntry>* allow;
+};
+std::optional<ProfileRef> select_profile_ref(const PluginConfig& cfg, const Pod& pod);
+
 // `*` matches any run of characters (also empty), `?` any one character.
 bool glob_match(std::string_view pattern, std::string_view text);
 

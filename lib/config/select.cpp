@@ -98,26 +98,36 @@ void check_contract(const Selector& s, std::size_t index, const Pod& pod) {
                                                  "): refusing to start the pod with a fence it may not expect");
 }
 
-Profile profile_named(const PluginConfig& cfg, const std::string& name, std::size_t index) {
+// The profile called `name`, all but its allow list copied.
+ProfileRef profile_named(const PluginConfig& cfg, const std::string& name, std::size_t index) {
     auto it = cfg.profiles.find(name);
     // validate() rules this out; a hand-built config may not have.
     if (it == cfg.profiles.end())
         throw cni::Error(cni::kInvalidConfig, where(index) + " names profile \"" + name + "\", which does not exist");
-    Profile profile = it->second;
-    profile.name = name;
-    return profile;
+    const Profile& p = it->second;
+    Profile head{name, p.exempt_uids, {}, p.tcp_deny, p.mode, p.log, p.annotated_uid};
+    return ProfileRef{std::move(head), &p.allow};
 }
 
 }  // namespace
 
 std::optional<Profile> select_profile(const PluginConfig& cfg, const Pod& pod) {
+    auto ref = select_profile_ref(cfg, pod);
+    if (!ref) return std::nullopt;
+    Profile profile = std::move(ref->head);
+    profile.allow = *ref->allow;
+    return profile;
+}
+
+std::optional<ProfileRef> select_profile_ref(const PluginConfig& cfg, const Pod& pod) {
     for (std::size_t i = 0; i < cfg.selectors.size(); ++i) {
         const Selector& s = cfg.selectors[i];
         if (!namespace_matches(s, pod.namespace_)) continue;
         if (!pod.annotations_delivered && selects_by_annotation(s)) throw_annotations_not_delivered(i);
         if (!annotations_match(s, pod.annotations)) continue;
         check_contract(s, i, pod);
-        Profile profile = profile_named(cfg, chosen_profile(cfg, s, i, pod), i);
+        ProfileRef ref = profile_named(cfg, chosen_profile(cfg, s, i, pod), i);
+        Profile& profile = ref.head;
         if (s.exempt_uid_annotation) {
             profile.annotated_uid = annotated_uid(s, i, pod);
             auto& uids = profile.exempt_uids;
@@ -125,7 +135,7 @@ std::optional<Profile> select_profile(const PluginConfig& cfg, const Pod& pod) {
             std::sort(uids.begin(), uids.end());
             uids.erase(std::unique(uids.begin(), uids.end()), uids.end());
         }
-        return profile;
+        return ref;
     }
     return std::nullopt;
 }

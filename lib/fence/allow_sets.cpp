@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstring>
 #include <map>
 #include <string>
 #include <tuple>
@@ -51,38 +52,73 @@ struct GroupKey {
     }
 };
 
-// The pieces of one address family and kind, before they are laid out.
+// The pieces of one address family and kind, before they are laid out. A
+// group's pieces are held as their key fields' bytes concatenated (address,
+// then protocol and port when the set has them), so they are put in
+// canonical order (key_order) before any element exists, and each element
+// is built once, in its place.
 struct Pieces {
     bool v6 = false;
     bool any = false;
-    std::map<GroupKey, std::vector<Element>> groups;  // hash-set candidates
+    std::map<GroupKey, std::vector<uint8_t>> groups;  // hash-set candidates
     std::vector<Element> ranges;                      // interval set, ready
+    // The group the last piece went to: entries come in runs of one shape.
+    std::vector<uint8_t>* last = nullptr;
+    GroupKey last_key{0xff};
+
+    size_t addr_len() const { return v6 ? 16 : 4; }
+    // Bytes of one piece of group `k`.
+    size_t piece_len(const GroupKey& k) const { return addr_len() + (any ? 0 : k.range() ? 1 : 3); }
+    std::vector<uint8_t>& group(const GroupKey& k) {
+        if (!last || last_key.len != k.len || last_key.lo != k.lo || last_key.hi != k.hi) {
+            last = &groups[k];
+            last_key = k;
+        }
+        return *last;
+    }
 };
 
 void add_entry(Pieces& g, const AllowEntry& e) {
-    Bytes net = network(e.cidr);
+    const uint8_t* net = e.cidr.addr.data();
+    const size_t alen = g.addr_len();
     uint8_t len = e.cidr.prefix;
     if (g.any) {
-        if (len > 0) g.groups[{len}].push_back(Element{{exact(net)}});
-        else g.ranges.push_back(Element{{prefix_range(net, len)}});
+        if (len > 0) {
+            auto& keys = g.group({len});
+            keys.insert(keys.end(), net, net + alen);
+        } else {
+            g.ranges.push_back(Element{{prefix_range(network(e.cidr), len)}});
+        }
         return;
     }
-    FieldRange proto = exact(Bytes{proto_number(e.protocol)});
+    const uint8_t proto = proto_number(e.protocol);
     for (const auto& p : e.ports) {
-        if (len == 0) g.ranges.push_back(Element{{prefix_range(net, len), proto, {be16(p.lo), be16(p.hi)}}});
-        else if (p.lo == p.hi) g.groups[{len}].push_back(Element{{exact(net), proto, exact(be16(p.lo))}});
-        else g.groups[{len, p.lo, p.hi}].push_back(Element{{exact(net), proto}});
+        if (len == 0) {
+            g.ranges.push_back(
+                Element{{prefix_range(network(e.cidr), len), exact(Bytes{proto}), {be16(p.lo), be16(p.hi)}}});
+        } else if (p.lo == p.hi) {
+            auto& keys = g.group({len});
+            keys.insert(keys.end(), net, net + alen);
+            const uint8_t tail[3] = {proto, uint8_t(p.lo >> 8), uint8_t(p.lo)};
+            keys.insert(keys.end(), tail, tail + 3);
+        } else {
+            auto& keys = g.group({len, p.lo, p.hi});
+            keys.insert(keys.end(), net, net + alen);
+            keys.push_back(proto);
+        }
     }
 }
 
 // A group's pieces as interval-set elements: the prefix as a range, and
 // the port (a key field) or the group's port range.
-void to_ranges(const GroupKey& k, const std::vector<Element>& pieces, std::vector<Element>& out) {
-    for (const auto& e : pieces) {
-        Element r{{prefix_range(e.fields[0].lo, k.len)}};
-        if (e.fields.size() > 1) {
-            r.fields.push_back(e.fields[1]);
-            r.fields.push_back(k.range() ? FieldRange{be16(k.lo), be16(k.hi)} : e.fields[2]);
+void to_ranges(const Pieces& g, const GroupKey& k, const std::vector<uint8_t>& keys, std::vector<Element>& out) {
+    const size_t alen = g.addr_len(), plen = g.piece_len(k);
+    for (size_t at = 0; at + plen <= keys.size(); at += plen) {
+        const uint8_t* p = keys.data() + at;
+        Element r{{prefix_range(Bytes(p, p + alen), k.len)}};
+        if (!g.any) {
+            r.fields.push_back(exact(Bytes{p[alen]}));
+            r.fields.push_back(k.range() ? FieldRange{be16(k.lo), be16(k.hi)} : exact(Bytes{p[alen + 1], p[alen + 2]}));
         }
         out.push_back(r);
     }
@@ -115,19 +151,38 @@ std::vector<Stmt> match(const Pieces& g, const std::string& set, const GroupKey*
     return {DaddrProtoPortInSet{f, set, mask_len}};
 }
 
+// A hash set's elements from its group's pieces, in canonical order and
+// without duplicates.
+std::vector<Element> hash_elements(const Set& s, size_t plen, std::vector<uint8_t>& keys) {
+    const size_t n = keys.size() / plen;
+    std::vector<uint32_t> order = key_order(keys.data(), n, plen, sorts_from_last_byte(s));
+    std::vector<Element> out;
+    out.reserve(n);
+    const uint8_t* prev = nullptr;
+    for (uint32_t i : order) {
+        const uint8_t* k = keys.data() + size_t{i} * plen;
+        if (prev && std::memcmp(prev, k, plen) == 0) continue;
+        out.push_back(element_of(s.key, k));
+        prev = k;
+    }
+    keys = {};
+    return out;
+}
+
 void lay_out(Pieces& g, std::vector<AllowSet>& out) {
     // The largest groups get hash sets; ties go to the one whose rule comes first.
-    std::vector<std::pair<GroupKey, std::vector<Element>*>> order;
-    for (auto& [k, els] : g.groups) order.emplace_back(k, &els);
+    std::vector<std::pair<GroupKey, std::vector<uint8_t>*>> order;
+    for (auto& [k, keys] : g.groups) order.emplace_back(k, &keys);
+    auto pieces = [&g](const auto& o) { return o.second->size() / g.piece_len(o.first); };
     std::stable_sort(order.begin(), order.end(),
-                     [](const auto& a, const auto& b) { return a.second->size() > b.second->size(); });
-    for (size_t i = kMaxHashSets; i < order.size(); ++i) to_ranges(order[i].first, *order[i].second, g.ranges);
+                     [&pieces](const auto& a, const auto& b) { return pieces(a) > pieces(b); });
+    for (size_t i = kMaxHashSets; i < order.size(); ++i) to_ranges(g, order[i].first, *order[i].second, g.ranges);
     if (order.size() > kMaxHashSets) order.resize(kMaxHashSets);
     std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
 
-    for (auto& [k, els] : order) {
-        Set s{set_name(g, k), key(g, &k), false, std::move(*els), 0};
-        sort_elements(s);
+    for (auto& [k, keys] : order) {
+        Set s{set_name(g, k), key(g, &k), false, {}, 0};
+        s.elements = hash_elements(s, g.piece_len(k), *keys);
         s.size = hash_set_size(s.elements.size());
         std::vector<Stmt> m = match(g, s.name, &k);
         out.push_back(AllowSet{std::move(s), std::move(m)});

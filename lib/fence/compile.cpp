@@ -108,6 +108,11 @@ NetdevTable raw_frame_fence(const config::Profile& p, const std::string& device)
 }  // namespace
 
 Ruleset compile(const config::Profile& p, const config::Pod& pod, const std::string& device) {
+    return compile(p, p.allow, pod, device);
+}
+
+Ruleset compile(const config::Profile& p, const std::vector<config::AllowEntry>& allow_entries, const config::Pod& pod,
+                const std::string& device) {
     Ruleset rs;
     bool audit = p.mode == config::Mode::audit;
     for (const char* name :
@@ -118,7 +123,7 @@ Ruleset compile(const config::Profile& p, const config::Pod& pod, const std::str
     Set uids{kExemptUidSet, {FieldType::uid}, true, {}};
     for (uint32_t uid : p.exempt_uids) uids.elements.push_back({{exact(be(uid, 4))}});
     sort_unique(uids.elements);
-    std::vector<AllowSet> allow = allow_sets(p.allow);
+    std::vector<AllowSet> allow = allow_sets(allow_entries);
     std::vector<Rule> allow_accept = allow_rules(allow);
     if (!uids.elements.empty()) rs.sets.push_back(std::move(uids));
     for (auto& s : allow) rs.sets.push_back(std::move(s.set));

@@ -46,6 +46,10 @@ inline constexpr uint16_t kEtherTypeArp = 0x0806;
 // egress_fence, and table netdev egress_fence on `device`, the pod's
 // interface (CNI_IFNAME). The metadata's digest is filled in.
 Ruleset compile(const config::Profile& profile, const config::Pod& pod, const std::string& device = kDefaultDevice);
+// The same with the allow list given apart (profile.allow is not read): what
+// config::select_profile_ref returns, with no copy of the list.
+Ruleset compile(const config::Profile& profile, const std::vector<config::AllowEntry>& allow, const config::Pod& pod,
+                const std::string& device = kDefaultDevice);
 
 // The log prefix for a pod: "<profile prefix> <namespace>/<name>: ", cut to
 // kMaxLogPrefix, with characters nft would need to escape replaced by '_'.

@@ -1,6 +1,7 @@
 #include "fence/disjoint.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <map>
 #include <optional>
 
@@ -101,10 +102,14 @@ std::vector<Element> disjoint_addr_proto_port(const std::vector<Element>& elemen
     for (const auto& e : elements) by_proto[e.fields[1].lo].push_back(&e);
     std::vector<Element> out;
     for (const auto& [proto, rects] : by_proto) {
+        // Each protocol's pieces come out in order: merged with the ones
+        // before, not sorted again.
+        const auto before = static_cast<std::ptrdiff_t>(out.size());
         for (auto& piece : pieces(rects))
             for (auto& port : piece.ports) out.push_back(Element{{piece.addr, FieldRange{proto, proto}, port}});
+        if (!std::is_sorted(out.begin() + before, out.end())) std::sort(out.begin() + before, out.end());
+        std::inplace_merge(out.begin(), out.begin() + before, out.end());
     }
-    std::sort(out.begin(), out.end());
     return out;
 }
 

@@ -146,6 +146,24 @@ struct Set {
 // unpadded) read as one little-endian number, i.e. from the last byte.
 void sort_elements(Set& s);
 
+// Whether `a` comes before `b` in the canonical order of set `s`.
+bool canonical_less(const Set& s, const Element& a, const Element& b);
+
+// Whether `s`'s canonical order reads keys from their last byte (a
+// concatenated hash set) rather than from their first.
+inline bool sorts_from_last_byte(const Set& s) { return !s.interval && s.key.size() > 1; }
+
+// The canonical order of `n` keys of one set without ranges (every field a
+// single value), given as their fields' bytes concatenated unpadded, `len`
+// bytes each, back to back: the indexes of the keys in sort_elements()
+// order, equal keys next to each other. Linear (a byte-wise radix sort), so
+// 100,000 elements are put in order without moving them around.
+std::vector<uint32_t> key_order(const uint8_t* keys, size_t n, size_t len, bool from_last_byte);
+
+// The element whose fields are the single values `bytes` holds for `key`
+// (concatenated unpadded, as key_order takes them).
+Element element_of(const std::vector<FieldType>& key, const uint8_t* bytes);
+
 // A named counter object. Its values are reported but never compared.
 struct Counter {
     std::string name;

@@ -79,10 +79,10 @@ int run(bool create_only) {
                     args.pod_uid,
                     conf.pod_annotations,
                     conf.annotations_delivered};
-    auto profile = config::select_profile(conf.plugin, pod);
+    auto profile = config::select_profile_ref(conf.plugin, pod);
     if (!profile) throw cni::Error(cni::kInvalidConfig, "the pod matches no selector");
     p.done("select");
-    fence::Ruleset rs = fence::compile(*profile, pod);
+    fence::Ruleset rs = fence::compile(profile->head, *profile->allow, pod);
     p.done("compile");
     {
         netns::ScopedNetns inside(env.netns);
@@ -102,13 +102,15 @@ int run(bool create_only) {
         }
         nft::BatchError e = s->send_batch(batch, first, acks);
         if (e.error) throw cni::Error(cni::kNftRejected, "nf_tables rejected the batch", std::to_string(e.error));
+        batch = {};  // as apply_ruleset does: the batch is gone before the read-back
         p.done("commit");
         s.reset();
         p.done("socket_close");
-        fence::Ruleset want = rs;
-        want.meta = nft::fit_metadata(rs.meta);
+        // Compared as apply_ruleset compares, without a copy of `rs`.
         auto got = nft::read_ruleset();
-        if (!got || !(*got == want)) throw cni::Error(cni::kNftRejected, "read-back differs");
+        bool meta_ok = got && got->meta == nft::fit_metadata(rs.meta);
+        if (got) got->meta = rs.meta;
+        if (!meta_ok || !(*got == rs)) throw cni::Error(cni::kNftRejected, "read-back differs");
         p.done("read_back");
     }
     p.done("leave_netns");
