@@ -31,23 +31,53 @@ std::string key_text(const Set& s) {
     return t;
 }
 
+// The elements of `s` in the canonical order of `order` (both sides of a
+// comparison come in it, as compiled and as decoded: checked, not assumed).
+std::vector<const Element*> in_order(const Set& s, const Set& order) {
+    std::vector<const Element*> v;
+    v.reserve(s.elements.size());
+    for (const auto& el : s.elements) v.push_back(&el);
+    auto less = [&order](const Element* x, const Element* y) { return canonical_less(order, *x, *y); };
+    if (!std::is_sorted(v.begin(), v.end(), less)) std::sort(v.begin(), v.end(), less);
+    return v;
+}
+
+// One walk over both sorted lists: linear in the elements, whatever their
+// number; each difference listed once, missing ones first, each kind in
+// element order.
 void diff_elements(const Set& e, const Set& a, std::vector<std::string>& out) {
-    std::set<Element> want(e.elements.begin(), e.elements.end()), have(a.elements.begin(), a.elements.end());
+    const std::vector<const Element*> want = in_order(e, e), have = in_order(a, e);
+    std::vector<const Element*> missing, extra;
+    size_t i = 0, j = 0;
+    auto skip_same = [](const std::vector<const Element*>& v, size_t& k) {
+        const Element* at = v[k];
+        while (k < v.size() && *v[k] == *at) ++k;
+    };
+    while (i < want.size() || j < have.size()) {
+        if (j == have.size() || (i < want.size() && canonical_less(e, *want[i], *have[j]))) {
+            missing.push_back(want[i]);
+            skip_same(want, i);
+        } else if (i == want.size() || canonical_less(e, *have[j], *want[i])) {
+            extra.push_back(have[j]);
+            skip_same(have, j);
+        } else {
+            skip_same(want, i);
+            skip_same(have, j);
+        }
+    }
+    auto by_value = [](const Element* x, const Element* y) { return *x < *y; };
+    std::sort(missing.begin(), missing.end(), by_value);
+    std::sort(extra.begin(), extra.end(), by_value);
     constexpr size_t kMaxListed = 20;
-    size_t listed = 0, missing = 0, extra = 0;
-    for (const auto& el : want) {
-        if (have.contains(el)) continue;
-        if (listed++ < kMaxListed) out.push_back("set " + e.name + ": missing element " + quote(to_nft_text(e, el)));
-        ++missing;
-    }
-    for (const auto& el : have) {
-        if (want.contains(el)) continue;
-        if (listed++ < kMaxListed) out.push_back("set " + e.name + ": unexpected element " + quote(to_nft_text(a, el)));
-        ++extra;
-    }
+    size_t listed = 0;
+    for (const Element* el : missing)
+        if (listed++ < kMaxListed) out.push_back("set " + e.name + ": missing element " + quote(to_nft_text(e, *el)));
+    for (const Element* el : extra)
+        if (listed++ < kMaxListed)
+            out.push_back("set " + e.name + ": unexpected element " + quote(to_nft_text(a, *el)));
     if (listed > kMaxListed)
-        out.push_back("set " + e.name + ": " + std::to_string(missing) + " elements missing and " +
-                      std::to_string(extra) + " unexpected in all");
+        out.push_back("set " + e.name + ": " + std::to_string(missing.size()) + " elements missing and " +
+                      std::to_string(extra.size()) + " unexpected in all");
 }
 
 void diff_sets(const Ruleset& e, const Ruleset& a, std::vector<std::string>& out) {

@@ -12,6 +12,7 @@
 #include "cni/error.h"
 #include "fence/diff.h"
 #include "nft/codec.h"
+#include "nft/elements.h"
 #include "nft/nft.h"
 #include "nft/socket.h"
 
@@ -46,11 +47,17 @@ int run(Socket& s, const Request& r, std::vector<uint8_t>& out, bool& interrupte
                      "errno " + std::to_string(err));
 }
 
-// Appends table netdev egress_fence (counters, chains, rules) to `msgs`;
+// Hands every reply of a get/dump request to the decoder as it arrives.
+int run(Socket& s, const Request& r, MessageDecoder& d, bool& interrupted) {
+    return s.request(
+        r.nlh, [&d](const nlmsghdr* nlh) { d.message(nlh); }, interrupted);
+}
+
+// Decodes table netdev egress_fence (counters, chains, rules) into `d`;
 // nothing when it does not exist.
-void read_netdev(Socket& s, std::vector<uint8_t>& msgs, bool& interrupted) {
+void read_netdev(Socket& s, MessageDecoder& d, bool& interrupted) {
     constexpr uint16_t kNetdev = NFPROTO_NETDEV;
-    int err = run(s, Request(s, NFT_MSG_GETTABLE, NLM_F_ACK, kNetdev).str(NFTA_TABLE_NAME, fence::kTableName), msgs,
+    int err = run(s, Request(s, NFT_MSG_GETTABLE, NLM_F_ACK, kNetdev).str(NFTA_TABLE_NAME, fence::kTableName), d,
                   interrupted);
     if (err == ENOENT) return;
     if (err) dump_failed("table netdev egress_fence", err);
@@ -58,50 +65,47 @@ void read_netdev(Socket& s, std::vector<uint8_t>& msgs, bool& interrupted) {
                    Request(s, NFT_MSG_GETOBJ, NLM_F_DUMP, kNetdev)
                        .str(NFTA_OBJ_TABLE, fence::kTableName)
                        .be32(NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER),
-                   msgs, interrupted)))
+                   d, interrupted)))
         dump_failed("the counters of table netdev egress_fence", err);
-    if ((err = run(s, Request(s, NFT_MSG_GETCHAIN, NLM_F_DUMP, kNetdev).str(NFTA_CHAIN_TABLE, fence::kTableName), msgs,
+    if ((err = run(s, Request(s, NFT_MSG_GETCHAIN, NLM_F_DUMP, kNetdev).str(NFTA_CHAIN_TABLE, fence::kTableName), d,
                    interrupted)))
         dump_failed("the chains of table netdev egress_fence", err);
-    if ((err = run(s, Request(s, NFT_MSG_GETRULE, NLM_F_DUMP, kNetdev).str(NFTA_RULE_TABLE, fence::kTableName), msgs,
+    if ((err = run(s, Request(s, NFT_MSG_GETRULE, NLM_F_DUMP, kNetdev).str(NFTA_RULE_TABLE, fence::kTableName), d,
                    interrupted)))
         dump_failed("the rules of table netdev egress_fence", err);
 }
 
 // One consistent read; nullopt when the table does not exist. Sets
-// `interrupted` when the ruleset changed while dumping.
+// `interrupted` when the ruleset changed while dumping. Each reply is
+// decoded as it arrives: no dump is held whole.
 std::optional<fence::Ruleset> read_once(Socket& s, bool& interrupted) {
-    std::vector<uint8_t> msgs;
-    int err = run(s, Request(s, NFT_MSG_GETTABLE, NLM_F_ACK).str(NFTA_TABLE_NAME, fence::kTableName), msgs,
-                  interrupted);
+    MessageDecoder d;
+    int err = run(s, Request(s, NFT_MSG_GETTABLE, NLM_F_ACK).str(NFTA_TABLE_NAME, fence::kTableName), d, interrupted);
     if (err == ENOENT) return std::nullopt;
     if (err) dump_failed("the table", err);
     if ((err = run(s,
                    Request(s, NFT_MSG_GETOBJ, NLM_F_DUMP)
                        .str(NFTA_OBJ_TABLE, fence::kTableName)
                        .be32(NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER),
-                   msgs, interrupted)))
+                   d, interrupted)))
         dump_failed("the counters", err);
-    if ((err = run(s, Request(s, NFT_MSG_GETSET, NLM_F_DUMP).str(NFTA_SET_TABLE, fence::kTableName), msgs,
-                   interrupted)))
+    if ((err = run(s, Request(s, NFT_MSG_GETSET, NLM_F_DUMP).str(NFTA_SET_TABLE, fence::kTableName), d, interrupted)))
         dump_failed("the sets", err);
     // Set names come from the sets just read.
-    fence::Ruleset partial = decode_messages(msgs.data(), msgs.size());
-    for (const auto& set : partial.sets)
+    for (const auto& set : d.set_names())
         if ((err = run(s,
                        Request(s, NFT_MSG_GETSETELEM, NLM_F_DUMP)
                            .str(NFTA_SET_ELEM_LIST_TABLE, fence::kTableName)
-                           .str(NFTA_SET_ELEM_LIST_SET, set.name),
-                       msgs, interrupted)))
-            dump_failed(("the elements of set " + set.name).c_str(), err);
-    if ((err = run(s, Request(s, NFT_MSG_GETCHAIN, NLM_F_DUMP).str(NFTA_CHAIN_TABLE, fence::kTableName), msgs,
+                           .str(NFTA_SET_ELEM_LIST_SET, set),
+                       d, interrupted)))
+            dump_failed(("the elements of set " + set).c_str(), err);
+    if ((err = run(s, Request(s, NFT_MSG_GETCHAIN, NLM_F_DUMP).str(NFTA_CHAIN_TABLE, fence::kTableName), d,
                    interrupted)))
         dump_failed("the chains", err);
-    if ((err = run(s, Request(s, NFT_MSG_GETRULE, NLM_F_DUMP).str(NFTA_RULE_TABLE, fence::kTableName), msgs,
-                   interrupted)))
+    if ((err = run(s, Request(s, NFT_MSG_GETRULE, NLM_F_DUMP).str(NFTA_RULE_TABLE, fence::kTableName), d, interrupted)))
         dump_failed("the rules", err);
-    read_netdev(s, msgs, interrupted);
-    return decode_messages(msgs.data(), msgs.size());
+    read_netdev(s, d, interrupted);
+    return d.finish();
 }
 
 std::optional<fence::Ruleset> read_on(Socket& s) {
@@ -136,6 +140,18 @@ bool send_fence(Socket& s, const fence::Ruleset& rs, BatchMode mode, bool inject
     size_t index = e.seq - first;
     std::string what = index < labels.size() ? labels[index] : "the batch";
     if (mode == BatchMode::create && e.error == EEXIST && what.starts_with("table ")) return false;
+    if (what.starts_with("elements of set ") && e.bad_attr_offset) {
+        // The kernel says which element it refused: name it.
+        for (size_t off = 0; off + sizeof(nlmsghdr) <= batch.size();) {
+            const auto* nlh = reinterpret_cast<const nlmsghdr*>(batch.data() + off);
+            if (nlh->nlmsg_len < sizeof(nlmsghdr) || nlh->nlmsg_len > batch.size() - off) break;
+            if (nlh->nlmsg_seq == e.seq) {
+                if (std::string el = element_at(rs, nlh, e.bad_attr_offset); !el.empty()) what += ", element " + el;
+                break;
+            }
+            off += NLMSG_ALIGN(nlh->nlmsg_len);
+        }
+    }
     std::string hint;
     if (what.starts_with("chain egress of table netdev") && e.error == EOPNOTSUPP)
         hint = "; this kernel has no netdev egress hook (needs Linux 5.16+ with CONFIG_NETFILTER_EGRESS)";

@@ -81,6 +81,26 @@ std::vector<uint8_t> encode_batch_labeled(const fence::Ruleset& rs, uint32_t seq
 // the delete cannot fail for a missing table).
 std::vector<uint8_t> encode_delete_batch(uint32_t seq, BatchLabels& labels);
 
+// Decodes nf_tables messages one at a time, as a dump delivers them, into
+// one Ruleset: what decode_messages does for a buffer of them, without the
+// buffer (the read-back of 100,000 set elements never holds their dump).
+class MessageDecoder {
+  public:
+    MessageDecoder();
+    ~MessageDecoder();
+    MessageDecoder(const MessageDecoder&) = delete;
+    MessageDecoder& operator=(const MessageDecoder&) = delete;
+    // One message whose nlmsg_len the caller checked against its buffer.
+    void message(const nlmsghdr* nlh);
+    // The sets decoded so far, by name.
+    std::vector<std::string> set_names() const;
+    fence::Ruleset finish();
+
+  private:
+    struct State;
+    std::unique_ptr<State> state_;
+};
+
 // Metadata <-> table userdata (nftnl_udata TLVs of our own types).
 std::vector<uint8_t> encode_metadata(const fence::Metadata& in);
 fence::Metadata decode_metadata(const uint8_t* data, size_t len);

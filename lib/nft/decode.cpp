@@ -510,6 +510,7 @@ Exprs expressions(const Attrs& rule) {
 class Decoder {
   public:
     void message(const nlmsghdr* nlh);
+    const std::vector<fence::Set>& sets() const { return rs_.sets; }
     fence::Ruleset finish();
 
   private:
@@ -773,8 +774,7 @@ fence::Ruleset Decoder::finish() {
     for (auto& s : rs_.sets) {
         auto it = readers_.find(s.name);
         if (it == readers_.end()) continue;
-        s.elements = it->second.finish();
-        if (!s.interval) fence::sort_elements(s);
+        s.elements = it->second.finish();  // canonical order
     }
     if (rs_.netdev) {
         fence::NetdevTable& nd = *rs_.netdev;
@@ -802,6 +802,26 @@ fence::Ruleset Decoder::finish() {
 }
 
 }  // namespace
+
+struct MessageDecoder::State {
+    Decoder d;
+};
+
+MessageDecoder::MessageDecoder() : state_(std::make_unique<State>()) {}
+MessageDecoder::~MessageDecoder() = default;
+
+void MessageDecoder::message(const nlmsghdr* nlh) {
+    if (nlh->nlmsg_len < sizeof(nlmsghdr)) malformed("truncated message");
+    state_->d.message(nlh);
+}
+
+std::vector<std::string> MessageDecoder::set_names() const {
+    std::vector<std::string> out;
+    for (const auto& s : state_->d.sets()) out.push_back(s.name);
+    return out;
+}
+
+fence::Ruleset MessageDecoder::finish() { return state_->d.finish(); }
 
 fence::Ruleset decode_messages(const uint8_t* data, size_t len) {
     Decoder d;

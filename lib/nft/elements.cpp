@@ -1,6 +1,7 @@
 #include "nft/elements.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <optional>
 
@@ -8,6 +9,7 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
 
 #include "cni/error.h"
 #include "nft/codec.h"
@@ -158,6 +160,52 @@ void ElementWriter::fill(nlmsghdr* nlh) {
     mnl_attr_nest_end(nlh, list);
 }
 
+std::string element_at(const fence::Ruleset& rs, const nlmsghdr* msg, uint32_t offset) {
+    if (msg->nlmsg_len < NLMSG_LENGTH(sizeof(nfgenmsg)) || offset >= msg->nlmsg_len) return "";
+    std::string name;
+    const nlattr* list = nullptr;
+    for_each_attr(msg, sizeof(nfgenmsg), [&](const nlattr* a) {
+        if (mnl_attr_get_type(a) == NFTA_SET_ELEM_LIST_SET && mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0)
+            name = mnl_attr_get_str(a);
+        if (mnl_attr_get_type(a) == NFTA_SET_ELEM_LIST_ELEMENTS) list = a;
+    });
+    auto set = std::find_if(rs.sets.begin(), rs.sets.end(), [&](const fence::Set& s) { return s.name == name; });
+    if (set == rs.sets.end() || !list) return "";
+    const nlattr* hit = nullptr;
+    for_each_nested(list, [&](const nlattr* el) {
+        if (reinterpret_cast<const char*>(el) - reinterpret_cast<const char*>(msg) == static_cast<ptrdiff_t>(offset))
+            hit = el;
+    });
+    if (!hit) return "";
+    uint32_t flags = 0;
+    std::pair<const uint8_t*, size_t> key{nullptr, 0}, key_end{nullptr, 0};
+    for_each_nested(hit, [&](const nlattr* a) {
+        switch (mnl_attr_get_type(a)) {
+            case NFTA_SET_ELEM_FLAGS:
+                if (mnl_attr_validate(a, MNL_TYPE_U32) == 0) flags = ntohl(mnl_attr_get_u32(a));
+                break;
+            case NFTA_SET_ELEM_KEY: key = data_value(name, a); break;
+            case NFTA_SET_ELEM_KEY_END: key_end = data_value(name, a); break;
+            default: break;
+        }
+    });
+    const size_t klen = key_len(set->key);
+    if (!key.first || key.second != klen || (key_end.first && key_end.second != klen)) return "";
+    const bool concat = set->key.size() > 1;
+    const uint8_t* hi = key_end.first ? key_end.first : key.first;
+    fence::Element e;
+    size_t off = 0;
+    for (auto t : set->key) {
+        size_t n = value_len(t);
+        e.fields.push_back({fence::Bytes(key.first + off, key.first + off + n), fence::Bytes(hi + off, hi + off + n)});
+        off += concat ? padded_len(t) : n;
+    }
+    std::string text = "`" + fence::to_nft_text(*set, e) + "`";
+    // A one-field interval set's end key: one past the interval's last value.
+    if (flags & NFT_SET_ELEM_INTERVAL_END) text += " (where an interval ends)";
+    return text;
+}
+
 // --- reading -----------------------------------------------------------------
 ElementReader::ElementReader(const fence::Set& shape)
     : name_(shape.name),
@@ -200,6 +248,15 @@ void ElementReader::add_one(const nlattr* elem) {
         if (kelen != klen_) bad(name_, "end key of " + std::to_string(kelen) + " bytes");
         hi = ke;
     }
+    if (!interval_ && hi == k) {
+        // One value per field: kept as bytes, put in order by finish().
+        size_t off = 0;
+        for (auto t : key_) {
+            keys_.insert(keys_.end(), k + off, k + off + value_len(t));
+            off += concat_ ? padded_len(t) : value_len(t);
+        }
+        return;
+    }
     elements_.push_back(split(k, hi));
 }
 
@@ -236,7 +293,29 @@ std::vector<fence::Element> ElementReader::finish() {
     }
     if (open) elements_.push_back({{fence::FieldRange{*open, fence::Bytes(klen_, 0xff)}}});
     bounds_.clear();
-    if (!interval_) return std::move(elements_);  // hash order: the caller sorts (fence::sort_elements)
+    if (!interval_) {
+        fence::Set s{name_, key_, false, {}, 0};
+        size_t len = 0;
+        for (auto t : key_) len += value_len(t);
+        const size_t n = len ? keys_.size() / len : 0;
+        std::vector<uint32_t> order = fence::key_order(keys_.data(), n, len, fence::sorts_from_last_byte(s));
+        s.elements.reserve(n + elements_.size());
+        const uint8_t* prev = nullptr;
+        for (uint32_t i : order) {
+            const uint8_t* k = keys_.data() + size_t{i} * len;
+            if (prev && std::memcmp(prev, k, len) == 0) continue;
+            s.elements.push_back(fence::element_of(key_, k));
+            prev = k;
+        }
+        keys_ = {};
+        // A hash element with an end key (not one nft sends): sorted in.
+        if (!elements_.empty()) {
+            for (auto& e : elements_) s.elements.push_back(std::move(e));
+            elements_ = {};
+            fence::sort_elements(s);
+        }
+        return std::move(s.elements);
+    }
     // Dumps come in ascending or descending order: avoid a full sort.
     if (std::is_sorted(elements_.rbegin(), elements_.rend())) std::reverse(elements_.begin(), elements_.end());
     if (!std::is_sorted(elements_.begin(), elements_.end())) std::sort(elements_.begin(), elements_.end());

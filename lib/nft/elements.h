@@ -61,9 +61,16 @@ class ElementWriter {
     uint8_t lo_buf_[64], hi_buf_[64];
 };
 
+// The element that the NEWSETELEM message `msg`, built by ElementWriter for
+// a set of `rs`, carries in the nest starting `offset` bytes into the
+// message (where the kernel says the element it refused is), in nft syntax
+// and quoted, e.g. "`10.0.0.1 . tcp . 443`"; "" when no element starts there.
+std::string element_at(const fence::Ruleset& rs, const nlmsghdr* msg, uint32_t offset);
+
 // Collects the elements of one set from NEWSETELEM messages and rebuilds the
-// canonical lo/hi form: sorted for an interval set; for a hash set in the
-// order they came (fence::sort_elements gives the canonical one).
+// canonical lo/hi form, in canonical order (fence::sort_elements), without
+// duplicates. A hash set's keys are held as bytes until finish() builds
+// the elements in order.
 class ElementReader {
   public:
     explicit ElementReader(const fence::Set& shape);
@@ -80,6 +87,7 @@ class ElementReader {
     bool interval_, concat_;
     size_t klen_;
     std::vector<std::pair<fence::Bytes, bool>> bounds_;  // rbtree: (key, is_end)
+    std::vector<uint8_t> keys_;                          // hash: the fields' values, unpadded
     std::vector<fence::Element> elements_;
 };
 

@@ -26,19 +26,21 @@ void set_int(mnl_socket* nl, int level, int opt, int value) {
     setsockopt(mnl_socket_get_fd(nl), level, opt, &value, sizeof value);
 }
 
-// The extended ack message (NLMSGERR_ATTR_MSG) of an error, if any.
-std::string ext_ack_message(const nlmsghdr* nlh) {
-    if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS)) return {};
+// The extended ack of an error, if any: the kernel's text
+// (NLMSGERR_ATTR_MSG) and the offset of the attribute it refused
+// (NLMSGERR_ATTR_OFFS).
+void ext_ack(const nlmsghdr* nlh, std::string& msg, uint32_t& offset) {
+    if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS)) return;
     const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
-    size_t offset = sizeof(nlmsgerr);
-    if (!(nlh->nlmsg_flags & NLM_F_CAPPED)) offset += err->msg.nlmsg_len - sizeof(nlmsghdr);
-    if (NLMSG_LENGTH(offset) > nlh->nlmsg_len) return {};
-    std::string msg;
-    for_each_attr(nlh, offset, [&](const nlattr* a) {
+    size_t at = sizeof(nlmsgerr);
+    if (!(nlh->nlmsg_flags & NLM_F_CAPPED)) at += err->msg.nlmsg_len - sizeof(nlmsghdr);
+    if (NLMSG_LENGTH(at) > nlh->nlmsg_len) return;
+    for_each_attr(nlh, at, [&](const nlattr* a) {
         if (mnl_attr_get_type(a) == NLMSGERR_ATTR_MSG && mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0)
             msg = mnl_attr_get_str(a);
+        if (mnl_attr_get_type(a) == NLMSGERR_ATTR_OFFS && mnl_attr_validate(a, MNL_TYPE_U32) == 0)
+            offset = mnl_attr_get_u32(a);
     });
-    return msg;
 }
 
 }  // namespace
@@ -101,7 +103,8 @@ BatchError Socket::send_batch(const std::vector<uint8_t>& batch, uint32_t begin_
             const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
             ++answered;
             if (err->error == 0 || first.error) continue;
-            first = {-err->error, nlh->nlmsg_seq, ext_ack_message(nlh)};
+            first = {-err->error, nlh->nlmsg_seq, {}, 0};
+            ext_ack(nlh, first.message, first.bad_attr_offset);
             // A failed commit is answered once, for the whole batch.
             if (nlh->nlmsg_seq == begin_seq) return first;
         }
@@ -110,6 +113,16 @@ BatchError Socket::send_batch(const std::vector<uint8_t>& batch, uint32_t begin_
 }
 
 int Socket::request(const nlmsghdr* req, std::vector<uint8_t>& out, bool& interrupted) {
+    return request(
+        req,
+        [&out](const nlmsghdr* nlh) {
+            const auto* p = reinterpret_cast<const uint8_t*>(nlh);
+            out.insert(out.end(), p, p + NLMSG_ALIGN(nlh->nlmsg_len));
+        },
+        interrupted);
+}
+
+int Socket::request(const nlmsghdr* req, const std::function<void(const nlmsghdr*)>& each, bool& interrupted) {
     if (mnl_socket_sendto(nl_.get(), req, req->nlmsg_len) < 0) fail("cannot send an nf_tables request", errno);
     bool dump = (req->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP;
     for (;;) {
@@ -124,8 +137,7 @@ int Socket::request(const nlmsghdr* req, std::vector<uint8_t>& out, bool& interr
                 if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(nlmsgerr))) return EPROTO;
                 return -static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh))->error;
             }
-            const auto* p = reinterpret_cast<const uint8_t*>(nlh);
-            out.insert(out.end(), p, p + NLMSG_ALIGN(nlh->nlmsg_len));
+            each(nlh);
             // A plain get without NLM_F_ACK ends with its one reply.
             if (!dump && !(req->nlmsg_flags & NLM_F_ACK)) return 0;
         }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +17,9 @@ struct BatchError {
     int error = 0;        // positive errno; 0 when the batch was accepted
     uint32_t seq = 0;     // of the message that failed
     std::string message;  // the kernel's extended ack text, if any
+    // Where in the failed message the attribute the kernel refused starts
+    // (NLMSGERR_ATTR_OFFS, bytes from its header); 0: not said.
+    uint32_t bad_attr_offset = 0;
 };
 
 class Socket {
@@ -35,6 +39,9 @@ class Socket {
     // final ack / DONE) to `out`. Returns 0 or the positive errno the kernel
     // answered. Sets `interrupted` when a dump saw the ruleset change.
     int request(const nlmsghdr* req, std::vector<uint8_t>& out, bool& interrupted);
+    // The same, handing each reply message to `each` as it arrives (valid
+    // only during the call) instead of collecting them.
+    int request(const nlmsghdr* req, const std::function<void(const nlmsghdr*)>& each, bool& interrupted);
 
   private:
     struct Close {
