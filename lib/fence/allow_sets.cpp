@@ -190,7 +190,7 @@ void lay_out(Pieces& g, std::vector<AllowSet>& out) {
     if (g.ranges.empty()) return;
     std::string name = std::string(g.v6 ? "allow6" : "allow4") + (g.any ? "_any" : "") + "_ranges";
     Set s{name, key(g, nullptr), true, {}, 0};
-    s.elements = g.any ? disjoint_ranges(std::move(g.ranges)) : disjoint_addr_proto_port(g.ranges);
+    s.elements = g.any ? disjoint_ranges(g.ranges) : disjoint_addr_proto_port(g.ranges);
     std::vector<Stmt> m = match(g, s.name, nullptr);
     out.push_back(AllowSet{std::move(s), std::move(m)});
 }

@@ -30,7 +30,7 @@ std::vector<FieldRange> merge(std::vector<FieldRange> ranges) {
         if (!out.empty() && adjacent_or_overlapping(out.back(), r)) {
             out.back().hi = std::max(out.back().hi, r.hi);
         } else {
-            out.push_back(std::move(r));
+            out.push_back(r);
         }
     }
     return out;
@@ -88,12 +88,12 @@ std::vector<Piece> pieces(const std::vector<const Element*>& rects) {
 
 }  // namespace
 
-std::vector<Element> disjoint_ranges(std::vector<Element> elements) {
+std::vector<Element> disjoint_ranges(const std::vector<Element>& elements) {
     std::vector<FieldRange> ranges;
     ranges.reserve(elements.size());
-    for (auto& e : elements) ranges.push_back(std::move(e.fields[0]));
+    for (const auto& e : elements) ranges.push_back(e.fields[0]);
     std::vector<Element> out;
-    for (auto& r : merge(std::move(ranges))) out.push_back(Element{{std::move(r)}});
+    for (const auto& r : merge(std::move(ranges))) out.push_back(Element{{r}});
     return out;
 }
 

@@ -13,7 +13,7 @@
 namespace ef::fence {
 
 // One-field interval sets: overlapping or adjacent ranges are merged.
-std::vector<Element> disjoint_ranges(std::vector<Element> elements);
+std::vector<Element> disjoint_ranges(const std::vector<Element>& elements);
 
 // `address . protocol . port` sets (protocol an exact value): cut the address
 // axis at every range boundary, merge the port ranges that cover each piece,

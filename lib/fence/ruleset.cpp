@@ -112,19 +112,19 @@ void sort_elements(Set& s) {
         // bytes (from the first byte, or from the last).
         std::vector<uint32_t> order = key_order(keys.data(), v.size(), len, sorts_from_last_byte(s));
         keys = {};
-        // Moved into place cycle by cycle: no second copy of the elements.
+        // Put in place cycle by cycle: no second vector of the elements.
         for (size_t j = 0; j < order.size(); ++j) {
             if (order[j] == j) continue;
-            Element held = std::move(v[j]);
+            const Element held = v[j];
             size_t at = j;
             for (;;) {
                 size_t from = order[at];
                 order[at] = static_cast<uint32_t>(at);
                 if (from == j) {
-                    v[at] = std::move(held);
+                    v[at] = held;
                     break;
                 }
-                v[at] = std::move(v[from]);
+                v[at] = v[from];
                 at = from;
             }
         }

@@ -310,7 +310,7 @@ std::vector<fence::Element> ElementReader::finish() {
         keys_ = {};
         // A hash element with an end key (not one nft sends): sorted in.
         if (!elements_.empty()) {
-            for (auto& e : elements_) s.elements.push_back(std::move(e));
+            s.elements.insert(s.elements.end(), elements_.begin(), elements_.end());
             elements_ = {};
             fence::sort_elements(s);
         }
