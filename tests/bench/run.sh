@@ -7,10 +7,13 @@
 # only the benchmark needs (gnuplot-nox, iptables, time), then measures whole
 # processes the way a runtime calls them (CNI_* env + stdin JSON with a
 # prevResult), every figure side by side in the same run:
-#   add       ADD on a fresh pod netns vs a raw-batch floor, `nft -f` and the
-#             reference firewall plugin; where egress-fence's time goes
+#   add       ADD on a fresh pod netns vs a raw-batch floor, `nft -f`, the
+#             reference firewall plugin and the plugin as of EF_BENCH_BASE_REF
+#             (7f0b26f, before the large-allow-list work; built from git, or
+#             EF_BENCH_BASE_BIN=DIR); where egress-fence's time goes
 #   del/check DEL and CHECK vs the floor / `nft`
-#   scale     ADD latency and peak RSS with 0 .. 100,000 allow entries
+#   scale     ADD latency and peak RSS with 0 .. 100,000 allow entries, exact
+#             and mixed shapes, as ratios to the small ADD of the same run
 #   datapath  TCP connection and UDP packet rates, fenced (10 / 100,000
 #             entries) vs unfenced
 #   parallel  32 pod startups through the go-cni runtime driver, concurrent
@@ -21,8 +24,7 @@
 # warm-up, taken in EF_BENCH_CHUNKS (4) chunks that alternate between the
 # variants compared, so a busy moment on the machine hits all of them.
 #
-# Knobs: EF_BENCH_RUNS, EF_BENCH_CHUNKS, EF_BENCH_BIG_RUNS (5: the 100,000
-# rows), EF_BENCH_PAR_RUNS (20 samples of 32 pods), EF_BENCH_SKIP_BOOTSTRAP=1 with EF_BENCH_BIN=DIR (use another build),
+# Knobs: EF_BENCH_RUNS, EF_BENCH_CHUNKS, EF_BENCH_PAR_RUNS (20 samples of 32 pods), EF_BENCH_SKIP_BOOTSTRAP=1 with EF_BENCH_BIN=DIR (use another build),
 # EF_BENCH_ONLY="add scale ..." (a subset of sections).
 # Safety: every netns is named ef-bench-<pid>-*, addresses live only inside
 # them (no default routes, nothing on the host's interfaces), the "node" side
@@ -35,7 +37,6 @@ cd "$ROOT"
 OUT="$ROOT/tests/bench/out"
 RUNS="${EF_BENCH_RUNS:-20}"
 CHUNKS="${EF_BENCH_CHUNKS:-4}"
-BIG_RUNS="${EF_BENCH_BIG_RUNS:-5}"
 PAR_RUNS="${EF_BENCH_PAR_RUNS:-20}"
 ONLY="${EF_BENCH_ONLY:-add del check scale datapath parallel inspect}"
 BIN="${EF_BENCH_BIN:-$ROOT/build/bin}"
@@ -153,7 +154,7 @@ csv_wall() {
 TABLE="$OUT/table.txt"
 : >"$TABLE"
 say() { printf '%s\n' "$*" | tee -a "$TABLE"; }
-row() { printf '%-52s %9s %9s %9s %9s %5s\n' "$@" | tee -a "$TABLE"; }
+row() { printf "%-52s %9s %9s %9s %9s %7s %5s\n" "$@" | tee -a "$TABLE"; }
 
 # --- inputs ----------------------------------------------------------------------
 
@@ -241,6 +242,9 @@ v_floor() {
   "$TIME" --label add/floor "${NSO[@]}" "$@" -- "$BIN/ef_bench_floor" "$(nspath fl)" "$TMP/example.batch"
 }
 v_add_ef() { ns_opts ef; plugin add/egress-fence ADD ef "$TMP/example.json" "$BIN/egress-fence" "$@"; }
+# The plugin as it was before the large-allow-list work (issue 14), built from
+# git: the small ADD must not have become slower.
+v_add_base() { ns_opts eb; plugin add/egress-fence-base ADD eb "$TMP/example.json" "$BASE_BIN/egress-fence" "$@"; }
 v_phases() { ns_opts ph; plugin add/phases ADD ph "$TMP/example.json" "$BIN/ef_bench_phases" "$@"; }
 # What-if: the plugin's work with a create-only batch (no close() wait).
 v_phases_create() {
@@ -275,11 +279,30 @@ v_firewall() {
     --netns "/run/netns/$FW_NODE" "${env[@]}" --stdin "$TMP/firewall.json" "$@" -- "$FIREWALL"
 }
 
+BASE_REF="${EF_BENCH_BASE_REF:-7f0b26f}"
+BASE_BIN="" BASE_WHY=""
 if section_on add; then
+  if [ -n "${EF_BENCH_BASE_BIN:-}" ]; then
+    BASE_BIN="$EF_BENCH_BASE_BIN"
+  elif git -C "$ROOT" rev-parse --verify -q "$BASE_REF^{commit}" >/dev/null; then
+    log "add: building the baseline plugin from $BASE_REF"
+    mkdir -p "$TMP/base-src"
+    git -C "$ROOT" archive "$BASE_REF" | tar -x -C "$TMP/base-src"
+    if cmake -S "$TMP/base-src" -B "$TMP/base-build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$TMP/base-build.log" 2>&1 &&
+      cmake --build "$TMP/base-build" -j"$(nproc)" --target egress-fence >>"$TMP/base-build.log" 2>&1; then
+      BASE_BIN="$TMP/base-build/bin"
+    else
+      BASE_WHY="the build of $BASE_REF failed (see $TMP/base-build.log)"
+    fi
+  else
+    BASE_WHY="commit $BASE_REF is not in this checkout (set EF_BENCH_BASE_BIN=DIR)"
+  fi
   log "add: ADD on a fresh pod netns"
   ip netns add "$FW_NODE"
   mapfile -t nftv < <(nft_variants v_nft_create v_nft_replace)
-  interleave v_true v_floor_create v_floor v_add_ef v_phases v_phases_create "${nftv[@]}" v_firewall
+  basev=()
+  [ -n "$BASE_BIN" ] && basev=(v_add_base)
+  interleave v_true v_floor_create v_floor v_add_ef "${basev[@]}" v_phases v_phases_create "${nftv[@]}" v_firewall
   # Where the floor's close() blocks (kernel stack), when perf is at hand.
   if command -v perf >/dev/null; then
     ip netns add "$P-perf"
@@ -316,66 +339,64 @@ if section_on check; then
 fi
 
 # === scale ==========================================================================
-SCALE_N=(0 10 100 1000 10000)
-# N is 0..10000, packed (5,000 entries x 20 ports) or 100000.
-v_scale_ef() {
-  local n="$1"
-  shift
-  ns_opts "s$n"
-  plugin "scale/$n/egress-fence" ADD "s$n" "$TMP/scale-$n.json" "$BIN/egress-fence" "$@"
+# ADD on a fresh netns with N generated allow entries of two shapes
+# (tests/bench/gen-config.sh): exact (/32, tcp 443: one hash set) and mixed
+# (several prefix lengths, port ranges, v4 and v6). At each N the example
+# profile's ADD runs in the same chunks, so "N entries / small ADD" is a ratio
+# of one run; the floor sends the plugin's own batch for the exact shape.
+SCALE_N=(0 10 100 1000 10000 100000)
+SCALE_SHAPES=(exact mixed)
+v_scale_small() { ns_opts ss; plugin scale/small/egress-fence ADD ss "$TMP/example.json" "$BIN/egress-fence" "$@"; }
+v_scale_ef() { # SHAPE N [options]
+  local shape="$1" n="$2"
+  shift 2
+  ns_opts "s$shape$n"
+  plugin "scale/$shape/$n/egress-fence" ADD "s$shape$n" "$TMP/scale-$shape-$n.json" "$BIN/egress-fence" "$@"
 }
-v_scale_phases() {
-  local n="$1"
-  shift
-  ns_opts "p$n"
-  plugin "scale/$n/phases" ADD "p$n" "$TMP/scale-$n.json" "$BIN/ef_bench_phases" "$@"
+v_scale_phases() { # SHAPE N
+  local shape="$1" n="$2"
+  shift 2
+  ns_opts "p$shape$n"
+  plugin "scale/$shape/$n/phases" ADD "p$shape$n" "$TMP/scale-$shape-$n.json" "$BIN/ef_bench_phases" "$@"
 }
-v_scale_floor() {
-  local n="$1"
-  shift
-  ns_opts "f$n"
-  "$TIME" --label "scale/$n/floor" "${NSO[@]}" "$@" -- "$BIN/ef_bench_floor" "$(nspath "f$n")" "$TMP/scale-$n.batch"
+v_scale_floor() { # SHAPE N
+  local shape="$1" n="$2"
+  shift 2
+  ns_opts "f$shape$n"
+  "$TIME" --label "scale/$shape/$n/floor" "${NSO[@]}" "$@" -- "$BIN/ef_bench_floor" "$(nspath "f$shape$n")" "$TMP/scale-$shape-$n.batch"
 }
-v_scale_nft() {
-  local n="$1"
-  shift
-  ns_opts "n$n"
-  "$TIME" --label "scale/$n/nft-create" "${NSO[@]}" "$@" -- "$NSENTER" --net="$(nspath "n$n")" "$NFT" -f "$TMP/scale-$n.nft"
+v_scale_nft() { # SHAPE N
+  local shape="$1" n="$2"
+  shift 2
+  ns_opts "n$shape$n"
+  "$TIME" --label "scale/$shape/$n/nft-create" "${NSO[@]}" "$@" -- "$NSENTER" --net="$(nspath "n$shape$n")" "$NFT" -f "$TMP/scale-$shape-$n.nft"
 }
 
 if section_on scale; then
   log "scale: generating configs"
-  for n in "${SCALE_N[@]}" 100000; do
-    bash tests/bench/gen-config.sh "$TMP/scale-$n.json" --entries "$n" --shape mixed --log "$TMP/egress-fence.log"
-    batch "$TMP/scale-$n.json" "$TMP/scale-$n.batch" >"$TMP/scale-$n.batch.txt"
-    if ((n <= 10000)); then render "$TMP/scale-$n.json" "$TMP/scale-$n"; fi
+  for shape in "${SCALE_SHAPES[@]}"; do
+    for n in "${SCALE_N[@]}"; do
+      bash tests/bench/gen-config.sh "$TMP/scale-$shape-$n.json" --entries "$n" --shape "$shape" --log "$TMP/egress-fence.log"
+      batch "$TMP/scale-$shape-$n.json" "$TMP/scale-$shape-$n.batch" >"$TMP/scale-$shape-$n.batch.txt"
+      if ((n <= 10000)) && [ "$shape" = exact ]; then render "$TMP/scale-$shape-$n.json" "$TMP/scale-$shape-$n"; fi
+    done
   done
-  bash tests/bench/gen-config.sh "$TMP/scale-packed.json" --entries 5000 --shape packed --log "$TMP/egress-fence.log"
-  batch "$TMP/scale-packed.json" "$TMP/scale-packed.batch" >"$TMP/scale-packed.batch.txt"
   for n in "${SCALE_N[@]}"; do
     log "scale: $n allow entries"
     extra=()
-    ((n == 10000)) && extra=("v_scale_phases 10000")
-    mapfile -t nftv < <(nft_variants "v_scale_nft $n")
-    interleave "v_scale_ef $n" "v_scale_floor $n" "${nftv[@]}" "${extra[@]}"
+    ((n >= 10000)) && extra=("v_scale_phases exact $n" "v_scale_phases mixed $n")
+    nftv=()
+    ((n <= 10000)) && mapfile -t nftv < <(nft_variants "v_scale_nft exact $n")
+    interleave v_scale_small "v_scale_ef exact $n" "v_scale_ef mixed $n" "v_scale_floor exact $n" "${nftv[@]}" "${extra[@]}"
   done
-  log "scale: 100,000 set elements (slow: $BIG_RUNS runs)"
-  once "$BIG_RUNS" "v_scale_ef packed" "v_scale_floor packed" "v_scale_floor 100000"
-  # 6.5 MB of stdin: the plugin refuses it (1 MiB limit, code 6).
-  once 1 "v_scale_ef 100000 --expect-exit 1"
-  # What the plugin answers to 100,000 entries.
-  ip netns add "$P-s100k-msg"
-  CNI_COMMAND=ADD CNI_CONTAINERID=bench CNI_NETNS="/run/netns/$P-s100k-msg" CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni \
-    CNI_ARGS="$CNI_ARGS_POD" "$BIN/egress-fence" <"$TMP/scale-100000.json" >"$TMP/scale-100000.answer" 2>/dev/null || true
-  ip netns delete "$P-s100k-msg"
 fi
 
 # === datapath =======================================================================
 # Three pairs of netns, each pod -- server over one veth (10.251.0.2 -> .1, no
-# other address, no route): unfenced, fenced with 10 entries (by the plugin),
-# fenced with 100,000 entries (the plugin's own ruleset, installed by the floor
-# from ef_bench_batch: the plugin's stdin cannot carry 6.5 MB). Both allowlists
-# include the server (tcp and udp 5201); 5202 is not allowed.
+# other address, no route): unfenced, and fenced by the plugin's ADD with 10
+# and with 100,000 entries of the mixed shape (every set kind a new flow is
+# looked up in). Both allowlists include the server (tcp and udp 5201); 5202
+# is not allowed.
 DP_CASES=(unfenced f10 f100k)
 dp_client() { # CASE MODE COUNT [options]
   local c="$1" mode="$2" count="$3"
@@ -387,8 +408,7 @@ DP_COUNT_TCP=2000 DP_COUNT_UDP=20000
 if section_on datapath; then
   log "datapath: setting up"
   bash tests/bench/gen-config.sh "$TMP/dp-10.json" --entries 10 --shape mixed --target 10.251.0.1:5201 --log "$TMP/egress-fence.log"
-  bash tests/bench/gen-config.sh "$TMP/dp-100000.json" --entries 100000 --shape mixed --target 10.251.0.1:5201
-  batch "$TMP/dp-100000.json" "$TMP/dp-100000.batch" >"$TMP/dp-100000.batch.txt"
+  bash tests/bench/gen-config.sh "$TMP/dp-100000.json" --entries 100000 --shape mixed --target 10.251.0.1:5201 --log "$TMP/egress-fence.log"
   for c in "${DP_CASES[@]}"; do
     pod="$P-dp-pod-$c" srv="$P-dp-srv-$c"
     ip netns add "$pod"
@@ -404,7 +424,7 @@ if section_on datapath; then
     SERVERS+=($!)
   done
   "$TMP/fence.sh" "/run/netns/$P-dp-pod-f10" "$TMP/dp-10.json"
-  "$BIN/ef_bench_floor" "/run/netns/$P-dp-pod-f100k" "$TMP/dp-100000.batch" >/dev/null
+  "$TMP/fence.sh" "/run/netns/$P-dp-pod-f100k" "$TMP/dp-100000.json"
   for c in "${DP_CASES[@]}"; do
     for _ in $(seq 50); do grep -q ready "$TMP/srv-$c.out" 2>/dev/null && break; sleep 0.1; done
     # The fence is really there: allowed port connects, the other is refused.
@@ -550,6 +570,7 @@ if section_on add; then
   add_row add/floor-create "floor: prebuilt batch, create only"
   add_row add/floor "floor: prebuilt batch, same bytes as egress-fence"
   add_row add/egress-fence "egress-fence ADD"
+  add_row add/egress-fence-base "egress-fence ADD as of $BASE_REF"
   add_row add/phases "egress-fence's calls, timed (ef_bench_phases)"
   add_row add/phases-create "same, create-only batch (what-if)"
   add_row add/nft-create "nsenter + nft -f (create)"
@@ -570,6 +591,13 @@ if section_on add; then
   say "nft -f (create) / egress-fence         = ${r_nft}x   (target >= 5x)"
   say "nft -f (replace) / egress-fence        = ${r_nftr}x"
   say "firewall plugin / egress-fence         = ${r_fw}x"
+  if [ -n "$BASE_BIN" ]; then
+    r_base=$(ratio "$ef" "$(get add/egress-fence-base median_us)")
+    say "egress-fence / itself as of $BASE_REF   = ${r_base}x   (target <= 1.05x: the small ADD no slower)"
+    csv ratio "egress-fence / egress-fence as of $BASE_REF" ratio "$r_base" "" "" x "target <= 1.05"
+  else
+    say "egress-fence / itself as of $BASE_REF: not measured: $BASE_WHY"
+  fi
   wi=$(get add/phases-create median_us)
   r_wi_floor=$(ratio "$wi" "$(get add/floor-create median_us)") r_wi_nft=$(ratio "$(get add/nft-create median_us)" "$wi")
   r_wi_nftr=$(ratio "$(get add/nft-replace median_us)" "$wi")
@@ -619,36 +647,46 @@ fi
 
 if section_on scale; then
   say ""
-  say "== scale: ADD on a fresh netns vs allow entries (mixed v4/v6, ranges) =="
-  row "allow entries (set elements)" "ef ms" "ef p90" "floor ms" "ef RSS KiB" "n"
+  say "== scale: ADD on a fresh netns vs allow entries (example-profile ADD interleaved: ratio = N entries / small ADD) =="
+  row "entries: shape (set elements)" "ef ms" "ef p90" "/ small" "floor ms" "RSS KiB" "n"
   : >"$OUT/scale.dat"
   for n in "${SCALE_N[@]}"; do
-    el=$(elements "$TMP/scale-$n.batch.txt")
-    row "$n ($el)" "$(ms "$(get "scale/$n/egress-fence" median_us)")" "$(ms "$(get "scale/$n/egress-fence" p90_us)")" \
-      "$(ms "$(get "scale/$n/floor" median_us)")" "$(get "scale/$n/egress-fence" maxrss_kib)" "$(get "scale/$n/egress-fence" n)"
-    csv_wall scale "$n entries: egress-fence" "scale/$n/egress-fence" "$el set elements"
-    csv_wall scale "$n entries: floor" "scale/$n/floor" "$el set elements"
-    csv_wall scale "$n entries: nft -f create" "scale/$n/nft-create" "$el set elements"
-    csv scale "$n entries: floor" to_ack "$(ms "$(get "scale/$n/floor" mark_ack_us)")" "" "$(get "scale/$n/floor" n)" ms "kernel commit done"
-    echo "$n $el $(get "scale/$n/egress-fence" median_us) $(get "scale/$n/floor" median_us) $(get "scale/$n/nft-create" median_us) $(get "scale/$n/egress-fence" maxrss_kib)" >>"$OUT/scale.dat"
+    small=$(get scale/small/egress-fence median_us)
+    line="$n"
+    for shape in "${SCALE_SHAPES[@]}"; do
+      l="scale/$shape/$n/egress-fence"
+      el=$(elements "$TMP/scale-$shape-$n.batch.txt")
+      r=$(ratio "$(get "$l" median_us)" "$small")
+      row "$n: $shape ($el)" "$(ms "$(get "$l" median_us)")" "$(ms "$(get "$l" p90_us)")" "$r" \
+        "$(ms "$(get "scale/$shape/$n/floor" median_us)")" "$(get "$l" maxrss_kib)" "$(get "$l" n)"
+      csv_wall scale "$n entries $shape: egress-fence" "$l" "$el set elements"
+      csv ratio "scale $n entries $shape / small ADD" ratio "$r" "" "" x "$el set elements"
+      line="$line $el $(get "$l" median_us) $(get "$l" maxrss_kib)"
+    done
+    csv_wall scale "$n entries exact: floor" "scale/exact/$n/floor"
+    csv_wall scale "$n entries exact: nft -f create" "scale/exact/$n/nft-create"
+    csv scale "$n entries exact: floor" to_ack "$(ms "$(get "scale/exact/$n/floor" mark_ack_us)")" "" "$(get "scale/exact/$n/floor" n)" ms "kernel commit done"
+    r_mixed=$(ratio "$(get "scale/mixed/$n/egress-fence" median_us)" "$(get "scale/exact/$n/egress-fence" median_us)")
+    csv ratio "scale $n entries mixed / exact" ratio "$r_mixed" "" "" x "target <= 2"
+    # N, exact elements, exact us, exact RSS, mixed elements, mixed us, mixed RSS, floor us, nft us, small us
+    echo "$line $(get "scale/exact/$n/floor" median_us) $(get "scale/exact/$n/nft-create" median_us) $small" >>"$OUT/scale.dat"
   done
-  pk_el=$(elements "$TMP/scale-packed.batch.txt")
-  row "5000 x 20 ports ($pk_el)" "$(ms "$(get scale/packed/egress-fence median_us)")" "$(ms "$(get scale/packed/egress-fence p90_us)")" \
-    "$(ms "$(get scale/packed/floor median_us)")" "$(get scale/packed/egress-fence maxrss_kib)" "$(get scale/packed/egress-fence n)"
-  csv_wall scale "5000 entries x 20 ports: egress-fence" scale/packed/egress-fence "$pk_el set elements"
-  csv_wall scale "5000 entries x 20 ports: floor" scale/packed/floor "$pk_el set elements"
-  el100k=$(elements "$TMP/scale-100000.batch.txt")
-  row "100000 ($el100k)" "refused" "" "$(ms "$(get scale/100000/floor median_us)")" "$(get scale/100000/floor maxrss_kib)" "$(get scale/100000/floor n)"
-  csv_wall scale "100000 entries: floor" scale/100000/floor "$el100k set elements"
-  csv scale "100000 entries: egress-fence" refused "$(ms "$(get scale/100000/egress-fence median_us)")" "" 1 ms \
-    "$(jq -r .msg "$TMP/scale-100000.answer" 2>/dev/null | tr -d ',"')"
-  echo "100000 $el100k - $(get scale/100000/floor median_us) - -" >>"$OUT/scale.dat"
-  say "100,000 entries: $(stat -c %s "$TMP/scale-100000.json") bytes of stdin; egress-fence answers in $(ms "$(get scale/100000/egress-fence median_us)") ms:"
-  say "  $(head -c 300 "$TMP/scale-100000.answer")"
-  say "the floor's acks (kernel commit) at 10000 entries: $(ms "$(get scale/10000/floor mark_ack_us)") ms; nft -f (create) at 10000: $(ms "$(get scale/10000/nft-create median_us)") ms"
-  say "targets: ADD < 15 ms at 10,000 entries: $(ms "$(get scale/10000/egress-fence median_us)") ms; peak RSS < 8 MiB for the example profile: $(get add/egress-fence maxrss_kib) KiB (add section)"
-  say "where 10,000 entries go:"
-  phases_line scale/10000/phases
+  say "small ADD (example profile) in these runs: $(ms "$(get scale/small/egress-fence median_us)") ms, RSS $(get scale/small/egress-fence maxrss_kib) KiB"
+  say "stdin at 100,000 entries: exact $(stat -c %s "$TMP/scale-exact-100000.json") bytes, mixed $(stat -c %s "$TMP/scale-mixed-100000.json") bytes"
+  r10=$(ratio "$(get scale/exact/10000/egress-fence median_us)" "$(get scale/small/egress-fence median_us)")
+  r100=$(ratio "$(get scale/exact/100000/egress-fence median_us)" "$(get scale/small/egress-fence median_us)")
+  say "targets: 10,000 exact / small = ${r10}x (<= 3); 100,000 exact / small = ${r100}x (<= 30),"
+  say "  peak RSS at 100,000: exact $(get scale/exact/100000/egress-fence maxrss_kib) KiB, mixed $(get scale/mixed/100000/egress-fence maxrss_kib) KiB (<= 65536);"
+  for n in 10000 100000; do
+    say "  mixed / exact at $n: $(ratio "$(get "scale/mixed/$n/egress-fence" median_us)" "$(get "scale/exact/$n/egress-fence" median_us)")x (<= 2)"
+  done
+  say "the floor's acks (kernel commit of the same batch) at 10,000 exact: $(ms "$(get scale/exact/10000/floor mark_ack_us)") ms, at 100,000: $(ms "$(get scale/exact/100000/floor mark_ack_us)") ms; nft -f (create) at 10,000: $(ms "$(get scale/exact/10000/nft-create median_us)") ms"
+  for shape in "${SCALE_SHAPES[@]}"; do
+    for n in 10000 100000; do
+      say "where $n $shape entries go:"
+      phases_line "scale/$shape/$n/phases"
+    done
+  done
 fi
 
 if section_on datapath; then
@@ -752,11 +790,12 @@ set y2tics
 set ytics nomirror
 set grid
 set key top left
-plot "$OUT/scale.dat" using (\$1 < 1 ? 1 : \$1):(\$3/1000) with linespoints lw 2 title "egress-fence ADD", \
-     "" using (\$1 < 1 ? 1 : \$1):(\$4/1000) with linespoints lw 2 title "floor (prebuilt batch)", \
-     "" using (\$1 < 1 ? 1 : \$1):(\$5/1000) with linespoints lw 2 title "nsenter + nft -f", \
-     "" using (\$1 < 1 ? 1 : \$1):(\$6/1024) axes x1y2 with linespoints dt 2 title "egress-fence peak RSS (MiB)", \
-     15 with lines dt 3 lc rgb "red" title "target at 10,000: 15 ms"
+plot "$OUT/scale.dat" using (\$1 < 1 ? 1 : \$1):(\$3/1000) with linespoints lw 2 title "egress-fence ADD, exact", \
+     "" using (\$1 < 1 ? 1 : \$1):(\$6/1000) with linespoints lw 2 title "egress-fence ADD, mixed", \
+     "" using (\$1 < 1 ? 1 : \$1):(\$8/1000) with linespoints lw 2 title "floor (prebuilt batch, exact)", \
+     "" using (\$1 < 1 ? 1 : \$1):(\$4/1024) axes x1y2 with linespoints dt 2 title "peak RSS, exact (MiB)", \
+     "" using (\$1 < 1 ? 1 : \$1):(\$7/1024) axes x1y2 with linespoints dt 2 title "peak RSS, mixed (MiB)", \
+     "" using (\$1 < 1 ? 1 : \$1):(3 * \$10/1000) with lines dt 3 lc rgb "red" title "3x the small ADD"
 EOF
 fi
 if section_on datapath; then
