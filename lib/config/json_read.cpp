@@ -263,6 +263,12 @@ class Reader {
     }
 
     void array(json& out) {
+        array_of(out, [this](json::array_t& elements) { value(elements.emplace_back()); });
+    }
+
+    // `[ e, e, ... ]` into `out`, each element read by `element(elements)`.
+    template <class Element>
+    void array_of(json& out, Element element) {
         enter();
         ++p_;
         out = json::value_t::array;
@@ -274,7 +280,7 @@ class Reader {
             return;
         }
         for (;;) {
-            value(elements.emplace_back());
+            element(elements);
             ws();
             if (at(',')) {
                 ++p_;
@@ -439,18 +445,8 @@ class Reader {
 
     // --- the allow path ------------------------------------------------------------
     void allow_array(json& out, const std::string& profile) {
-        enter();
-        ++p_;
-        out = json::value_t::array;
-        auto& elements = *out.get_ptr<json::array_t*>();
         auto& decoded = allow_->by_profile[profile];
-        ws();
-        if (at(']')) {
-            ++p_;
-            --depth_;
-            return;
-        }
-        for (;;) {
+        array_of(out, [this, &decoded](json::array_t& elements) {
             const char* start = p_;
             if (AllowEntry entry; allow_entry(entry)) {
                 decoded.push_back(std::move(entry));
@@ -459,17 +455,7 @@ class Reader {
                 p_ = start;
                 value(elements.emplace_back());
             }
-            ws();
-            if (at(',')) {
-                ++p_;
-                ws();
-                continue;
-            }
-            if (at(']')) break;
-            fail_expected("',' or ']' after an array element");
-        }
-        ++p_;
-        --depth_;
+        });
     }
 
     // A string of printable ASCII without escapes, as a view of the text.
