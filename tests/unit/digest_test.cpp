@@ -2,11 +2,10 @@
 // it: tables fenced by an earlier version must still pass CHECK after an
 // upgrade, so its value for a given ruleset never changes. The values below
 // were computed by the version that rendered the whole text and hashed it.
-#include <arpa/inet.h>
-
 #include <doctest/doctest.h>
 #include <string>
 
+#include "config/values.h"
 #include "fence/compile.h"
 
 using namespace ef;
@@ -15,13 +14,10 @@ using namespace ef::fence;
 namespace {
 
 config::Cidr cidr(const std::string& s) {
-    config::Cidr c;
-    auto slash = s.find('/');
-    std::string addr = s.substr(0, slash);
-    c.v6 = addr.find(':') != std::string::npos;
-    inet_pton(c.v6 ? AF_INET6 : AF_INET, addr.c_str(), c.addr.data());
-    c.prefix = static_cast<uint8_t>(std::stoi(s.substr(slash + 1)));
-    return c;
+    std::string why;
+    auto c = config::parse_cidr(s, why);
+    REQUIRE_MESSAGE(c, why);
+    return *c;
 }
 
 config::AllowEntry entry(const std::string& c, config::Protocol p, std::vector<config::PortRange> ports = {}) {
