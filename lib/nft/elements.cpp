@@ -200,7 +200,10 @@ std::string element_at(const fence::Ruleset& rs, const nlmsghdr* msg, uint32_t o
         e.fields.push_back({fence::Bytes(key.first + off, key.first + off + n), fence::Bytes(hi + off, hi + off + n)});
         off += concat ? padded_len(t) : n;
     }
-    std::string text = "`" + fence::to_nft_text(*set, e) + "`";
+    // Appended, not "`" + string: GCC 12's -Wrestrict misreads that pattern at -O2.
+    std::string text = "`";
+    text += fence::to_nft_text(*set, e);
+    text += '`';
     // A one-field interval set's end key: one past the interval's last value.
     if (flags & NFT_SET_ELEM_INTERVAL_END) text += " (where an interval ends)";
     return text;
