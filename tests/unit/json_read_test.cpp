@@ -58,9 +58,9 @@ TEST_CASE("read_json agrees with nlohmann on tricky inputs") {
                                  "{",
                                  "}",
                                  "[[[]]]",
-                                 "{\"a\":{\"b\":[]}}",
+                                 R"({"a":{"b":[]}})",
                                  "\"abc",
-                                 "\"a\"\"b\"",
+                                 R"("a""b")",
                                  "tru",
                                  "true",
                                  "truex",
@@ -91,17 +91,17 @@ TEST_CASE("read_json agrees with nlohmann on tricky inputs") {
                                  "-9223372036854775809",
                                  "123456789012345678901234567890",
                                  "1.7976931348623157e308",
-                                 "\"\\u0000\"",
-                                 "\"\\u00e9\\u20AC\"",
-                                 "\"\\ud83d\\ude00\"",
-                                 "\"\\ud800\"",
-                                 "\"\\udc00\"",
-                                 "\"\\ud800\\u0041\"",
-                                 "\"\\ud800\\\"",
-                                 "\"\\u12\"",
-                                 "\"\\u12G4\"",
-                                 "\"\\x\"",
-                                 "\"\\/\\b\\f\\n\\r\\t\\\"\\\\\"",
+                                 R"("\u0000")",
+                                 R"("\u00e9\u20AC")",
+                                 R"("\ud83d\ude00")",
+                                 R"("\ud800")",
+                                 R"("\udc00")",
+                                 R"("\ud800\u0041")",
+                                 R"("\ud800\")",
+                                 R"("\u12")",
+                                 R"("\u12G4")",
+                                 R"("\x")",
+                                 R"("\/\b\f\n\r\t\"\\")",
                                  "\"a\tb\"",
                                  "\"a\nb\"",
                                  std::string("\"a\0b\"", 5),
@@ -127,11 +127,11 @@ TEST_CASE("read_json agrees with nlohmann on tricky inputs") {
                                  "\xEF\xBB\xBF{}",
                                  "\xEF\xBB{}",
                                  " \xEF\xBB\xBF{}",
-                                 "{\"a\":1,\"a\":2}",
-                                 "{\"a\":1,\"b\":{\"a\":2}}",
-                                 "{\"a\":1,\"a\":",
-                                 "[1]\x00",
-                                 "{\"\\u0061\":1,\"a\":2}",
+                                 R"({"a":1,"a":2})",
+                                 R"({"a":1,"b":{"a":2}})",
+                                 R"({"a":1,"a":)",
+                                 std::string("[1]\0", 4),
+                                 R"({"\u0061":1,"a":2})",
                                  "[true,false,null,{},[],\"\",0]",
                                  std::string(64, '[') + std::string(64, ']'),
                                  std::string(65, '[') + std::string(65, ']'),
@@ -163,8 +163,8 @@ TEST_CASE("read_json: strict RFC 8259, with nlohmann's number types") {
     CHECK(read_json("\"\\ud83d\\ude00\"").get<std::string>() == "\xf0\x9f\x98\x80");
     CHECK(read_json("\xEF\xBB\xBF 1") == 1);  // a byte-order mark is skipped at the start only
     CHECK(refusal(" \xEF\xBB\xBF 1") == "input is not valid JSON (byte 2): expected a JSON value, found byte 0xEF");
-    for (const char* bad : {"\"\\ud800\"", "\"\\udc00\"", "\"\xc0\x80\"", "\"\xed\xa0\x80\"", "\"\xf4\x90\x80\x80\"",
-                            "\"a\x01\"", "\f1", "01", "[1,]", "1 2", "", "1e400", "\"\\u00\"", "nul"}) {
+    for (const char* bad : {R"("\ud800")", R"("\udc00")", "\"\xc0\x80\"", "\"\xed\xa0\x80\"", "\"\xf4\x90\x80\x80\"",
+                            "\"a\x01\"", "\f1", "01", "[1,]", "1 2", "", "1e400", R"("\u00")", "nul"}) {
         CAPTURE(bad);
         CHECK(refusal(bad).starts_with("input is not valid JSON (byte "));
     }
@@ -186,7 +186,7 @@ TEST_CASE("read_json: the nesting limit is enforced while descending, at the bra
 TEST_CASE("scan_json: no nesting limit and no recursion, repeated keys allowed, the same errors as read_json") {
     bool is_object = false;
     std::vector<std::string> keys;
-    const std::string deep = "{\"a\": " + std::string(300000, '[') + std::string(300000, ']') + ", \"a\": \"x\"}";
+    const std::string deep = "{\"a\": " + std::string(300000, '[') + std::string(300000, ']') + R"(, "a": "x"})";
     CHECK(scan_json(deep, is_object, [&](const TopMember& m) { keys.push_back(m.key); }).empty());
     CHECK(is_object);
     CHECK(keys == std::vector<std::string>{"a", "a"});
