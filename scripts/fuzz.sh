@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Fuzzing (CI and by hand): installs clang 14 and libFuzzer if missing, builds
-# the targets of tests/fuzz/ into build-fuzz/ (clang, -fsanitize=fuzzer,address,
-# undefined), replays every kept crash input, then runs each target for a
-# bounded time. Fails if any target crashes, leaks, times out or breaks an
-# invariant; the input that did is kept in tests/fuzz/regressions/<target>/,
-# where the unit test fuzz_regressions replays it from then on: commit it with
-# the fix.
+# the targets of tests/fuzz/ into build-asan/bin/ (scripts/build-asan.sh: the
+# sanitized build scripts/sanitize.sh uses, clang, -fsanitize=fuzzer,address,
+# undefined; only the fuzz targets and what they link are built here, and
+# nothing when that tree is up to date), replays every kept crash input, then
+# runs each target for a bounded time. Fails if any target crashes, leaks,
+# times out or breaks an invariant; the input that did is kept in
+# tests/fuzz/regressions/<target>/, where the unit test fuzz_regressions
+# replays it from then on: commit it with the fix.
 #
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
 #   SECONDS  per target (default $EF_FUZZ_SECONDS, else 60); targets run
@@ -14,7 +16,7 @@
 #   TARGET   fuzz_netconf fuzz_cni_args fuzz_annotations fuzz_prev_result
 #            fuzz_conflist fuzz_netlink fuzz_netlink_batch fuzz_json (default: all)
 # Running longer by hand: scripts/fuzz.sh 3600 fuzz_netconf ; the corpus a run
-# grows is kept in build-fuzz/work/<target>/ and used again by the next run.
+# grows is kept in build-asan/fuzz/work/<target>/ and used again by the next run.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -31,8 +33,10 @@ jobs="${EF_FUZZ_JOBS:-$(nproc)}"
 t_start=$SECONDS
 step() { echo "== $1 ($((SECONDS - t_start)) s elapsed)"; }
 
-# --- toolchain: clang 14 with libFuzzer (libclang-rt-14-dev), and the library's deps.
-packages=(clang-14 libclang-rt-14-dev llvm-14 cmake pkg-config libnftnl-dev libmnl-dev nettle-dev nlohmann-json3-dev)
+# --- toolchain: clang 14 with libFuzzer (libclang-rt-14-dev), and what configuring
+# the main project needs (its deps, CLI11, a C compiler for tests/runtime/pause.c).
+packages=(clang-14 libclang-rt-14-dev llvm-14 gcc cmake pkg-config libnftnl-dev libmnl-dev nettle-dev nlohmann-json3-dev
+  libcli11-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -48,15 +52,17 @@ if ((${#missing[@]})); then
     { echo "fuzz: 0 passed, 1 failed"; exit 1; }
 fi
 
-step "build build-fuzz (clang 14, libFuzzer + ASan + UBSan)"
-cmake -S tests/fuzz -B build-fuzz -DCMAKE_CXX_COMPILER=clang++-14 >/dev/null &&
-  cmake --build build-fuzz -j"$(nproc)" >build-fuzz.log 2>&1 ||
-  { cat build-fuzz.log; rm -f build-fuzz.log; echo "fuzz: 0 passed, 1 failed"; exit 1; }
-rm -f build-fuzz.log
+step "build the fuzz targets in build-asan (clang 14, libFuzzer + ASan + UBSan)"
+build_log="$(mktemp /tmp/ef-fuzz-build.XXXXXX)"
+bash scripts/build-asan.sh fuzzers >"$build_log" 2>&1 ||
+  { cat "$build_log"; rm -f "$build_log"; echo "fuzz: 0 passed, 1 failed"; exit 1; }
+rm -f "$build_log"
+bin_dir=build-asan/bin
+state=build-asan/fuzz
 # Seeds made by the current encoder and installer (the committed copies in
 # tests/fuzz/corpus may predate a change to either).
-rm -rf build-fuzz/seeds
-build-fuzz/bin/ef_fuzz_seeds build-fuzz/seeds tests/corpus >/dev/null || { echo "fuzz: 0 passed, 1 failed"; exit 1; }
+rm -rf "$state/seeds"
+"$bin_dir/ef_fuzz_seeds" "$state/seeds" tests/corpus >/dev/null || { echo "fuzz: 0 passed, 1 failed"; exit 1; }
 
 max_len() {
   case "$1" in
@@ -74,15 +80,16 @@ dict() {
   esac
 }
 
-logs="build-fuzz/logs"
+logs="$state/logs"
 rm -rf "$logs"
 mkdir -p "$logs"
 
 # --- one target: replay its kept crashes, then fuzz. Exit status: 0 clean.
 run_target() {
-  local t="$1" bin="build-fuzz/bin/$1" regress="tests/fuzz/regressions/$1"
-  local work="build-fuzz/work/$1" log="$logs/$1.log"
-  if ! [ -x "$bin" ]; then
+  local t="$1" bin="$bin_dir/$1" regress="tests/fuzz/regressions/$1"
+  local work="$state/work/$1" log="$logs/$1.log"
+  # build-asan/bin holds the sanitized plugin and tests too: only fuzz targets run here.
+  if ! [[ " ${all_targets[*]} " == *" $t "* ]] || ! [ -x "$bin" ]; then
     echo "fuzz.sh: no target $t" >"$log"
     return 1
   fi
@@ -93,7 +100,7 @@ run_target() {
       { echo "a kept regression input fails again" >>"$log"; return 1; }
   fi
   local corpora=("$work" "tests/fuzz/corpus/$t")
-  [ -d "build-fuzz/seeds/$t" ] && corpora+=("build-fuzz/seeds/$t")
+  [ -d "$state/seeds/$t" ] && corpora+=("$state/seeds/$t")
   # The reader's differential starts from every plugin stdin seed too.
   [ "$t" = fuzz_json ] && corpora+=("tests/fuzz/corpus/fuzz_netconf")
   local d

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The sanitized suite (CI): builds everything with AddressSanitizer +
 # UndefinedBehaviorSanitizer + LeakSanitizer (-DEF_SANITIZE=ON) into
-# build-asan/, runs the unit tests (ctest), then the bats scenarios against the
-# sanitized binaries (EF_BIN=build-asan/bin). Any sanitizer report fails the run.
+# build-asan/ (scripts/build-asan.sh; the same tree holds scripts/fuzz.sh's
+# targets, so its objects also carry libFuzzer's coverage instrumentation),
+# runs the unit tests (ctest), then the bats scenarios against the sanitized
+# binaries (EF_BIN=build-asan/bin). Any sanitizer report fails the run.
 #
 # The plugin runs under Go drivers (cnitool, go-cni) that keep its stderr to
 # themselves, so reports never rely on stderr: every sanitized process writes
@@ -52,12 +54,8 @@ if ((${#missing[@]})); then
     { echo "sanitize: 0 passed, 1 failed"; exit 1; }
 fi
 
-step "build (clang 14, EF_SANITIZE=ON) into build-asan"
-if [ -f build-asan/CMakeCache.txt ] && ! grep -q '^CMAKE_CXX_COMPILER:.*clang++-14' build-asan/CMakeCache.txt; then
-  rm -rf build-asan # configured with another compiler
-fi
-cmake -S . -B build-asan -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEF_SANITIZE=ON -DEF_WERROR=ON >/dev/null &&
-  cmake --build build-asan -j"$(nproc)" || { echo "sanitize: 0 passed, 1 failed"; exit 1; }
+step "build (clang 14, EF_SANITIZE=ON EF_FUZZ=ON) into build-asan"
+bash scripts/build-asan.sh || { echo "sanitize: 0 passed, 1 failed"; exit 1; }
 for d in tests/drivers/*/; do
   [ -d "$d" ] || continue
   name=$(basename "$d")

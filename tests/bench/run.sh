@@ -288,7 +288,9 @@ if section_on add; then
     log "add: building the baseline plugin from $BASE_REF"
     mkdir -p "$TMP/base-src"
     git -C "$ROOT" archive "$BASE_REF" | tar -x -C "$TMP/base-src"
-    if cmake -S "$TMP/base-src" -B "$TMP/base-build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$TMP/base-build.log" 2>&1 &&
+    # The build type of the build it is compared with (scripts/bootstrap.sh: Release).
+    base_type="$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$BIN/../CMakeCache.txt" 2>/dev/null || true)"
+    if cmake -S "$TMP/base-src" -B "$TMP/base-build" -DCMAKE_BUILD_TYPE="${base_type:-Release}" >"$TMP/base-build.log" 2>&1 &&
       cmake --build "$TMP/base-build" -j"$(nproc)" --target egress-fence >>"$TMP/base-build.log" 2>&1; then
       BASE_BIN="$TMP/base-build/bin"
     else

@@ -87,6 +87,6 @@ TEST_CASE("the digest ignores counter values and metadata, as the text form did"
     rs.counters[1].bytes = 99;
     rs.netdev->counters[0].packets = 7;
     rs.meta.pod_name = "another";
-    rs.meta.digest = "x";
+    rs.meta.digest.assign(1, 'x');  // not = "x": GCC 12's false -Wrestrict (bug 105329) at -O3
     CHECK(digest(rs) == d);
 }
