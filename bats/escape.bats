@@ -62,3 +62,27 @@ ef_conntrack_shortcut() {
   assert_line --regexp '^v4 +udp +pod address +reuse=the proxy.s udp flow, finished +prep=- .* got-out'
   assert_line --regexp '^v6 +udp +pod address +reuse=the proxy.s udp flow, finished +prep=- .* got-out'
 }
+
+@test "a root process in a netns nested in the pod gets nothing out through the forward chain, nor plants an entry for the workload" {
+  ef_nested_netns
+  run ef_escape --family both --nested-netns "/run/netns/$NESTED" --nested4 10.200.0.2 --nested6 fd00:200::2
+  echo "$output" >&3
+  assert_success
+  refute_output --partial got-out
+  # Riding the proxy's finished flow with the pod's own address: IPv4 input
+  # drops the martian source itself; for IPv6 the reverse-path check does.
+  assert_line --regexp '^v4 +udp +the pod.s address \(IP_TRANSPARENT\) .*actor=root in a nested netns +blocked .*martian'
+  assert_line --regexp '^v6 +udp +the pod.s address \(IP_TRANSPARENT\) .*actor=root in a nested netns +refused +spoofed_dropped \+1'
+  assert_line --regexp '^v4 +udp +pod address +reuse=- +prep=entry forged from a nested netns .* refused +udp_refused \+1'
+}
+
+@test "the tool finds the nested netns's ways out of a forward chain that trusts conntrack state" {
+  ef_nested_netns
+  ef_conntrack_shortcut
+  run ef_escape --family both --nested-netns "/run/netns/$NESTED" --nested4 10.200.0.2 --nested6 fd00:200::2
+  echo "$output" >&3
+  assert_failure 1
+  assert_line --regexp '^v6 +udp +the pod.s address \(IP_TRANSPARENT\) +reuse=the proxy.s udp flow, finished .* got-out'
+  assert_line --regexp '^v4 +udp +pod address +reuse=- +prep=entry forged from a nested netns .* got-out'
+  assert_line --regexp '^v6 +udp +pod address +reuse=- +prep=entry forged from a nested netns .* got-out'
+}

@@ -395,6 +395,7 @@ struct Attempt {
     std::vector<Signature> signatures;
     std::map<std::string, uint64_t> moved;  // counters that grew
     size_t first_seen = 0;                  // packets captured before the attempt are not its own
+    std::string kernel_drops;               // why the kernel may drop it before the fence sees it
     bool got_out = false;
     std::string verdict;
 };
@@ -852,6 +853,9 @@ class Escape {
             std::string tok = token_of(id);
             Attempt a{fam(f), "udp", "the pod's address (IP_TRANSPARENT)", "the proxy's udp flow, finished", "-",
                       "root in a nested netns"};
+            // IPv4 input drops a packet that arrives with a local source
+            // (martian) before any forward hook; IPv6 leaves it to the fence.
+            if (f == AF_INET) a.kernel_drops = "martian source, dropped by IPv4 input";
             a.signatures.push_back({IPPROTO_UDP, sport, kEchoPort, 0, tok});
             Addr own = addr(pod(f), sport);
             attempt(
@@ -902,6 +906,10 @@ class Escape {
         if (a.got_out) a.verdict = "got-out";
         else if (counted) a.verdict = "refused";
         else if (is_unavailable(a.err)) a.verdict = "unavailable";
+        else if (!a.kernel_drops.empty()) {
+            a.verdict = "blocked";
+            a.note += (a.note.empty() ? "" : "; ") + a.kernel_drops;
+        }
         else if (a.err == EINVAL || a.err == EADDRINUSE || a.err == EADDRNOTAVAIL || a.err == ENETUNREACH ||
                  a.err == EHOSTUNREACH || a.err == EOPNOTSUPP)
             a.verdict = "blocked";
