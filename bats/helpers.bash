@@ -159,11 +159,13 @@ ef_listen_in() {
 }
 
 # Starts a listener without waiting; ef_listen_wait waits for all started ones.
+#   ef_listen_start NETNS tcp|udp ADDR PORT [EFPROBE_LISTEN_OPTION...]
 ef_listen_start() {
   local ns="$1" proto="$2" addr="$3" port="$4"
+  shift 4
   local ready="$EF_TMP/ready.$ns.$proto.$addr.$port"
   # fd 3 closed: bats waits for it, a listener must not hold it.
-  ip netns exec "$ns" "$EF_BIN/efprobe" listen "$proto" "$addr" "$port" --ready-file "$ready" \
+  ip netns exec "$ns" "$EF_BIN/efprobe" listen "$proto" "$addr" "$port" --ready-file "$ready" "$@" \
     >>"$EF_TMP/listeners.log" 2>&1 3>&- &
   ef_on_teardown kill -9 "$!"
   echo "$ready" >>"$EF_TMP/listeners.pending"
