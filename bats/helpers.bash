@@ -269,8 +269,9 @@ ef_cni_args() {
 
 # ef_cnitool add|check|del [NETNAME [NETNS_PATH]] — libcni, like upstream cnitool.
 # Pod identity from EF_POD_NAMESPACE, EF_POD_NAME, EF_POD_ANNOTATIONS (JSON).
+# CNI_IFNAME is eth0 (lo for cni-loopback) unless EF_IFNAME says otherwise.
 ef_cnitool() {
-  local verb="$1" net="${2:-$EF_NET}" path="${3:-$EF_POD_PATH}" ifname=eth0
+  local verb="$1" net="${2:-$EF_NET}" path="${3:-$EF_POD_PATH}" ifname="${EF_IFNAME:-eth0}"
   [ "$net" = cni-loopback ] && ifname=lo
   NETCONFPATH="$EF_CONFDIR" CNI_PATH="$EF_BIN:$EF_CNI_PLUGIN_DIR" CNI_CACHE_DIR="$EF_CACHEDIR" \
     CNI_IFNAME="$ifname" CNI_CONTAINERID="ctr-$EF_POD" CNI_ARGS="$(ef_cni_args)" \
