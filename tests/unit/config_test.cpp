@@ -448,3 +448,21 @@ TEST_CASE("validate accepts a document built in code (signed integers), not only
     entry["profiles"]["proxy-only"]["exemptUids"] = json::array({json(int64_t{-5})});
     CHECK(has_problem(problems_of(entry), "profiles.proxy-only.exemptUids[0]", "found number -5"));
 }
+
+TEST_CASE("inboundPeers: prefixes validated, each problem at its path; absent means any peer") {
+    json entry = json::parse(design_example());
+    entry["profiles"]["proxy-only"]["inboundPeers"] = {"fd00::/8", "10.0.0.0/8", "10.0.0.0/8"};
+    std::vector<Problem> none;
+    auto cfg = validate(entry, none);
+    REQUIRE(cfg);
+    REQUIRE(cfg->profiles.at("proxy-only").inbound_peers);
+    CHECK(cfg->profiles.at("proxy-only").inbound_peers->size() == 2);  // sorted, duplicates gone
+    CHECK(!cfg->profiles.at("proxy-and-dns").inbound_peers);
+    entry["profiles"]["proxy-only"]["inboundPeers"] = {"10.0.0.0/8", "10.0.0.1/8", "fd00::/8", 7};
+    const auto problems = problems_of(entry);
+    CHECK(has_problem(problems, "profiles.proxy-only.inboundPeers[1]", "host bits are set; did you mean 10.0.0.0/8?"));
+    CHECK(has_problem(problems, "profiles.proxy-only.inboundPeers[3]", "expected string, found number 7"));
+    CHECK(problems.size() == 2);
+    entry["profiles"]["proxy-only"]["inboundPeers"] = "10.0.0.0/8";
+    CHECK(has_problem(problems_of(entry), "profiles.proxy-only.inboundPeers", "expected array"));
+}
