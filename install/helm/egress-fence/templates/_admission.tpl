@@ -2,8 +2,9 @@
 CEL for the optional admission policy (admission-policy.yaml). Only standard
 CEL is used, which both Kubernetes and the offline evaluator the tests run
 (@bufbuild/cel) implement: has(), the all/exists/filter/map macros, `in`,
-size(), string(), matches() (RE2), + on strings and lists, ?:. No Kubernetes
-extension library (no optionals, no string or list extensions).
+size(), string(), matches() (RE2), + on strings and lists, == and != on lists
+and against null, ?:. No Kubernetes extension library (no optionals, no string
+or list extensions).
 */}}
 
 {{/* A CEL string literal: Go's %q escapes are valid CEL escapes. */}}
