@@ -373,21 +373,54 @@ ADMISSION="$EF_ROOT/tests/chart/admission"
   jq -e --slurpfile v1 "$IT/vap.json" '[.[] | select(.kind | startswith("ValidatingAdmissionPolicy"))] as $b
     | ($b | map(.apiVersion) | unique) == ["admissionregistration.k8s.io/v1beta1"]
     and ($b | map(del(.apiVersion))) == [$v1[0][] | select(.kind | startswith("ValidatingAdmissionPolicy")) | del(.apiVersion)]' "$IT/beta.json"
-  # No selectors: the policy selects no pod.
+  # Denies by default (the corpus test below shows a [Warn] binding admits what it must refuse).
+  jq -e '.[] | select(.kind == "ValidatingAdmissionPolicyBinding") | .spec.validationActions == ["Deny"]' "$IT/vap.json" ||
+    fail "the binding's validationActions is not [Deny]"
+  # Pods on CREATE and UPDATE (plain, status, ephemeral containers), bindings on CREATE.
+  jq -e '.[] | select(.kind == "ValidatingAdmissionPolicy") | .spec.matchConstraints.resourceRules
+    | map({operations, resources}) == [{operations: ["CREATE"], resources: ["pods", "pods/binding"]},
+        {operations: ["UPDATE"], resources: ["pods", "pods/status", "pods/ephemeralcontainers"]}]' "$IT/vap.json" ||
+    fail "the policy does not match what can change a pod's annotations"
+  # No selectors: the policy selects no pod (a binding only when it sets an annotation the plugin reads).
   render "$IT/none.json" --set admissionPolicy.enabled=true
-  jq -e '.[] | select(.kind == "ValidatingAdmissionPolicy") | .spec.matchConditions[0].expression == "false"' "$IT/none.json"
+  jq -e '.[] | select(.kind == "ValidatingAdmissionPolicy") | .spec.matchConditions[0].expression
+    | endswith(": (false) || (oldObject != null && (false))")' "$IT/none.json" || fail "a policy without selectors selects some pod"
   run "$EF_HELM" template ef "$CHART" --set admissionPolicy.enabled=yes
   assert_failure
   run "$EF_HELM" template ef "$CHART" --set admissionPolicy.enabled=true --set 'admissionPolicy.validationActions={Block}'
   assert_failure
+  run "$EF_HELM" template ef "$CHART" --set admissionPolicy.enabled=true --set 'admissionPolicy.allowedHostPaths={proc}'
+  assert_failure
+  run "$EF_HELM" template ef "$CHART" --set admissionPolicy.enabled=true --set 'admissionPolicy.allowedRuntimeClasses={Kata}'
+  assert_failure
 }
 
-@test "chart: the admission policy's CEL gives every pod of the corpus its outcome (accepted, rejected with its reasons, not selected)" {
+@test "chart: the admission policy's CEL gives every request of the corpus its outcome (accepted, rejected with its reasons, not selected)" {
   render "$IT/vap.json" -f "$ADMISSION/values.yaml"
   run node "$EF_NPM/admission.mjs" "$IT/vap.yaml" "$ADMISSION/cases.yaml"
   assert_success
   assert_output --regexp '^[0-9]+ cases: [1-9][0-9]* accepted, [1-9][0-9]* rejected, [1-9][0-9]* not selected; every validation failed at least once$'
-  # The check fails when a rule is weakened: each mutation lets some corpus pod through.
+  # The allow lists admit exactly what they name.
+  render "$IT/allowed.json" -f "$ADMISSION/values.yaml" -f "$ADMISSION/values-allowed.yaml"
+  run node "$EF_NPM/admission.mjs" "$IT/allowed.yaml" "$ADMISSION/cases-allowed.yaml" --partial
+  assert_success
+  assert_output --regexp '^[0-9]+ cases: [1-9][0-9]* accepted, [1-9][0-9]* rejected, 0 not selected$'
+  # With the default (empty) lists the same corpus fails: what they name is refused.
+  run node "$EF_NPM/admission.mjs" "$IT/vap.yaml" "$ADMISSION/cases-allowed.yaml" --partial
+  [ "$status" -eq 1 ] || fail "the default lists admitted what only values-allowed.yaml names"
+  assert_output --partial "the allowed host path: reject"
+  assert_output --partial "the allowed runtime class: reject"
+
+  # A binding that only warns or audits admits every pod the corpus says it must refuse.
+  local actions
+  for actions in '{Warn}' '{Warn,Audit}' '{Audit}'; do
+    render "$IT/warn.json" -f "$ADMISSION/values.yaml" --set "admissionPolicy.validationActions=$actions"
+    run node "$EF_NPM/admission.mjs" "$IT/warn.yaml" "$ADMISSION/cases.yaml"
+    [ "$status" -eq 1 ] || fail "the corpus passed with validationActions $actions"
+    assert_output --partial "the workload runs as root: admitted despite failures"
+  done
+
+  # The check fails when a rule is weakened: each mutation lets some corpus request through.
   local m
   for m in 's/c.securityContext.allowPrivilegeEscalation == false/true/g' \
     "s/'ALL' in c.securityContext.capabilities.drop || //g" \
@@ -395,9 +428,23 @@ ADMISSION="$EF_ROOT/tests/chart/admission"
     's/ > 0)/ >= 0)/g' \
     's/"1337", "1338"/"1337"/' \
     's/has(object.spec.ephemeralContainers) ? /false ? /g' \
-    's/agents-\.\*/agents-7/'; do
+    's/agents-\.\*/agents-7/' \
+    's/operations: \["UPDATE"\]/operations: ["DELETE"]/' \
+    's|"pods", "pods/status", "pods/ephemeralcontainers"|"pods", "pods/ephemeralcontainers"|' \
+    's|"pods", "pods/binding"|"pods"|' \
+    's/(oldObject != null \&\& /(false \&\& /' \
+    's/ : oldObject == null ? \[\] : / : true ? [] : /' \
+    's/\[object.metadata.annotations\[k\]\]/[true]/; s/\[oldObject.metadata.annotations\[k\]\]/[true]/' \
+    's|, "openshell.ai/proxy-uid"\]|]|g' \
+    "s/request.operation == 'CREATE' ? (has(request.subResource) ? request.subResource : '') != 'binding'/true ? true/" \
+    "s/: (has(request.subResource) ? request.subResource : '') == 'ephemeralcontainers'/: false/" \
+    's/has(object.spec.hostNetwork) \&\& object.spec.hostNetwork/false/' \
+    's/has(object.spec.hostPID) \&\& object.spec.hostPID/false/' \
+    's/has(object.spec.hostIPC) \&\& object.spec.hostIPC/false/' \
+    's/has(v.hostPath) \&\& /false \&\& /' \
+    's/!has(object.spec.runtimeClassName) || /true || /'; do
     sed -e "$m" "$IT/vap.yaml" >"$IT/mutant.yaml"
-    ! cmp -s "$IT/vap.yaml" "$IT/mutant.yaml" || fail "sed '$m' changed nothing"
+    if cmp -s "$IT/vap.yaml" "$IT/mutant.yaml"; then fail "sed '$m' changed nothing"; fi
     run node "$EF_NPM/admission.mjs" "$IT/mutant.yaml" "$ADMISSION/cases.yaml"
     [ "$status" -eq 1 ] || fail "the corpus accepted the policy weakened by: $m"
   done
