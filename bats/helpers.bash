@@ -269,7 +269,7 @@ ef_cni_args() {
 # Pod identity from EF_POD_NAMESPACE, EF_POD_NAME, EF_POD_ANNOTATIONS (JSON).
 ef_cnitool() {
   local verb="$1" net="${2:-$EF_NET}" path="${3:-$EF_POD_PATH}" ifname=eth0
-  [ "$net" = cni-loopback ] && ifname=lo
+  if [ "$net" = cni-loopback ]; then ifname=lo; fi
   NETCONFPATH="$EF_CONFDIR" CNI_PATH="$EF_BIN:$EF_CNI_PLUGIN_DIR" CNI_CACHE_DIR="$EF_CACHEDIR" \
     CNI_IFNAME="$ifname" CNI_CONTAINERID="ctr-$EF_POD" CNI_ARGS="$(ef_cni_args)" \
     CAP_ARGS="$(jq -cn --argjson a "$EF_POD_ANNOTATIONS" '{"io.kubernetes.cri.pod-annotations": $a}')" \
@@ -350,7 +350,7 @@ ef_leftovers() {
 # prevResult read from PREV_FILE when one is given.  ef_fence_stdin [PREV_FILE]
 ef_fence_stdin() {
   local prev='null'
-  [ -n "${1:-}" ] && prev="$(cat "$1")"
+  if [ -n "${1:-}" ]; then prev="$(cat "$1")"; fi
   jq -c --argjson prev "$prev" --argjson a "$EF_POD_ANNOTATIONS" \
     '. as $l | (.plugins[] | select(.type == "egress-fence"))
      + {name: $l.name, cniVersion: $l.cniVersion,
@@ -366,8 +366,15 @@ ef_plugin() {
 }
 
 # ef_fence_tables NETNS: the egress_fence tables (inet, netdev) in a netns, one a line.
+# When nft cannot list them it says so on stdout and fails, so an empty answer
+# always means "none there".
 ef_fence_tables() {
-  ip netns exec "$1" nft list tables | grep -F egress_fence || true
+  local out
+  if ! out="$(ip netns exec "$1" nft list tables 2>&1)"; then
+    echo "ef_fence_tables: nft list tables failed in $1: $out"
+    return 1
+  fi
+  grep -F egress_fence <<<"$out" || true
 }
 
 # ef_log_bad_lines FILE: prints every line of a JSON-lines log that is not one

@@ -30,8 +30,8 @@ setup() {
 }
 
 teardown() {
-  [ -n "${EF_TMP:-}" ] && ef_teardown
-  [ -n "${IT:-}" ] && rm -rf "$IT"
+  if [ -n "${EF_TMP:-}" ]; then ef_teardown; fi
+  if [ -n "${IT:-}" ]; then rm -rf "$IT"; fi
 }
 
 # --- rendering -------------------------------------------------------------------
@@ -91,10 +91,10 @@ run_container() {
       fi
       # rbind: a hostPath volume carries the mounts below it (pod netns files).
       echo "mount --rbind '$src' '$image$path'"
-      [ "$ro" = true ] && echo "mount -o remount,bind,ro '$image$path'"
+      if [ "$ro" = true ]; then echo "mount -o remount,bind,ro '$image$path'"; fi
     done < <(jq -r '.volumeMounts[] | [.name, .mountPath, (.readOnly // false)] | @tsv' <<<"$container")
     # This shell's pid becomes the container's process through the execs below.
-    [ -n "${RUN_PIDFILE:-}" ] && echo "echo \$\$ >'$RUN_PIDFILE'"
+    if [ -n "${RUN_PIDFILE:-}" ]; then echo "echo \$\$ >'$RUN_PIDFILE'"; fi
     # runAsUser 0, capabilities drop ALL (but those the spec adds), allowPrivilegeEscalation false.
     local caps
     caps="$(jq -r '.securityContext.capabilities.add // [] | map(",+" + ascii_downcase) | join("")' <<<"$container")"
@@ -584,7 +584,8 @@ ADMISSION="$EF_ROOT/tests/chart/admission"
   # Debian's reference plugins (bootstrap installs them) are one of the known dirs.
   local dir
   dir="$(grep -o 'they are in [^:]*' <<<"$output" | cut -d' ' -f4)"
-  [ -n "$dir" ] && [ -x "$dir/bridge" ]
+  [ -n "$dir" ] || fail "the error names no directory of reference plugins: $output"
+  [ -x "$dir/bridge" ] || fail "the error names $dir, which holds no bridge plugin"
   [ -z "$(ls -A "$IT/bin")" ]
   [ "$(ls "$IT/net.d")" = 10-bridge.conf ]
 }
@@ -687,6 +688,7 @@ EOF
 
 @test "install waits for a primary CNI that writes its config later" {
   render "$IT/chart.json" --set cni.waitForPrimarySeconds=30
+  # shellcheck disable=SC2030 # this test's own; others get theirs from host_with
   CONF_DIR="$HOST$(hostpath "$IT/chart.json" cni-conf)"
   mkdir -p "$CONF_DIR"
   fake_plugins "$HOST/opt/cni/bin" flannel portmap
@@ -694,8 +696,11 @@ EOF
   local pid=$!
   # The installer is polling: the conf dir has no config yet, nothing is installed.
   local i
-  for i in $(seq 1 500); do grep -q "waiting up to 30s for a primary CNI config" "$IT/install.log" && break; sleep 0.02; done
-  grep -q "waiting up to 30s" "$IT/install.log"
+  for i in $(seq 1 500); do
+    if grep -q "waiting up to 30s for a primary CNI config" "$IT/install.log"; then break; fi
+    sleep 0.02
+  done
+  grep -q "waiting up to 30s for a primary CNI config" "$IT/install.log" || fail "the installer is not waiting: $(cat "$IT/install.log")"
   [ ! -e "$CONF_DIR/00-egress-fence.conflist" ]
   [ ! -e "$HOST/opt/cni/bin/egress-fence" ]
   cp "$CORPUS/primaries/10-flannel.conflist" "$CONF_DIR/"
@@ -708,6 +713,7 @@ EOF
   host_with 10-kindnet.conflist "$IT/chart.json"
   RUN_PIDFILE="$IT/main.pid" run_container "$IT/chart.json" main >"$IT/main.log" 2>&1 &
   local pid=$!
+  # shellcheck disable=SC2031 # host_with set CONF_DIR in this very test
   ef_wait_for_file "$CONF_DIR/00-egress-fence.conflist" 10
   run run_container "$IT/chart.json" readiness
   assert_success
@@ -721,7 +727,7 @@ EOF
 wait_for_line() {
   local i
   for i in $(seq 1 500); do
-    grep -qF -- "$2" "$1" 2>/dev/null && return 0
+    if grep -qF -- "$2" "$1" 2>/dev/null; then return 0; fi
     sleep 0.02
   done
   echo "no line with $2 in $1:" >&2
@@ -799,7 +805,7 @@ runtime_setup() {
   local mode
   for mode in owned chained; do
     rm -rf "$HOST"
-    [ -n "${EF_TMP:-}" ] && ef_teardown
+    if [ -n "${EF_TMP:-}" ]; then ef_teardown; fi
     pod_host --set cni.mode="$mode"
     run run_container "$RENDERED" init
     assert_success

@@ -32,6 +32,7 @@ openshell_write_conf() {
 
 # A jq filter giving the sidecar profile an allowed destination (udp 53 on the
 # WORLD addresses), for the tests that need one; the shipped profile has none.
+# shellcheck disable=SC2016 # $w4 and $w6 are jq's variables, not the shell's
 WITH_DNS_STAND_IN='(.plugins[] | select(.type == "egress-fence") | .profiles["openshell-sidecar"].allow) =
   [{cidr: ($w4 + "/32"), protocol: "udp", ports: [53]}, {cidr: ($w6 + "/128"), protocol: "udp", ports: [53]}]'
 with_dns_stand_in() {
@@ -178,6 +179,7 @@ ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
   # No looser than OpenShell's own sidecar fence: no allow entries, no exempt UID of its own.
   run -0 jq -e '.profiles | length == 1 and .["openshell-sidecar"].allow == [] and .["openshell-sidecar"].exemptUids == []' "$example"
   # The tests' chain carries the same selectors and profiles.
+  # shellcheck disable=SC2016 # $e and $ex are jq's variables
   run -0 jq -e --slurpfile ex "$example" '(.plugins[] | select(.type == "egress-fence")) as $e
     | $e.selectors == $ex[0].selectors and $e.profiles == $ex[0].profiles and $e.capabilities == $ex[0].capabilities' \
     "$EF_CONF_SRC/openshell-sidecar.conflist"

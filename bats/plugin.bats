@@ -188,10 +188,10 @@ probe_udp() { ef_probe udp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --expect-rep
 render_is_installed_and_loads() {
   run ef_pod_add
   assert_success
-  run -0 "$EF_BIN/egress-fence-ctl" render --config "$EF_CONFLIST" --namespace sandboxes \
-    --name "$EF_POD_NAME" --container-id "ctr-$EF_POD"
-  local rendered pod
-  rendered="$(ef_normalise_counters <<<"$output")"
+  local text rendered pod
+  text="$("$EF_BIN/egress-fence-ctl" render --config "$EF_CONFLIST" --namespace sandboxes \
+    --name "$EF_POD_NAME" --container-id "ctr-$EF_POD")" || fail "render failed: $text"
+  rendered="$(ef_normalise_counters <<<"$text")"
   # The whole ruleset: the pod netns is test-owned, only the fence writes there.
   pod="$(ef_nft list ruleset | ef_normalise_counters)"
   same_ruleset "$rendered" "$pod" "rendered" "pod"
@@ -209,7 +209,7 @@ render_is_installed_and_loads() {
 
 # same_ruleset A B NAME_A NAME_B: fails with a unified diff when they differ.
 same_ruleset() {
-  [ "$1" = "$2" ] && return 0
+  if [ "$1" = "$2" ]; then return 0; fi
   diff -u --label "$3" --label "$4" <(echo "$1") <(echo "$2") | sed 's/^/# /' >&3 || true
   fail "$4 ruleset differs from the $3 one (diff above)"
 }
