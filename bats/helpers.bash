@@ -327,6 +327,38 @@ ef_counter() {
     jq -e --arg f "${2:-packets}" '.nftables[] | select(.counter) | .counter[$f]'
 }
 
+# --- counting a test's own packets ------------------------------------------------
+# The fence's counters also count what the pod sends by itself (MLD reports,
+# neighbour discovery), so a test proves its probe sent the packet it is about
+# with a counter of its own: a rule in table inet ef_tap of a test-owned netns,
+# hooked before the fence's chains (priority -10), that only that packet
+# matches. It counts and lets the packet go on to the fence.
+
+# ef_tap_add [-n NETNS] [-H HOOK] NAME MATCH...: a tap counting what MATCH (nft
+# rule syntax) selects on HOOK (default output) of NETNS (default the pod).
+ef_tap_add() {
+  local ns="$EF_POD" hook=output
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      -n) ns="$2"; shift 2 ;;
+      -H) hook="$2"; shift 2 ;;
+      *) break ;;
+    esac
+  done
+  local name="$1"
+  shift
+  ip netns exec "$ns" nft add table inet ef_tap &&
+    ip netns exec "$ns" nft add chain inet ef_tap "$hook" "{ type filter hook $hook priority -10; }" &&
+    ip netns exec "$ns" nft add counter inet ef_tap "$name" &&
+    ip netns exec "$ns" nft add rule inet ef_tap "$hook" "$@" counter name "$name"
+}
+
+# ef_tap NAME [NETNS]: the packets the tap NAME has counted.
+ef_tap() {
+  ip netns exec "${2:-$EF_POD}" nft -j list counter inet ef_tap "$1" |
+    jq -e '.nftables[] | select(.counter) | .counter.packets'
+}
+
 # The pod's first IPv4 / IPv6 address on eth0.
 ef_pod_addr4() { ip -n "$EF_POD" -4 -o addr show dev eth0 scope global | awk '{print $4}' | cut -d/ -f1 | head -n1; }
 ef_pod_addr6() { ip -n "$EF_POD" -6 -o addr show dev eth0 scope global | awk '{print $4}' | cut -d/ -f1 | head -n1; }
