@@ -278,6 +278,7 @@ check_owned() {
   refute_output --partial nf_log_all_netns
   run "$EF_HELM" template ef "$CHART" --set logAllNetns=yes
   assert_failure
+  assert_output --partial "- logAllNetns: Invalid type"
 }
 
 @test "chart: the main container installs before it pauses, and both probes run verify" {
@@ -326,11 +327,13 @@ check_owned() {
 @test "chart: values.schema.json rejects unknown keys and bad values" {
   run "$EF_HELM" template ef "$CHART" --set platform=eks
   assert_failure
+  assert_output --partial "- platform: platform must be one of"
   run "$EF_HELM" template ef "$CHART" --set cni.mdoe=chained
   assert_failure
   assert_output --partial "mdoe"
   run "$EF_HELM" template ef "$CHART" --set pluginConfig.logLevel=loud
   assert_failure
+  assert_output --partial "- pluginConfig.logLevel: pluginConfig.logLevel must be one of"
 }
 
 @test "chart: a plugin config change changes the checksum annotation (rolls the DaemonSet)" {
@@ -378,8 +381,10 @@ ADMISSION="$EF_ROOT/tests/chart/admission"
   jq -e '.[] | select(.kind == "ValidatingAdmissionPolicy") | .spec.matchConditions[0].expression == "false"' "$IT/none.json"
   run "$EF_HELM" template ef "$CHART" --set admissionPolicy.enabled=yes
   assert_failure
+  assert_output --partial "- admissionPolicy.enabled: Invalid type"
   run "$EF_HELM" template ef "$CHART" --set admissionPolicy.enabled=true --set 'admissionPolicy.validationActions={Block}'
   assert_failure
+  assert_output --partial "- admissionPolicy.validationActions.0: admissionPolicy.validationActions.0 must be one of"
 }
 
 @test "chart: the admission policy's CEL gives every pod of the corpus its outcome (accepted, rejected with its reasons, not selected)" {
@@ -560,6 +565,7 @@ ADMISSION="$EF_ROOT/tests/chart/admission"
   assert_output --partial "(ptp)"
   run run_container "$IT/chart.json" liveness
   assert_failure
+  assert_output --partial "(ptp)"
 }
 
 @test "bin dir: cni.skipBinDirCheck (--skip-bin-dir-check) installs and verifies with the primary's plugins elsewhere" {
@@ -604,6 +610,7 @@ ADMISSION="$EF_ROOT/tests/chart/admission"
   jq -e '.plugins[-1].type == "egress-fence"' "$CONF_DIR/00-egress-fence.conflist"
   run run_container "$IT/chart.json" liveness
   assert_failure
+  assert_output --partial "10-calico.conflist changed since"
   # kubelet restarts the main container, whose command installs again.
   run run_container "$IT/chart.json" init
   assert_success

@@ -259,8 +259,8 @@ same_ruleset() {
     run -111 probe_tcp "$EF_DENY4" 8080
     run ef_pod_del
     assert_success
-    run ef_table_present
-    assert_failure
+    run ef_fence_tables "$EF_POD"
+    assert_output ""
   done
 }
 
@@ -274,6 +274,6 @@ same_ruleset() {
   run -0 probe_tcp "$EF_DENY4" 8080 2000
   run ef_runtime remove
   assert_success
-  run ef_table_present
-  assert_failure
+  run ef_fence_tables "$EF_POD"
+  assert_output ""
 }

@@ -220,6 +220,7 @@ probe_tcp() { ef_probe connect tcp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --ti
   # The documented exception: nft 1.0.6 parses neither secmark line ...
   run ef_nft -c -f "$rendered"
   assert_failure
+  assert_output --partial "secmark"
   # ... and everything else loads as printed.
   run ef_nft -c -f <(grep -v 'meta secmark' "$rendered")
   assert_success

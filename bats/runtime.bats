@@ -393,8 +393,16 @@ rt_world() {
   return 1
 }
 
-# rt_fence_tables NETNS_PATH: the egress_fence tables in a sandbox's netns.
-rt_fence_tables() { nsenter --net="$1" nft list tables | grep -F egress_fence || true; }
+# rt_fence_tables NETNS_PATH: the egress_fence tables in a sandbox's netns. When
+# nft cannot list them it says so on stdout and fails: empty means none there.
+rt_fence_tables() {
+  local out
+  if ! out="$(nsenter --net="$1" nft list tables 2>&1)"; then
+    echo "rt_fence_tables: nft list tables failed in $1: $out"
+    return 1
+  fi
+  grep -F egress_fence <<<"$out" || true
+}
 
 # --- the chart's pod under podman ------------------------------------------------------
 
