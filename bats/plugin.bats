@@ -189,8 +189,9 @@ render_is_installed_and_loads() {
   run ef_pod_add
   assert_success
   local text rendered pod
+  # The pod's IPv6 subnet is on its link (prevResult: host-local's /64).
   text="$("$EF_BIN/egress-fence-ctl" render --config "$EF_CONFLIST" --namespace sandboxes \
-    --name "$EF_POD_NAME" --container-id "ctr-$EF_POD")" || fail "render failed: $text"
+    --name "$EF_POD_NAME" --container-id "ctr-$EF_POD" --onlink "$EF_SUBNET6")" || fail "render failed: $text"
   rendered="$(ef_normalise_counters <<<"$text")"
   # The whole ruleset: the pod netns is test-owned, only the fence writes there.
   pod="$(ef_nft list ruleset | ef_normalise_counters)"
