@@ -121,6 +121,9 @@ void check_ifname(const std::string& ifname) {
 
 std::string onlink_set_name(const std::string& ifname) { return "onlink6_" + ifname; }
 
+constexpr uint8_t kNdHopLimit = 255;
+constexpr const char* kNeighboursChain = "neighbours";
+
 Bytes v6(std::initializer_list<uint8_t> head) {
     Bytes b(16);
     std::copy(head.begin(), head.end(), b.begin());
@@ -130,25 +133,40 @@ Bytes v6(std::initializer_list<uint8_t> head) {
 Stmt ip6_daddr(Bytes addr, uint8_t len) { return Ip6AddrPrefix{false, addr, len}; }
 Stmt ip6_saddr(Bytes addr, uint8_t len) { return Ip6AddrPrefix{true, addr, len}; }
 
-// IPv6 neighbour discovery the kernel sends for the pod (RFC 4861): hop
-// limit 255, and only to destinations a neighbour can have: router
-// solicitations to all-routers; solicitations and advertisements to
-// link-local unicast, link-scope multicast (all-nodes, solicited-node), or an
-// address on one of the attachment's on-link prefixes. Routers' messages
-// (advertisements, redirects) are never sent by a pod.
-void neighbour_discovery(std::vector<Rule>& rules, const std::vector<Attachment>& attachments) {
-    constexpr uint8_t kRouterSolicit = 133, kNeighbourSolicit = 135, kNeighbourAdvert = 136, kNdHopLimit = 255;
+// IPv6 neighbour discovery (RFC 4861). Only the kernel's own messages get
+// here (a process's packet, a raw socket's included, went to `refuse`
+// already): hop limit 255, router solicitations to all-routers, and
+// solicitations and advertisements to the `neighbours` chain, which lets them
+// go to a destination a neighbour can have. Routers' messages (advertisements,
+// redirects) are never sent by a pod.
+void neighbour_discovery(std::vector<Rule>& rules) {
+    constexpr uint8_t kRouterSolicit = 133, kNeighbourSolicit = 135, kNeighbourAdvert = 136;
     const Stmt hop{Ip6HopLimitEq{kNdHopLimit}};
-    const Stmt accept{Verdict{VerdictKind::accept}};
     rules.push_back(Rule{{Icmpv6TypeRange{kRouterSolicit, kRouterSolicit}, hop,
-                          ip6_daddr(v6({0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02}), 128), accept}});
-    const Stmt nd{Icmpv6TypeRange{kNeighbourSolicit, kNeighbourAdvert}};
-    rules.push_back(Rule{{nd, hop, ip6_daddr(v6({0xfe, 0x80}), 10), accept}});
-    rules.push_back(Rule{{nd, hop, ip6_daddr(v6({0xff, 0x02}), 16), accept}});
-    for (const auto& a : attachments)
+                          ip6_daddr(v6({0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02}), 128),
+                          Verdict{VerdictKind::accept}}});
+    rules.push_back(Rule{{Icmpv6TypeRange{kNeighbourSolicit, kNeighbourAdvert}, hop, Goto{kNeighboursChain}}});
+}
+
+// Where a neighbour can be: link-local unicast, link-scope multicast
+// (all-nodes, solicited-node), and on an attachment's link an address of
+// one of its on-link prefixes (prevResult), nothing else there. A link the
+// CNI did not make (a veth to a netns nested in the pod, set up later by
+// someone holding NET_ADMIN in the pod) has prefixes the plugin cannot know:
+// its neighbours are let through.
+Chain neighbours_chain(const std::vector<Attachment>& attachments) {
+    const Stmt accept{Verdict{VerdictKind::accept}};
+    Chain c{kNeighboursChain, std::nullopt, {}};
+    c.rules.push_back(Rule{{ip6_daddr(v6({0xfe, 0x80}), 10), accept}});
+    c.rules.push_back(Rule{{ip6_daddr(v6({0xff, 0x02}), 16), accept}});
+    for (const auto& a : attachments) {
         if (!a.onlink6.empty())
-            rules.push_back(Rule{{OifnameEq{a.ifname}, nd, hop,
-                                  DaddrInSet{IpFamily::ipv6, onlink_set_name(a.ifname), 0}, accept}});
+            c.rules.push_back(
+                Rule{{OifnameEq{a.ifname}, DaddrInSet{IpFamily::ipv6, onlink_set_name(a.ifname), 0}, accept}});
+        c.rules.push_back(Rule{{OifnameEq{a.ifname}, Goto{kRefuseChain}}});
+    }
+    c.rules.push_back(Rule{{accept}});
+    return c;
 }
 
 // The kernel's MLD listener reports for the groups the pod's addresses join
@@ -258,7 +276,7 @@ Ruleset compile(const config::Profile& p, const std::vector<config::AllowEntry>&
     // those of a connection the pod opened that conntrack knows leave.
     output.rules.push_back(
         Rule{{CtDirectionEq{CtDir::original}, CtStateIn{kCtEstablishedRelated}, accept}});
-    neighbour_discovery(output.rules, attachments);
+    neighbour_discovery(output.rules);
     listener_reports(output.rules);
     output.rules.push_back(Rule{{refuse}});
 
@@ -280,7 +298,8 @@ Ruleset compile(const config::Profile& p, const std::vector<config::AllowEntry>&
 
     Chain refusal{kRefuseChain, std::nullopt, deny_rules(p, pod)};
 
-    rs.chains = {std::move(output), std::move(forward), std::move(inbound), std::move(refusal)};
+    rs.chains = {std::move(output), std::move(forward), std::move(inbound), neighbours_chain(attachments),
+                 std::move(refusal)};
     NetdevTable nd{{Counter{audit ? kCounterWouldDropRaw : kCounterRawDropped}}, {}};
     for (const auto& a : attachments) nd.chains.push_back(raw_frame_chain(p, a.ifname));
     rs.netdev = std::move(nd);
@@ -324,11 +343,13 @@ std::vector<Attachment> attachments_of(const Ruleset& rs) {
 Ruleset without_attachment(Ruleset rs, const std::string& ifname) {
     const std::string set = onlink_set_name(ifname);
     std::erase_if(rs.sets, [&](const Set& s) { return s.name == set; });
+    // Its rules: those that look up its on-link set or name its interface.
     for (auto& c : rs.chains)
         std::erase_if(c.rules, [&](const Rule& r) {
             return std::any_of(r.stmts.begin(), r.stmts.end(), [&](const Stmt& s) {
                 const auto* d = std::get_if<DaddrInSet>(&s);
-                return d && d->set == set;
+                const auto* o = std::get_if<OifnameEq>(&s);
+                return (d && d->set == set) || (o && o->name == ifname);
             });
         });
     if (rs.netdev)

@@ -71,8 +71,7 @@ TEST_CASE("the example profile compiles to the invariant's rule order") {
               "meta skuid 0-4294967295 goto refuse",
               "ct direction original ct state established,related accept",
               "icmpv6 type nd-router-solicit ip6 hoplimit 255 ip6 daddr ff02::2 accept",
-              "icmpv6 type 135-136 ip6 hoplimit 255 ip6 daddr fe80::/10 accept",
-              "icmpv6 type 135-136 ip6 hoplimit 255 ip6 daddr ff02::/16 accept",
+              "icmpv6 type 135-136 ip6 hoplimit 255 goto neighbours",
               "icmpv6 type mld2-listener-report ip6 hoplimit 1 ip6 saddr fe80::/10 ip6 daddr ff02::16" + mld,
               "icmpv6 type 131-132 ip6 hoplimit 1 ip6 saddr fe80::/10 ip6 daddr ff02::/16" + mld,
               "icmpv6 type mld2-listener-report ip6 hoplimit 1 ip6 saddr :: ip6 daddr ff02::16" + mld,
@@ -88,6 +87,9 @@ TEST_CASE("the example profile compiles to the invariant's rule order") {
                                    "meta l4proto udp counter name \"udp_refused\" reject",
                                    "counter name \"other_dropped\" drop"});
     CHECK(!chain(rs, "refuse").base);
+    CHECK(rule_texts(chain(rs, "neighbours")) ==
+          std::vector<std::string>{"ip6 daddr fe80::/10 accept", "ip6 daddr ff02::/16 accept",
+                                   "oifname \"eth0\" goto refuse", "accept"});
     CHECK(rule_texts(chain(rs, "inbound")) ==
           std::vector<std::string>{
               "iifname != \"lo\" ct state new fib saddr . iif oif exists ct mark set ct mark | 0x40000000"});
@@ -436,11 +438,11 @@ TEST_CASE("every attachment gets its raw-frame chain, and its on-link prefixes f
     CHECK(element_texts(set_named(rs, "onlink6_eth0")) == std::vector<std::string>{"fd00:1::/64"});
     CHECK(element_texts(set_named(rs, "onlink6_net1")) ==
           std::vector<std::string>{"fd00:2::/64", "fd00:3::/112"});
-    auto out = rule_texts(chain(rs, "output"));
-    for (const char* ifname : {"eth0", "net1"})
-        CHECK(std::count(out.begin(), out.end(),
-                         "oifname \"" + std::string(ifname) +
-                             "\" icmpv6 type 135-136 ip6 hoplimit 255 ip6 daddr @onlink6_" + ifname + " accept") == 1);
+    CHECK(rule_texts(chain(rs, "neighbours")) ==
+          std::vector<std::string>{"ip6 daddr fe80::/10 accept", "ip6 daddr ff02::/16 accept",
+                                   "oifname \"eth0\" ip6 daddr @onlink6_eth0 accept", "oifname \"eth0\" goto refuse",
+                                   "oifname \"net1\" ip6 daddr @onlink6_net1 accept", "oifname \"net1\" goto refuse",
+                                   "accept"});
     CHECK(attachments_of(rs) == std::vector<Attachment>{eth0, net1});
     CHECK(rs == compile(example_profile(), pod(), {eth0, net1}));
 }
@@ -448,7 +450,7 @@ TEST_CASE("every attachment gets its raw-frame chain, and its on-link prefixes f
 TEST_CASE("an attachment without IPv6 prefixes has no on-link set and no rule for one") {
     Ruleset rs = compile(example_profile(), pod(), {{"eth0", {}}});
     for (const auto& s : rs.sets) CHECK(s.name.find("onlink6") == std::string::npos);
-    for (const auto& r : rule_texts(chain(rs, "output"))) CHECK(r.find("onlink6") == std::string::npos);
+    for (const auto& r : rule_texts(chain(rs, "neighbours"))) CHECK(r.find("onlink6") == std::string::npos);
 }
 
 TEST_CASE("taking one attachment away leaves exactly the fence of the others") {
