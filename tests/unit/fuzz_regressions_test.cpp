@@ -81,9 +81,9 @@ TEST_CASE("every kept fuzzer crash input is handled") {
 
 TEST_CASE("every fuzz seed is handled") {
     // The seeds are checked in: every target has some.
-    for (const auto& [name, n] : replay("corpus")) {
-        CAPTURE(name);
-        CHECK_MESSAGE(n > 0, "fuzz target " << name << " has no seed in tests/fuzz/corpus/" << name);
+    for (const auto& count : replay("corpus")) {
+        const std::string& name = count.first;
+        CHECK_MESSAGE(count.second > 0, "fuzz target " << name << " has no seed in tests/fuzz/corpus/" << name);
     }
 }
 
