@@ -30,8 +30,8 @@ setup() {
 }
 
 teardown() {
-  [ -n "${EF_TMP:-}" ] && ef_teardown
-  [ -n "${IT:-}" ] && rm -rf "$IT"
+  if [ -n "${EF_TMP:-}" ]; then ef_teardown; fi
+  if [ -n "${IT:-}" ]; then rm -rf "$IT"; fi
 }
 
 # --- rendering -------------------------------------------------------------------
@@ -91,10 +91,10 @@ run_container() {
       fi
       # rbind: a hostPath volume carries the mounts below it (pod netns files).
       echo "mount --rbind '$src' '$image$path'"
-      [ "$ro" = true ] && echo "mount -o remount,bind,ro '$image$path'"
+      if [ "$ro" = true ]; then echo "mount -o remount,bind,ro '$image$path'"; fi
     done < <(jq -r '.volumeMounts[] | [.name, .mountPath, (.readOnly // false)] | @tsv' <<<"$container")
     # This shell's pid becomes the container's process through the execs below.
-    [ -n "${RUN_PIDFILE:-}" ] && echo "echo \$\$ >'$RUN_PIDFILE'"
+    if [ -n "${RUN_PIDFILE:-}" ]; then echo "echo \$\$ >'$RUN_PIDFILE'"; fi
     # runAsUser 0, capabilities drop ALL (but those the spec adds), allowPrivilegeEscalation false.
     local caps
     caps="$(jq -r '.securityContext.capabilities.add // [] | map(",+" + ascii_downcase) | join("")' <<<"$container")"
@@ -278,6 +278,7 @@ check_owned() {
   refute_output --partial nf_log_all_netns
   run "$EF_HELM" template ef "$CHART" --set logAllNetns=yes
   assert_failure
+  assert_output --partial "- logAllNetns: Invalid type"
 }
 
 @test "chart: the main container installs before it pauses, and both probes run verify" {
@@ -326,11 +327,13 @@ check_owned() {
 @test "chart: values.schema.json rejects unknown keys and bad values" {
   run "$EF_HELM" template ef "$CHART" --set platform=eks
   assert_failure
+  assert_output --partial "- platform: platform must be one of"
   run "$EF_HELM" template ef "$CHART" --set cni.mdoe=chained
   assert_failure
   assert_output --partial "mdoe"
   run "$EF_HELM" template ef "$CHART" --set pluginConfig.logLevel=loud
   assert_failure
+  assert_output --partial "- pluginConfig.logLevel: pluginConfig.logLevel must be one of"
 }
 
 @test "chart: a plugin config change changes the checksum annotation (rolls the DaemonSet)" {
@@ -387,8 +390,10 @@ ADMISSION="$EF_ROOT/tests/chart/admission"
     | endswith(": (false) || (oldObject != null && (false))")' "$IT/none.json" || fail "a policy without selectors selects some pod"
   run "$EF_HELM" template ef "$CHART" --set admissionPolicy.enabled=yes
   assert_failure
+  assert_output --partial "- admissionPolicy.enabled: Invalid type"
   run "$EF_HELM" template ef "$CHART" --set admissionPolicy.enabled=true --set 'admissionPolicy.validationActions={Block}'
   assert_failure
+  assert_output --partial "- admissionPolicy.validationActions.0: admissionPolicy.validationActions.0 must be one of"
   run "$EF_HELM" template ef "$CHART" --set admissionPolicy.enabled=true --set 'admissionPolicy.allowedHostPaths={proc}'
   assert_failure
   run "$EF_HELM" template ef "$CHART" --set admissionPolicy.enabled=true --set 'admissionPolicy.allowedRuntimeClasses={Kata}'
@@ -607,6 +612,7 @@ ADMISSION="$EF_ROOT/tests/chart/admission"
   assert_output --partial "(ptp)"
   run run_container "$IT/chart.json" liveness
   assert_failure
+  assert_output --partial "(ptp)"
 }
 
 @test "bin dir: cni.skipBinDirCheck (--skip-bin-dir-check) installs and verifies with the primary's plugins elsewhere" {
@@ -631,7 +637,8 @@ ADMISSION="$EF_ROOT/tests/chart/admission"
   # Debian's reference plugins (bootstrap installs them) are one of the known dirs.
   local dir
   dir="$(grep -o 'they are in [^:]*' <<<"$output" | cut -d' ' -f4)"
-  [ -n "$dir" ] && [ -x "$dir/bridge" ]
+  [ -n "$dir" ] || fail "the error names no directory of reference plugins: $output"
+  [ -x "$dir/bridge" ] || fail "the error names $dir, which holds no bridge plugin"
   [ -z "$(ls -A "$IT/bin")" ]
   [ "$(ls "$IT/net.d")" = 10-bridge.conf ]
 }
@@ -650,6 +657,7 @@ ADMISSION="$EF_ROOT/tests/chart/admission"
   jq -e '.plugins[-1].type == "egress-fence"' "$CONF_DIR/00-egress-fence.conflist"
   run run_container "$IT/chart.json" liveness
   assert_failure
+  assert_output --partial "10-calico.conflist changed since"
   # kubelet restarts the main container, whose command installs again.
   run run_container "$IT/chart.json" init
   assert_success
@@ -734,6 +742,7 @@ EOF
 
 @test "install waits for a primary CNI that writes its config later" {
   render "$IT/chart.json" --set cni.waitForPrimarySeconds=30
+  # shellcheck disable=SC2030 # this test's own; others get theirs from host_with
   CONF_DIR="$HOST$(hostpath "$IT/chart.json" cni-conf)"
   mkdir -p "$CONF_DIR"
   fake_plugins "$HOST/opt/cni/bin" flannel portmap
@@ -741,8 +750,11 @@ EOF
   local pid=$!
   # The installer is polling: the conf dir has no config yet, nothing is installed.
   local i
-  for i in $(seq 1 500); do grep -q "waiting up to 30s for a primary CNI config" "$IT/install.log" && break; sleep 0.02; done
-  grep -q "waiting up to 30s" "$IT/install.log"
+  for i in $(seq 1 500); do
+    if grep -q "waiting up to 30s for a primary CNI config" "$IT/install.log"; then break; fi
+    sleep 0.02
+  done
+  grep -q "waiting up to 30s for a primary CNI config" "$IT/install.log" || fail "the installer is not waiting: $(cat "$IT/install.log")"
   [ ! -e "$CONF_DIR/00-egress-fence.conflist" ]
   [ ! -e "$HOST/opt/cni/bin/egress-fence" ]
   cp "$CORPUS/primaries/10-flannel.conflist" "$CONF_DIR/"
@@ -755,6 +767,7 @@ EOF
   host_with 10-kindnet.conflist "$IT/chart.json"
   RUN_PIDFILE="$IT/main.pid" run_container "$IT/chart.json" main >"$IT/main.log" 2>&1 &
   local pid=$!
+  # shellcheck disable=SC2031 # host_with set CONF_DIR in this very test
   ef_wait_for_file "$CONF_DIR/00-egress-fence.conflist" 10
   run run_container "$IT/chart.json" readiness
   assert_success
@@ -768,7 +781,7 @@ EOF
 wait_for_line() {
   local i
   for i in $(seq 1 500); do
-    grep -qF -- "$2" "$1" 2>/dev/null && return 0
+    if grep -qF -- "$2" "$1" 2>/dev/null; then return 0; fi
     sleep 0.02
   done
   echo "no line with $2 in $1:" >&2
@@ -846,7 +859,7 @@ runtime_setup() {
   local mode
   for mode in owned chained; do
     rm -rf "$HOST"
-    [ -n "${EF_TMP:-}" ] && ef_teardown
+    if [ -n "${EF_TMP:-}" ]; then ef_teardown; fi
     pod_host --set cni.mode="$mode"
     run run_container "$RENDERED" init
     assert_success

@@ -580,7 +580,7 @@ log_lines() {
   local k line=""
   for ((k = 0; k < 50; k++)); do
     line="$(log_lines "log-$EF_ID")"
-    [ -n "$line" ] && break
+    if [ -n "$line" ]; then break; fi
     sleep 0.1
   done
   [ -n "$line" ] || fail "no kernel log line for the denial; last lines: $(dmesg | tail -n 5)"

@@ -291,7 +291,8 @@ TEST_CASE("parse_json: nesting limit counts brackets outside strings only") {
     CHECK(kMaxJsonDepth == 64);
     const std::string deep64 = std::string(64, '[') + std::string(64, ']');
     CHECK(parse_json(deep64).is_array());
-    CHECK_THROWS_AS(parse_json("[" + deep64 + "]"), ef::cni::Error);
+    CHECK_THROWS_WITH_AS(parse_json("[" + deep64 + "]"), "JSON nesting is deeper than 64 levels (at byte 65)",
+                         ef::cni::Error);
     // A string full of brackets is not nesting, and an escaped quote does not end it.
     const std::string brackets = R"("\")" + std::string(200, '{') + "\"";
     CHECK(parse_json("[" + brackets + "]")[0].get<std::string>().size() == 201);
@@ -299,7 +300,7 @@ TEST_CASE("parse_json: nesting limit counts brackets outside strings only") {
     std::string mixed;
     for (int i = 0; i < 40; ++i) mixed += "{\"a\":[";
     for (int i = 0; i < 40; ++i) mixed += "]}";
-    CHECK_THROWS_AS(parse_json(mixed), ef::cni::Error);
+    CHECK_THROWS_WITH_AS(parse_json(mixed), "JSON nesting is deeper than 64 levels (at byte 193)", ef::cni::Error);
 }
 
 TEST_CASE("parse_json: decode failures name the byte") {
