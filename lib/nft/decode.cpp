@@ -464,7 +464,7 @@ Match ip6_prefix(const Exprs& x, size_t i, const Ctx& c) {
         for (uint32_t len = 1; len <= 16; ++len) {
             if (!payload_load(x[i + d], NFT_PAYLOAD_NETWORK_HEADER, offset, len, NFT_REG_1)) continue;
             size_t k = i + d + 1;
-            uint8_t bits = static_cast<uint8_t>(len * 8);
+            auto bits = static_cast<uint8_t>(len * 8);
             if (len == 16 && x[k].name == "bitwise") {
                 bits = address_mask(x[k], 16);
                 if (bits == 0 || bits % 8 == 0 || ++k >= x.size()) return {};

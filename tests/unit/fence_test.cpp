@@ -270,13 +270,11 @@ TEST_CASE("no allow entries and no exempt UIDs: only loopback, replies, the kern
     auto rules = rule_texts(chain(rs, "output"));
     REQUIRE(rules.size() > 6);
     CHECK(std::vector<std::string>(rules.begin(), rules.begin() + 6) ==
-          std::vector<std::string>{"meta secmark set 1162215424",
-                                   "meta skuid 0-4294967295 fib saddr type != local counter name "
-                                   "\"spoofed_dropped\" drop",
-                                   "oifname \"lo\" accept",
-                                   "ct direction reply ct mark & 0x40000000 == 0x40000000 accept",
-                                   "meta skuid 0-4294967295 goto refuse",
-                                   "ct direction original ct state established,related accept"});
+          std::vector<std::string>{
+              "meta secmark set 1162215424",
+              std::string("meta skuid 0-4294967295 fib saddr type != local counter name ") + "\"spoofed_dropped\" drop",
+              "oifname \"lo\" accept", "ct direction reply ct mark & 0x40000000 == 0x40000000 accept",
+              "meta skuid 0-4294967295 goto refuse", "ct direction original ct state established,related accept"});
     CHECK(rules.back() == "goto refuse");
     for (const auto& r : rules) CHECK(r.find("exempt") == std::string::npos);
 }
