@@ -37,10 +37,15 @@ teardown() {
 # --- rendering -------------------------------------------------------------------
 
 # render OUT.json [helm args...]: `helm template` output as a JSON array of objects.
+# With metrics.enabled=false unless the args say otherwise: these tests run the
+# installer's containers as kubelet would (command, mounts, no capability); the
+# metrics server the chart adds by default (its capabilities, the POD_IP it
+# listens on, the /healthz probes) is tested in bats/metrics.bats and
+# bats/ops.bats, and runs for real in bats/runtime.bats.
 render() {
   local out="$1"
   shift
-  "$EF_HELM" template ef "$CHART" --namespace kube-system "$@" >"${out%.json}.yaml"
+  "$EF_HELM" template ef "$CHART" --namespace kube-system --set metrics.enabled=false "$@" >"${out%.json}.yaml"
   node "$EF_NPM/tojson.mjs" "${out%.json}.yaml" >"$out"
 }
 

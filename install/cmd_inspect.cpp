@@ -179,7 +179,7 @@ void add_inspect(CLI::App& app) {
     metrics
         ->add_option("--scan-timeout", mo->scan_timeout,
                      "with --listen: seconds a scrape may spend reading netns before it answers with what it has")
-        ->check(CLI::Range(0.1, 600.0))
+        ->check(CLI::Range(0.0, 600.0))
         ->capture_default_str()
         ->needs(listen);
     metrics

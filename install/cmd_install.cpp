@@ -366,7 +366,7 @@ void add_install(CLI::App& app) {
     install
         ->add_option("--metrics-scan-timeout", fl->metrics_scan_timeout,
                      "seconds a scrape may spend reading netns before it answers with what it has")
-        ->check(CLI::Range(0.1, 600.0))
+        ->check(CLI::Range(0.0, 600.0))
         ->capture_default_str();
     install->callback([fl] { run_install(*fl); });
 

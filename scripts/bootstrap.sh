@@ -8,6 +8,9 @@ APT_PACKAGES=(build-essential cmake pkg-config libnftnl-dev libmnl-dev nettle-de
   doctest-dev nftables iproute2 jq bats bats-support bats-assert containernetworking-plugins golang-go
   golang-github-appc-cni-dev golang-github-containerd-go-cni-dev procps psmisc util-linux unzip
   iptables
+  # egress-fence-ctl's metrics server (prometheus-cpp: core, pull on civetweb),
+  # and promtool (package prometheus) with curl for the metrics tests.
+  prometheus-cpp-dev prometheus curl
   # bats/runtime.bats: a real containerd and podman, the image built with buildah,
   # the CRI client (tests/drivers/ef-cri) generated from its .proto.
   containerd runc podman buildah catatonit protobuf-compiler golang-goprotobuf-dev
