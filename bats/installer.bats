@@ -434,6 +434,13 @@ ADMISSION="$EF_ROOT/tests/chart/admission"
     assert_success
     refute_output --partial nettle_sha256
   fi
+  # The metrics server's libraries (prometheus-cpp, civetweb) are egress-fence-ctl's
+  # alone: the plugin never loads them (scripts/image.sh runs the ctl in an empty root).
+  run -0 readelf -d "$BIN_DIR/egress-fence.d/egress-fence.real"
+  refute_output --partial prometheus
+  refute_output --partial civetweb
+  run -0 readelf -d "$BIN_DIR/egress-fence.d/egress-fence-ctl.real"
+  assert_output --partial libprometheus-cpp-pull
   # A sanitized build (scripts/sanitize.sh) cannot run LSan without /proc.
   run env -i ${ASAN_OPTIONS:+ASAN_OPTIONS=detect_leaks=0} CNI_COMMAND=VERSION "$(command -v chroot)" "$HOST" /opt/cni/bin/egress-fence </dev/null
   assert_success
