@@ -1,7 +1,7 @@
 #include "inspect/invocations.h"
 
+#include <charconv>
 #include <chrono>
-#include <cstdio>
 #include <ctime>
 
 #include "cni/error.h"
@@ -22,23 +22,29 @@ double now_seconds() {
     return duration_cast<duration<double>>(system_clock::now().time_since_epoch()).count();
 }
 
-// The record's "time" (cni/invocation_log.cpp: RFC 3339 in UTC, with
-// microseconds) as Unix seconds; the time it is read when it is not that.
+// The record's "time" (cni/invocation_log.cpp: RFC 3339 in UTC with
+// microseconds, 2026-12-07T10:00:00.250000Z) as Unix seconds; the time it is
+// read when it is not that.
 double record_time(const nlohmann::json& record) {
     auto it = record.find("time");
     if (it == record.end() || !it->is_string()) return now_seconds();
     const auto& text = it->get_ref<const std::string&>();
+    // Each field's offset and length; the separators between them.
+    auto field = [&text](size_t at, size_t len, int& out) {
+        const char* end = text.data() + at + len;
+        return text.size() >= at + len && std::from_chars(text.data() + at, end, out).ptr == end;
+    };
     struct tm tm {};
-    int fraction_at = 0;
-    if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-                    &tm.tm_min, &tm.tm_sec, &fraction_at) != 6)
+    if (text.size() < 20 || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' ||
+        text[16] != ':' || !field(0, 4, tm.tm_year) || !field(5, 2, tm.tm_mon) || !field(8, 2, tm.tm_mday) ||
+        !field(11, 2, tm.tm_hour) || !field(14, 2, tm.tm_min) || !field(17, 2, tm.tm_sec))
         return now_seconds();
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
     double seconds = static_cast<double>(timegm(&tm));
     double scale = 0.1;
-    size_t i = static_cast<size_t>(fraction_at);
-    if (i < text.size() && text[i] == '.')
+    size_t i = 19;
+    if (text[i] == '.')
         for (++i; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i, scale /= 10) seconds += (text[i] - '0') * scale;
     return seconds;
 }

@@ -3,6 +3,7 @@
 // plugin outcomes counted from the log's lines; prometheus-cpp's text.
 #include <doctest/doctest.h>
 
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -171,9 +172,23 @@ TEST_CASE("invocations: each log record counted by verb, result and code; last f
     CHECK(value(family(fs, "egress_fence_log_unparsed_lines_total"), {}) == 3);
     const auto& last = family(fs, "egress_fence_last_failure_timestamp_seconds");
     // 2026-12-07T10:00:02.5Z
-    CHECK(value(last, {{"verb", "ADD"}, {"code", "104"}}) == doctest::Approx(1796637602.5));
+    CHECK(value(last, {{"verb", "ADD"}, {"code", "104"}}) == 1796637602.5);
     CHECK(value(last, {{"verb", "ADD"}, {"code", "0"}}) == -1);
     for (const auto& s : last.samples) CHECK(label(s, "code") != "0");
+}
+
+TEST_CASE("invocations: a failure whose record has no usable time is dated when it is read") {
+    inspect::InvocationCounts c;
+    auto before = static_cast<double>(std::time(nullptr));
+    c.add_line(R"({"time":"yesterday","verb":"ADD","outcome":"error","errorCode":101})");
+    c.add_line(R"({"time":"2026-12-07X10:00:00Z","verb":"DEL","outcome":"error","errorCode":101})");
+    auto fs = c.families();
+    const auto& last = family(fs, "egress_fence_last_failure_timestamp_seconds");
+    for (const char* verb : {"ADD", "DEL"}) {
+        double t = value(last, {{"verb", verb}, {"code", "101"}});
+        CHECK(t >= before);
+        CHECK(t < before + 60);
+    }
 }
 
 TEST_CASE("invocations: the series an alert needs exist at 0 before the first failure") {
