@@ -9,8 +9,8 @@
 #include "cni/error.h"
 #include "commands.h"
 #include "config_file.h"
-#include "inspect/inspect.h"
 #include "inspect/families.h"
+#include "inspect/inspect.h"
 #include "install/files.h"
 #include "metrics_server.h"
 #include "netns/netns.h"
@@ -130,7 +130,8 @@ void run_metrics(const ScanOptions& o, const MetricsOptions& m) {
     auto cfg = current_config(o.config);
     inspect::NodeScan s = scan(o, cfg ? &*cfg : nullptr);
     std::vector<inspect::Family> families = {inspect::build_info()};
-    for (auto& f : inspect::fence_families(s.pods, s.unreadable.size(), cfg.has_value())) families.push_back(std::move(f));
+    for (auto& f : inspect::fence_families(s.pods, s.unreadable.size(), cfg.has_value()))
+        families.push_back(std::move(f));
     double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     for (auto& f : inspect::scan_families(false, took)) families.push_back(std::move(f));
     std::string text = to_text(families);

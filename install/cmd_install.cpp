@@ -10,8 +10,8 @@
 
 #include "cni/error.h"
 #include "commands.h"
-#include "config_file.h"
 #include "config/config.h"
+#include "config_file.h"
 #include "inspect/inspect.h"
 #include "install/bin_dir.h"
 #include "install/bundle.h"

@@ -88,17 +88,12 @@ bool send_message(int fd, uint32_t seq, const json& body) {
     return write_all(fd, header, sizeof header) && write_all(fd, bytes.data(), bytes.size());
 }
 
-struct Message {
-    uint32_t seq = 0;
-    json body;
-};
-
 enum class Read { ok, timeout, broken };
 
-// One message; waits for its start until `deadline`. Once it has started it
-// is read whole (the writer is in the middle of it), so a timeout never
-// leaves the stream out of step.
-Read read_message(int fd, Clock::time_point deadline, Message& out) {
+// One message (its sequence number and body); waits for its start until
+// `deadline`. Once it has started it is read whole (the writer is in the
+// middle of it), so a timeout never leaves the stream out of step.
+Read read_message(int fd, Clock::time_point deadline, uint32_t& seq, json& body) {
     uint32_t header[2] = {};
     pollfd pfd{fd, POLLIN, 0};
     for (;;) {
@@ -114,9 +109,9 @@ Read read_message(int fd, Clock::time_point deadline, Message& out) {
     if (!read_all(fd, header, sizeof header, whole) || header[1] > kMaxMessage) return Read::broken;
     std::vector<uint8_t> bytes(header[1]);
     if (!read_all(fd, bytes.data(), bytes.size(), whole)) return Read::broken;
-    out.seq = header[0];
+    seq = header[0];
     try {
-        out.body = json::from_cbor(bytes);
+        body = json::from_cbor(bytes);
     } catch (const json::exception&) {
         return Read::broken;
     }
@@ -139,14 +134,15 @@ class Channel {
         if (!send_message(fd_, seq, nullptr)) broken();
         auto deadline = Clock::now() + timeout;
         for (;;) {
-            Message m;
-            switch (read_message(fd_, deadline, m)) {
+            uint32_t got = 0;
+            json body;
+            switch (read_message(fd_, deadline, got, body)) {
                 case Read::timeout: return std::nullopt;
                 case Read::broken: broken();
                 case Read::ok: break;
             }
             // An answer to a question given up on earlier is skipped.
-            if (m.seq == seq) return std::move(m.body);
+            if (got == seq) return body;
         }
     }
 
@@ -306,22 +302,24 @@ class Scanner {
 
     // Answers one question waiting on the scrape socket; false at its end.
     bool answer_scrape() {
-        Message q;
-        if (read_message(scrape_fd_, Clock::now() + kGrace, q) != Read::ok) return false;
-        return send_message(scrape_fd_, q.seq, inspect::families_to_json(scrape()));
+        uint32_t seq = 0;
+        json question;
+        if (read_message(scrape_fd_, Clock::now() + kGrace, seq, question) != Read::ok) return false;
+        return send_message(scrape_fd_, seq, inspect::families_to_json(scrape()));
     }
 
     bool answer_health() {
-        Message q;
-        if (read_message(health_fd_, Clock::now() + kGrace, q) != Read::ok) return false;
-        return send_message(health_fd_, q.seq, health());
+        uint32_t seq = 0;
+        json question;
+        if (read_message(health_fd_, Clock::now() + kGrace, seq, question) != Read::ok) return false;
+        return send_message(health_fd_, seq, health());
     }
 
   private:
     std::vector<inspect::Family> scrape() {
         auto start = Clock::now();
-        auto deadline =
-            start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o_.scan_timeout_seconds));
+        auto deadline = start + std::chrono::duration_cast<Clock::duration>(
+                                    std::chrono::duration<double>(o_.scan_timeout_seconds));
         std::optional<config::PluginConfig> cfg;
         try {
             if (o_.config) cfg = o_.config();
@@ -336,7 +334,8 @@ class Scanner {
         };
         inspect::NodeScan s = inspect::scan_node(dirs, cfg ? &*cfg : nullptr, deadline, between);
         std::vector<inspect::Family> out = {inspect::build_info()};
-        for (auto& f : inspect::fence_families(s.pods, s.unreadable.size(), cfg.has_value())) out.push_back(std::move(f));
+        for (auto& f : inspect::fence_families(s.pods, s.unreadable.size(), cfg.has_value()))
+            out.push_back(std::move(f));
         double took = std::chrono::duration<double>(Clock::now() - start).count();
         for (auto& f : inspect::scan_families(s.not_reached > 0, took)) out.push_back(std::move(f));
         if (follower_) {
@@ -365,7 +364,8 @@ class Scanner {
 // civetweb's listening_ports: "a:p,b:p".
 std::string listening_ports(const MetricsServerOptions& o) {
     if (o.addresses.empty()) throw cni::Error(cni::kInvalidConfig, "no address to listen on");
-    if (o.port < 1 || o.port > 65535) throw cni::Error(cni::kInvalidConfig, "port " + std::to_string(o.port) + " is not a TCP port");
+    if (o.port < 1 || o.port > 65535)
+        throw cni::Error(cni::kInvalidConfig, "port " + std::to_string(o.port) + " is not a TCP port");
     std::string ports;
     for (const auto& a : o.addresses) {
         in_addr v4{};
@@ -433,11 +433,12 @@ void serve_metrics(const MetricsServerOptions& o) {
     ::close(health_child.release());
 
     // The serving process says whether it listens.
-    Message hello;
-    if (read_message(scrape.get(), Clock::now() + std::chrono::seconds(30), hello) != Read::ok || hello.seq != 0 ||
-        !hello.body.is_object() || !hello.body.value("ready", false)) {
+    uint32_t hello_seq = 1;
+    json hello;
+    if (read_message(scrape.get(), Clock::now() + std::chrono::seconds(30), hello_seq, hello) != Read::ok ||
+        hello_seq != 0 || !hello.is_object() || !hello.value("ready", false)) {
         stop(child);
-        std::string why = hello.body.is_object() ? hello.body.value("error", "") : "";
+        std::string why = hello.is_object() ? hello.value("error", "") : "";
         throw cni::Error(cni::kInvalidEnvironment,
                          "the metrics server did not start: " + (why.empty() ? "no word from its HTTP process" : why));
     }

@@ -39,7 +39,8 @@ std::string_view verdict_of(std::string_view counter) {
 }
 
 std::vector<Family> fence_families(const std::vector<PodFence>& pods, size_t unreadable, bool compared) {
-    Family fenced{"egress_fence_fenced_pods", "Pod network namespaces on this node holding an egress-fence table.",
+    Family fenced{"egress_fence_fenced_pods",
+                  "Pod network namespaces on this node holding an egress-fence table.",
                   MetricKind::gauge,
                   {{{}, static_cast<double>(pods.size())}}};
     Family unread{"egress_fence_unreadable_netns",
@@ -56,7 +57,8 @@ std::vector<Family> fence_families(const std::vector<PodFence>& pods, size_t unr
                    "accepted, denied (refused or dropped), audit (what enforcement would deny, let through), other.",
                    MetricKind::counter,
                    {}};
-    Family bytes{"egress_fence_bytes_total", "Bytes counted by each named counter of the pod's fence (as packets).",
+    Family bytes{"egress_fence_bytes_total",
+                 "Bytes counted by each named counter of the pod's fence (as packets).",
                  MetricKind::counter,
                  {}};
     for (const auto& p : pods) {
@@ -80,13 +82,16 @@ std::vector<Family> scan_families(bool incomplete, double seconds) {
              "read by then.",
              MetricKind::gauge,
              {{{}, incomplete ? 1.0 : 0.0}}},
-            {"egress_fence_scrape_duration_seconds", "How long this scrape's scan of the node's netns took.",
+            {"egress_fence_scrape_duration_seconds",
+             "How long this scrape's scan of the node's netns took.",
              MetricKind::gauge,
              {{{}, seconds}}}};
 }
 
 Family build_info() {
-    return {"egress_fence_build_info", "The egress-fence-ctl serving these metrics (always 1).", MetricKind::gauge,
+    return {"egress_fence_build_info",
+            "The egress-fence-ctl serving these metrics (always 1).",
+            MetricKind::gauge,
             {{{{"version", EF_VERSION}}, 1.0}}};
 }
 
@@ -107,7 +112,8 @@ nlohmann::json families_to_json(const std::vector<Family>& families) {
 std::vector<Family> families_from_json(const nlohmann::json& j) {
     std::vector<Family> out;
     for (const auto& f : j) {
-        Family fam{f.at("name").get<std::string>(), f.at("help").get<std::string>(),
+        Family fam{f.at("name").get<std::string>(),
+                   f.at("help").get<std::string>(),
                    f.at("type").get<std::string>() == "counter" ? MetricKind::counter : MetricKind::gauge,
                    {}};
         for (const auto& s : f.at("samples")) {

@@ -86,7 +86,8 @@ std::optional<PodFence> read_pod(const std::string& netns, const config::PluginC
 }
 
 NodeScan scan_node(const std::vector<std::string>& dirs, const config::PluginConfig* cfg,
-                   std::optional<std::chrono::steady_clock::time_point> deadline, const std::function<void()>& between) {
+                   std::optional<std::chrono::steady_clock::time_point> deadline,
+                   const std::function<void()>& between) {
     NodeScan s;
     auto paths = list_netns(dirs);
     for (size_t i = 0; i < paths.size(); ++i) {

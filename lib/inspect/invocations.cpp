@@ -35,18 +35,21 @@ double record_time(const nlohmann::json& record) {
         return text.size() >= at + len && std::from_chars(text.data() + at, end, out).ptr == end;
     };
     struct tm tm {};
-    if (text.size() < 20 || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' ||
-        text[16] != ':' || !field(0, 4, tm.tm_year) || !field(5, 2, tm.tm_mon) || !field(8, 2, tm.tm_mday) ||
-        !field(11, 2, tm.tm_hour) || !field(14, 2, tm.tm_min) || !field(17, 2, tm.tm_sec))
+    if (text.size() < 20 || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' || text[16] != ':' ||
+        !field(0, 4, tm.tm_year) || !field(5, 2, tm.tm_mon) || !field(8, 2, tm.tm_mday) || !field(11, 2, tm.tm_hour) ||
+        !field(14, 2, tm.tm_min) || !field(17, 2, tm.tm_sec))
         return now_seconds();
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
-    double seconds = static_cast<double>(timegm(&tm));
-    double scale = 0.1;
-    size_t i = 19;
-    if (text[i] == '.')
-        for (++i; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i, scale /= 10) seconds += (text[i] - '0') * scale;
-    return seconds;
+    auto seconds = static_cast<double>(timegm(&tm));
+    if (text[19] != '.') return seconds;
+    // The fraction's digits as an integer over its power of ten (at most 9 digits: nanoseconds).
+    int64_t fraction = 0, unit = 1;
+    for (size_t i = 20; i < text.size() && i < 29 && text[i] >= '0' && text[i] <= '9'; ++i) {
+        fraction = fraction * 10 + (text[i] - '0');
+        unit *= 10;
+    }
+    return seconds + static_cast<double>(fraction) / static_cast<double>(unit);
 }
 
 // The `code` label: the CNI error code of a failure, "0" otherwise.
@@ -91,8 +94,8 @@ void InvocationCounts::add_line(std::string_view line) {
         ++unparsed_;
         return;
     }
-    if (!record.is_object() || !record.contains("verb") || !record["verb"].is_string() ||
-        !record.contains("outcome") || !record["outcome"].is_string()) {
+    if (!record.is_object() || !record.contains("verb") || !record["verb"].is_string() || !record.contains("outcome") ||
+        !record["outcome"].is_string()) {
         ++unparsed_;
         return;
     }

@@ -47,7 +47,7 @@ class InvocationCounts {
     std::vector<Family> families() const;
 
   private:
-    std::map<std::array<std::string, 3>, uint64_t> counts_;              // verb, result, code
+    std::map<std::array<std::string, 3>, uint64_t> counts_;               // verb, result, code
     std::map<std::pair<std::string, std::string>, double> last_failure_;  // verb, code
     uint64_t unparsed_ = 0;
 };

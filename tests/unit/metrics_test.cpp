@@ -118,8 +118,8 @@ TEST_CASE("the families survive the trip between the server's two processes") {
     auto p = pod("a", {{"spoofed_dropped", 7, 420}});
     auto fs = inspect::fence_families({p}, 1, true);
     fs.push_back(inspect::build_info());
-    auto back = inspect::families_from_json(nlohmann::json::from_cbor(
-        nlohmann::json::to_cbor(inspect::families_to_json(fs))));
+    auto back = inspect::families_from_json(
+        nlohmann::json::from_cbor(nlohmann::json::to_cbor(inspect::families_to_json(fs))));
     REQUIRE(back.size() == fs.size());
     for (size_t i = 0; i < fs.size(); ++i) {
         CHECK(back[i].name == fs[i].name);
