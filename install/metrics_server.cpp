@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <grp.h>
+#include <malloc.h>
 #include <linux/capability.h>
 #include <poll.h>
 #include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX sigset_t, sigwait, kill
@@ -207,6 +208,10 @@ int begin_request(mg_connection* conn) {
     return status;
 }
 
+// After each request: a scrape of a busy node builds megabytes of families
+// in a worker thread, which glibc would otherwise keep for that thread.
+void end_request(const mg_connection* /*conn*/, int /*status*/) { ::malloc_trim(0); }
+
 int log_message(const mg_connection* /*conn*/, const char* message) {
     std::cerr << "egress-fence-ctl metrics: " << message << std::endl;
     return 1;
@@ -255,8 +260,13 @@ void drop_privileges() {
         // Ends with the scanning process (set after the UID change, which clears it).
         if (::prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0 || ::getppid() != scanner) ::_exit(1);
         g_health = &health;
+        // One malloc arena for civetweb's worker threads: each would keep the
+        // peak of the scrapes it served in an arena of its own (measured: 90
+        // MiB over 500 netns with four).
+        ::mallopt(M_ARENA_MAX, 1);
         CivetCallbacks callbacks;
         callbacks.begin_request = begin_request;
+        callbacks.end_request = end_request;
         callbacks.log_message = log_message;
         prometheus::Exposer exposer({"listening_ports", ports, "num_threads", "4"}, &callbacks);
         auto collectable = std::make_shared<ScrapeCollectable>(scrape, o.scan_timeout_seconds);

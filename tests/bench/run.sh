@@ -59,7 +59,7 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-command -v curl >/dev/null || { echo "run.sh: curl is missing (scripts/bootstrap.sh installs it)" >&2; exit 1; }
+CURL="$(command -v curl)" || { echo "run.sh: curl is missing (scripts/bootstrap.sh installs it)" >&2; exit 1; }
 for tool in egress-fence egress-fence-ctl ef_bench_time ef_bench_floor ef_bench_batch ef_bench_phases ef_bench_load efprobe; do
   [ -x "$BIN/$tool" ] || { echo "run.sh: $BIN/$tool is missing (build first)" >&2; exit 1; }
 done
@@ -519,7 +519,7 @@ v_metrics() {
 # A scrape (the whole HTTP request, curl) of the metrics server the
 # DaemonSet's main container runs, over the same netns.
 v_scrape() {
-  "$TIME" --label inspect/scrape "$@" -- curl -sf -o /dev/null "http://127.0.0.1:$SCRAPE_PORT/metrics"
+  "$TIME" --label inspect/scrape "$@" -- "$CURL" -sf -o /dev/null "http://127.0.0.1:$SCRAPE_PORT/metrics"
 }
 SCRAPE_PORT="" SCRAPE_PID=""
 if section_on inspect; then
