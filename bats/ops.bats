@@ -455,6 +455,19 @@ failed_add() {
   run -0 curl -sf -o /dev/null "$URL/metrics"
 }
 
+@test "metrics server: when its HTTP process dies, the server ends with an error saying so (kubelet then restarts the container)" {
+  serve
+  local http rc=0
+  http="$(listener_pid)"
+  [ -n "$http" ] && [ "$http" != "$SERVER" ] || fail "no HTTP process"
+  kill -KILL "$http"
+  wait "$SERVER" || rc=$?
+  [ "$rc" -ne 0 ] || fail "the server exited 0 after its HTTP process died"
+  grep -qF "the metrics server's HTTP process was killed by signal Killed" "$EF_TMP/server.out" ||
+    fail "$(cat "$EF_TMP/server.out")"
+  [ -z "$(ss -Hltn "sport = :$PORT")" ] || fail "something still listens on $PORT"
+}
+
 @test "install --then-pause --metrics-listen (the chart's main container): /healthz answers what verify says, 200 fenced, 503 not fenced and why" {
   local bin="$EF_TMP/host-bin" conf="$EF_TMP/host-net.d"
   mkdir -p "$bin" "$conf"

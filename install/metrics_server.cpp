@@ -2,8 +2,8 @@
 
 #include <arpa/inet.h>
 #include <grp.h>
-#include <malloc.h>
 #include <linux/capability.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX sigset_t, sigwait, kill
 #include <sys/prctl.h>
@@ -480,8 +480,12 @@ void serve_metrics(const MetricsServerOptions& o) {
         bool gone = ((fds[1].revents & (POLLIN | POLLHUP)) && !scanner.answer_scrape()) ||
                     ((fds[2].revents & (POLLIN | POLLHUP)) && !scanner.answer_health());
         int status = 0;
-        if (::waitpid(child, &status, WNOHANG) == child)
-            throw cni::Error(cni::kInternal, "the metrics server's HTTP process " + exit_text(status));
+        // Its end of the sockets closes as it exits, a moment before it can be reaped.
+        for (int i = 0; i < (gone ? 20 : 1); ++i) {
+            if (::waitpid(child, &status, WNOHANG) == child)
+                throw cni::Error(cni::kInternal, "the metrics server's HTTP process " + exit_text(status));
+            if (gone) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
         if (gone) {
             stop(child);
             throw cni::Error(cni::kInternal, "the metrics server's HTTP process stopped answering");
