@@ -11,11 +11,11 @@ namespace ef::inspect {
 namespace {
 
 // Every code egress-fence answers with (cni/error.h).
-constexpr int kKnownCodes[] = {cni::kIncompatibleVersion, cni::kUnsupportedField, cni::kUnknownContainer,
-                               cni::kInvalidEnvironment,  cni::kIoFailure,        cni::kDecodeFailure,
-                               cni::kInvalidConfig,       cni::kTryAgain,         cni::kNotAvailable,
-                               cni::kNetnsUnusable,       cni::kNftRejected,      cni::kCheckMismatch,
-                               cni::kNetlinkFailure,      cni::kPodSelection,     cni::kInternal};
+constexpr int kKnownCodes[] = {
+    cni::kIncompatibleVersion, cni::kUnsupportedField, cni::kUnknownContainer,   cni::kInvalidEnvironment,
+    cni::kIoFailure,           cni::kDecodeFailure,    cni::kInvalidConfig,      cni::kTryAgain,
+    cni::kNotAvailable,        cni::kNetnsUnusable,    cni::kNftRejected,        cni::kCheckMismatch,
+    cni::kNetlinkFailure,      cni::kPodSelection,     cni::kAttachmentConflict, cni::kInternal};
 
 double now_seconds() {
     using namespace std::chrono;

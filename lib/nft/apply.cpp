@@ -153,10 +153,11 @@ bool send_fence(Socket& s, const fence::Ruleset& rs, BatchMode mode, bool inject
         }
     }
     std::string hint;
-    if (what.starts_with("chain egress of table netdev") && e.error == EOPNOTSUPP)
-        hint = "; this kernel has no netdev egress hook (needs Linux 5.16+ with CONFIG_NETFILTER_EGRESS)";
-    if (what.starts_with("chain egress of table netdev") && e.error == ENOENT)
-        hint = "; CNI_IFNAME names no interface in the pod's netns";
+    if (what.starts_with("chain egress_") && what.find("of table netdev") != std::string::npos) {
+        if (e.error == EOPNOTSUPP)
+            hint = "; this kernel has no netdev egress hook (needs Linux 5.16+ with CONFIG_NETFILTER_EGRESS)";
+        if (e.error == ENOENT) hint = "; CNI_IFNAME names no interface in the pod's netns";
+    }
     throw cni::Error(cni::kNftRejected,
                      "nf_tables rejected the fence: " + std::string(std::strerror(e.error)) + " while adding " + what,
                      "errno " + std::to_string(e.error) + (e.message.empty() ? "" : "; kernel: " + e.message) + hint);
@@ -164,14 +165,43 @@ bool send_fence(Socket& s, const fence::Ruleset& rs, BatchMode mode, bool inject
 
 }  // namespace
 
-void apply_ruleset(const fence::Ruleset& rs) {
-    Socket s;
+namespace {
+
+bool inject_failure() {
     const char* fail_env = std::getenv("EF_TEST_FAIL_BATCH");
-    bool inject = fail_env && std::strcmp(fail_env, "1") == 0;
+    return fail_env && std::strcmp(fail_env, "1") == 0;
+}
+
+void verify(Socket& s, const fence::Ruleset& rs);
+
+}  // namespace
+
+void apply_ruleset(const fence::Ruleset& rs, const Merge& merge) {
+    Socket s;
+    bool inject = inject_failure();
     // A fresh pod has no fence yet: creating it frees nothing in the kernel,
     // so this process does not wait for a grace period when it closes the
     // socket. Either batch is one transaction.
-    if (!send_fence(s, rs, BatchMode::create, inject)) send_fence(s, rs, BatchMode::replace, inject);
+    if (send_fence(s, rs, BatchMode::create, inject)) return verify(s, rs);
+    if (!merge) {
+        send_fence(s, rs, BatchMode::replace, inject);
+        return verify(s, rs);
+    }
+    std::optional<fence::Ruleset> existing = read_on(s);
+    fence::Ruleset merged = existing ? merge(*existing) : rs;
+    send_fence(s, merged, BatchMode::replace, inject);
+    verify(s, merged);
+}
+
+void replace_ruleset(const fence::Ruleset& rs) {
+    Socket s;
+    send_fence(s, rs, BatchMode::replace, inject_failure());
+    verify(s, rs);
+}
+
+namespace {
+
+void verify(Socket& s, const fence::Ruleset& rs) {
     std::optional<fence::Ruleset> got = read_on(s);
     if (!got)
         throw cni::Error(cni::kNftRejected, "nf_tables accepted the fence but table inet egress_fence is missing");
@@ -184,6 +214,8 @@ void apply_ruleset(const fence::Ruleset& rs) {
                          "nf_tables accepted the fence but holds something else: " +
                              (meta_ok ? first_difference(rs, *got) : "the table's metadata differs"));
 }
+
+}  // namespace
 
 std::optional<fence::Ruleset> read_ruleset() {
     Socket s;

@@ -77,7 +77,7 @@ TEST_CASE("verdict classes come from the counter's name, for names the fence has
 
 TEST_CASE("every named counter of a pod's tables is a sample, an unknown name included") {
     auto p = pod("a", {{"tcp_refused", 3, 180}, {"spoofed_dropped", 7, 420}, {"frobnicated", 1, 60}});
-    p.actual.netdev = fence::NetdevTable{"eth0", {{"raw_dropped", 2, 120}}, {}};
+    p.actual.netdev = fence::NetdevTable{{{"raw_dropped", 2, 120}}, {}};
     auto fs = inspect::fence_families({p}, 0, true);
     const auto& packets = family(fs, "egress_fence_packets_total");
     CHECK(packets.kind == inspect::MetricKind::counter);
@@ -194,7 +194,7 @@ TEST_CASE("invocations: a failure whose record has no usable time is dated when 
 TEST_CASE("invocations: the series an alert needs exist at 0 before the first failure") {
     auto fs = inspect::InvocationCounts().families();
     const auto& total = family(fs, "egress_fence_invocations_total");
-    for (const char* code : {"1", "4", "6", "7", "11", "100", "101", "102", "103", "104", "199"})
+    for (const char* code : {"1", "4", "6", "7", "11", "100", "101", "102", "103", "104", "105", "199"})
         CHECK(value(total, {{"verb", "ADD"}, {"result", "error"}, {"code", code}}) == 0);
     CHECK(value(total, {{"verb", "ADD"}, {"result", "fenced"}, {"code", "0"}}) == 0);
     CHECK(value(total, {{"verb", "ADD"}, {"result", "unfenced"}, {"code", "0"}}) == 0);
