@@ -165,6 +165,7 @@ rules() {
     grep -A1 -E "^ +alertname: $alert$" "$MT/t/alerts.test.yaml" | grep -q 'exp_alerts:$' || fail "no test fires $alert"
   done
   # Weakened or broken alerts fail the tests: each edit of the rendered rules must turn them red.
+  # shellcheck disable=SC2016 # the $labels of the last one are the alert template's, for sed to write
   local -a mutants=(
     's/code!=\\"104\\"/code=~\\".+\\"/'
     's/"for": "2m"/"for": "20m"/'

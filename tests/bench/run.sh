@@ -544,8 +544,11 @@ if section_on inspect; then
   for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$SCRAPE_PORT/healthz" && break; sleep 0.05; done
   # Every netns read, none cut by the scan's time limit (5 s).
   curl -sf -o "$TMP/scrape.prom" "http://127.0.0.1:$SCRAPE_PORT/metrics"
-  grep -qx "egress_fence_fenced_pods $INSPECT_N" "$TMP/scrape.prom" && grep -qx 'egress_fence_scrape_incomplete 0' "$TMP/scrape.prom" ||
-    { echo "run.sh: the metrics server did not read all $INSPECT_N netns: $(grep -E '^egress_fence_(fenced_pods|scrape)' "$TMP/scrape.prom")" >&2; exit 1; }
+  if ! grep -qx "egress_fence_fenced_pods $INSPECT_N" "$TMP/scrape.prom" ||
+    ! grep -qx 'egress_fence_scrape_incomplete 0' "$TMP/scrape.prom"; then
+    echo "run.sh: the metrics server did not read all $INSPECT_N netns: $(grep -E '^egress_fence_(fenced_pods|scrape)' "$TMP/scrape.prom")" >&2
+    exit 1
+  fi
   log "inspect: measuring"
   interleave v_inspect v_metrics v_scrape
   # Peak RSS of the server's two processes: the one that scans, the one that serves HTTP.

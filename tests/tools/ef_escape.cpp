@@ -960,6 +960,7 @@ class Escape {
         }
         int got = 0;
         for (const auto& a : attempts_) got += a.got_out && a.actor.find("control") == std::string::npos;
+        std::fflush(stdout);
         std::fprintf(stderr, "ef_escape: %zu attempts, %d got out\n", attempts_.size(), got);
         kill(peer_pid_, SIGKILL);
         waitpid(peer_pid_, nullptr, 0);
