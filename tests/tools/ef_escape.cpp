@@ -387,8 +387,12 @@ struct Signature {
 
 struct Attempt {
     Attempt(std::string f, std::string p, std::string src, std::string re, std::string pr, std::string who = "workload")
-        : family(std::move(f)), proto(std::move(p)), source(std::move(src)), reuse(std::move(re)),
-          prep(std::move(pr)), actor(std::move(who)) {}
+        : family(std::move(f)),
+          proto(std::move(p)),
+          source(std::move(src)),
+          reuse(std::move(re)),
+          prep(std::move(pr)),
+          actor(std::move(who)) {}
     std::string family, proto, source, reuse, prep, actor;
     int err = 0;  // the attempt's last socket error (0: the send went out)
     std::string note;
@@ -457,8 +461,8 @@ int send_token(int fd, const std::string& proto, const Addr& to, const std::stri
     std::string data = token;
     if (proto == "icmp") {
         // An echo request: type, code, checksum (the kernel fills it and the id), sequence.
-        uint8_t hdr[8] = {static_cast<uint8_t>(to.family == AF_INET ? ICMP_ECHO : ICMP6_ECHO_REQUEST), 0, 0, 0,
-                          0, 0, 0, 1};
+        uint8_t hdr[8] = {
+            static_cast<uint8_t>(to.family == AF_INET ? ICMP_ECHO : ICMP6_ECHO_REQUEST), 0, 0, 0, 0, 0, 0, 1};
         data = std::string(reinterpret_cast<const char*>(hdr), sizeof hdr) + token;
     }
     iovec iov{data.data(), data.size()};
@@ -703,7 +707,8 @@ class Escape {
                 if (bind(answer, own.sa(), own.len) != 0) return report(errno, "bind the answering socket");
                 if (proto == "tcp") {
                     listen(answer, 1);
-                    int e = send_token(plant, "tcp", own, "");  // the looped SYN; the listener's SYN-ACK goes to the peer
+                    int e = send_token(plant, "tcp", own,
+                                       "");  // the looped SYN; the listener's SYN-ACK goes to the peer
                     return report(e == 0 ? 0 : e, "looped SYN");
                 }
                 int planted = send_token(plant, "udp", own, "prep");
@@ -742,7 +747,7 @@ class Escape {
             int id = next_id_++;
             std::string tok = token_of(id);
             bool live = c.how.starts_with("live");
-            uint16_t dport = c.proto == "udp"                                   ? kEchoPort
+            uint16_t dport = c.proto == "udp"                                 ? kEchoPort
                              : c.how.find("by the peer") != std::string::npos ? kServerClosesPort
                                                                               : kClientClosesPort;
             // The proxy's flow, in the pod as the proxy UID.
@@ -780,11 +785,13 @@ class Escape {
                 return std::to_string(local_port(fd));
             };
             if (!live) {
-                sport = static_cast<uint16_t>(
-                    std::atoi(in_child(o_.pod_netns, [puid] { become_proxy(puid); }, [&] {
-                                  std::string p = flow();
-                                  return p;  // the socket closes as the child exits
-                              }).c_str()));
+                sport = static_cast<uint16_t>(std::atoi(in_child(
+                                                            o_.pod_netns, [puid] { become_proxy(puid); },
+                                                            [&] {
+                                                                std::string p = flow();
+                                                                return p;  // the socket closes as the child exits
+                                                            })
+                                                            .c_str()));
                 std::this_thread::sleep_for(std::chrono::milliseconds(100));
             } else {
                 int portpipe[2];
@@ -857,16 +864,23 @@ class Escape {
             // exact tuple (the pod's address as source: IP_TRANSPARENT as root).
             uid_t puid = o_.proxy;
             Addr to = addr(peer(f), kEchoPort);
-            uint16_t sport = static_cast<uint16_t>(std::atoi(in_child(o_.pod_netns, [puid] { become_proxy(puid); }, [&] {
-                                                                 int fd = open_socket(f, "udp");
-                                                                 connect(fd, to.sa(), to.len);
-                                                                 send(fd, "PROXY", 5, 0);
-                                                                 wait_readable(fd, 1000);
-                                                                 return std::to_string(local_port(fd));
-                                                             }).c_str()));
+            uint16_t sport = static_cast<uint16_t>(std::atoi(in_child(
+                                                                 o_.pod_netns, [puid] { become_proxy(puid); },
+                                                                 [&] {
+                                                                     int fd = open_socket(f, "udp");
+                                                                     connect(fd, to.sa(), to.len);
+                                                                     send(fd, "PROXY", 5, 0);
+                                                                     wait_readable(fd, 1000);
+                                                                     return std::to_string(local_port(fd));
+                                                                 })
+                                                                 .c_str()));
             int id = next_id_++;
             std::string tok = token_of(id);
-            Attempt a{fam(f), "udp", "the pod's address (IP_TRANSPARENT)", "the proxy's udp flow, finished", "-",
+            Attempt a{fam(f),
+                      "udp",
+                      "the pod's address (IP_TRANSPARENT)",
+                      "the proxy's udp flow, finished",
+                      "-",
                       "root in a nested netns"};
             // IPv4 input drops a packet that arrives with a local source
             // (martian) before any forward hook; IPv6 leaves it to the fence.
@@ -924,9 +938,8 @@ class Escape {
         else if (!a.kernel_drops.empty()) {
             a.verdict = "blocked";
             a.note += (a.note.empty() ? "" : "; ") + a.kernel_drops;
-        }
-        else if (a.err == EINVAL || a.err == EADDRINUSE || a.err == EADDRNOTAVAIL || a.err == ENETUNREACH ||
-                 a.err == EHOSTUNREACH || a.err == EOPNOTSUPP)
+        } else if (a.err == EINVAL || a.err == EADDRINUSE || a.err == EADDRNOTAVAIL || a.err == ENETUNREACH ||
+                   a.err == EHOSTUNREACH || a.err == EOPNOTSUPP)
             a.verdict = "blocked";
         else a.verdict = "unexplained";
     }
