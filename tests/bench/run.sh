@@ -18,7 +18,9 @@
 #             entries) vs unfenced
 #   parallel  32 pod startups through the go-cni runtime driver, concurrent
 #             vs sequential
-#   inspect   egress-fence-ctl inspect / metrics over 500 fenced netns
+#   inspect   egress-fence-ctl inspect / metrics over 500 fenced netns, and a
+#             scrape of its metrics server (what the DaemonSet serves) over
+#             them: time per scrape, the server's peak RSS
 # Prints a table; writes tests/bench/out/results.csv, raw samples and PNG plots.
 # Each figure is the median (and p90) of EF_BENCH_RUNS (20) runs after
 # warm-up, taken in EF_BENCH_CHUNKS (4) chunks that alternate between the
@@ -57,6 +59,7 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+CURL="$(command -v curl)" || { echo "run.sh: curl is missing (scripts/bootstrap.sh installs it)" >&2; exit 1; }
 for tool in egress-fence egress-fence-ctl ef_bench_time ef_bench_floor ef_bench_batch ef_bench_phases ef_bench_load efprobe; do
   [ -x "$BIN/$tool" ] || { echo "run.sh: $BIN/$tool is missing (build first)" >&2; exit 1; }
 done
@@ -557,6 +560,12 @@ v_metrics() {
   "$TIME" --label inspect/metrics "$@" -- "$BIN/egress-fence-ctl" metrics --netns-dir "$TMP/netns500" \
     --config conf/examples/design-example.json
 }
+# A scrape (the whole HTTP request, curl) of the metrics server the
+# DaemonSet's main container runs, over the same netns.
+v_scrape() {
+  "$TIME" --label inspect/scrape "$@" -- "$CURL" -sf -o /dev/null "http://127.0.0.1:$SCRAPE_PORT/metrics"
+}
+SCRAPE_PORT="" SCRAPE_PID=""
 if section_on inspect; then
   log "inspect: creating and fencing $INSPECT_N netns"
   mkdir -p "$TMP/netns500"
@@ -571,8 +580,29 @@ if section_on inspect; then
   fence_all_ms=$((($(date +%s%N) - t0) / 1000000))
   fenced=$("$BIN/egress-fence-ctl" inspect --netns-dir "$TMP/netns500" --json | jq '.pods | length')
   [ "$fenced" = "$INSPECT_N" ] || { echo "run.sh: inspect lists $fenced fenced netns, expected $INSPECT_N" >&2; exit 1; }
+  for SCRAPE_PORT in $(seq 39700 39799); do [ -z "$(ss -Hltn "sport = :$SCRAPE_PORT")" ] && break; done
+  "$BIN/egress-fence-ctl" metrics --listen 127.0.0.1 --port "$SCRAPE_PORT" --netns-dir "$TMP/netns500" \
+    --config conf/examples/design-example.json >"$TMP/server.out" 2>&1 &
+  SCRAPE_PID=$!
+  SERVERS+=("$SCRAPE_PID")
+  for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$SCRAPE_PORT/healthz" && break; sleep 0.05; done
+  # Every netns read, none cut by the scan's time limit (5 s).
+  curl -sf -o "$TMP/scrape.prom" "http://127.0.0.1:$SCRAPE_PORT/metrics"
+  if ! grep -qx "egress_fence_fenced_pods $INSPECT_N" "$TMP/scrape.prom" ||
+    ! grep -qx 'egress_fence_scrape_incomplete 0' "$TMP/scrape.prom"; then
+    echo "run.sh: the metrics server did not read all $INSPECT_N netns: $(grep -E '^egress_fence_(fenced_pods|scrape)' "$TMP/scrape.prom")" >&2
+    exit 1
+  fi
   log "inspect: measuring"
-  interleave v_inspect v_metrics
+  interleave v_inspect v_metrics v_scrape
+  # Peak RSS of the server's two processes: the one that scans, the one that serves HTTP.
+  SCAN_HWM="$(awk '/^VmHWM:/ {print $2}' "/proc/$SCRAPE_PID/status")"
+  HTTP_HWM="$(awk '/^VmHWM:/ {print $2}' "/proc/$(pgrep -P "$SCRAPE_PID" | head -1)/status")"
+  curl -sf -o "$TMP/scrape.prom" "http://127.0.0.1:$SCRAPE_PORT/metrics"
+  SCRAPE_BYTES="$(stat -c %s "$TMP/scrape.prom")" SCRAPE_SERIES="$(grep -vc '^#' "$TMP/scrape.prom")"
+  SCRAPE_SCAN="$(awk '$1 == "egress_fence_scrape_duration_seconds" {printf "%.1f", $2 * 1000}' "$TMP/scrape.prom")"
+  kill "$SCRAPE_PID"
+  wait "$SCRAPE_PID" || true
   for f in "$TMP/netns500"/*; do umount "$f" && rm -f "$f"; done
 fi
 
@@ -794,12 +824,17 @@ if section_on inspect; then
   say ""
   say "== egress-fence-ctl over $INSPECT_N fenced netns (--config given: each is compared with the config) =="
   row "command" "median ms" "p90 ms" "per netns" "RSS KiB" "n"
-  for c in inspect metrics; do
+  for c in inspect metrics scrape; do
     m=$(get "inspect/$c" median_us)
     row "$c" "$(ms "$m")" "$(ms "$(get "inspect/$c" p90_us)")" "$(awk -v m="$m" -v n=$INSPECT_N 'BEGIN { printf "%.0f us", m / n }')" \
       "$(get "inspect/$c" maxrss_kib)" "$(get "inspect/$c" n)"
     csv_wall inspect "$c over $INSPECT_N netns" "inspect/$c"
   done
+  say "scrape: GET /metrics of \`egress-fence-ctl metrics --listen\` (curl's RSS above); the server's own scan $SCRAPE_SCAN ms;"
+  say "  $SCRAPE_SERIES series, $SCRAPE_BYTES bytes; server peak RSS: scanning process $SCAN_HWM KiB, HTTP process $HTTP_HWM KiB"
+  csv inspect "metrics server over $INSPECT_N netns: scanning process" peak_rss "$SCAN_HWM" "" 1 KiB "VmHWM"
+  csv inspect "metrics server over $INSPECT_N netns: HTTP process" peak_rss "$HTTP_HWM" "" 1 KiB "VmHWM"
+  csv inspect "metrics server over $INSPECT_N netns: exposition" size "$SCRAPE_BYTES" "" 1 bytes "$SCRAPE_SERIES series"
   say "fencing the $INSPECT_N netns (plugin ADD, 4 at a time): $fence_all_ms ms"
   csv inspect "fence $INSPECT_N netns, xargs -P 4" wall "$fence_all_ms" "" 1 ms ""
 fi
