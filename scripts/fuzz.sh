@@ -95,7 +95,8 @@ run_target() {
     echo "fuzz.sh: no target $t" >"$log"
     return 1
   fi
-  mkdir -p "$work" "$regress"
+  rm -rf "$state/artifacts/$t"
+  mkdir -p "$work" "$state/artifacts/$t"
   local kept=("$regress"/*)
   if [ -e "${kept[0]}" ]; then
     "$bin" -timeout=10 -artifact_prefix="$logs/$t-replay-" "${kept[@]}" >"$log" 2>&1 ||
@@ -108,7 +109,18 @@ run_target() {
   local d
   d="$(dict "$t")"
   "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len="$(max_len "$t")" \
-    ${d:+-dict="$d"} -artifact_prefix="$regress/" -print_final_stats=1 "${corpora[@]}" >>"$log" 2>&1
+    ${d:+-dict="$d"} -artifact_prefix="$state/artifacts/$t/" -print_final_stats=1 "${corpora[@]}" >>"$log" 2>&1
+  local rc=$?
+  # A crash input is kept where the unit test fuzz_regressions replays it; a
+  # target that found nothing leaves no directory there (an empty one would
+  # fail that test: it replays nothing).
+  local found=("$state/artifacts/$t"/*)
+  if [ -e "${found[0]}" ]; then
+    mkdir -p "$regress"
+    cp "${found[@]}" "$regress/"
+    echo "kept in $regress/: ${found[*]##*/}" >>"$log"
+  fi
+  return "$rc"
 }
 
 step "fuzzing ${#targets[@]} target(s), ${seconds} s each, $jobs at a time"
