@@ -455,8 +455,10 @@ int send_token(int fd, const std::string& proto, const Addr& to, const std::stri
         fcntl(fd, F_SETFL, fl | O_NONBLOCK);
         if (connect(fd, to.sa(), to.len) == 0) return 0;
         if (errno != EINPROGRESS) return errno;
+        // Half the first retransmission timeout (1 s): one SYN is ever sent,
+        // so a refused attempt moves its counter by exactly one.
         pollfd p{fd, POLLOUT, 0};
-        if (poll(&p, 1, 1000) != 1) return ETIMEDOUT;
+        if (poll(&p, 1, 500) != 1) return ETIMEDOUT;
         int err = 0;
         socklen_t len = sizeof err;
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
