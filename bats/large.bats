@@ -5,6 +5,11 @@
 # through the plugin's stdin); CHECK passes; then one element of the 100,000
 # is removed from, or one added to, the kernel's set with nft from inside the
 # pod, and CHECK must fail naming exactly that element and nothing else.
+# Issue 19: ADD checks such a set by the kernel's count of it (NFTA_SET_COUNT)
+# and CHECK by the count and lookups; EF_TEST_NO_SET_COUNT=1 reads the
+# kernel's replies as a kernel before 6.16 sends them (no count: every
+# element read back), EF_TEST_DROP_ELEMENT=1 makes ADD send one element less
+# than it means, as a kernel that lost one would look.
 # The generated addresses (100.64.0.0/10) are only ever set elements: the pod
 # has no route to them and nothing is sent.
 
@@ -69,6 +74,8 @@ check_names_only() {
   addr="$(entry_addr 54321)"
   ef_nft delete element inet egress_fence allow4 "{ $addr . tcp . 443 }"
   check_names_only "set allow4: missing element \`$addr . tcp . 443\`"
+  # The same on a kernel that reports no count (the elements dumped).
+  EF_TEST_NO_SET_COUNT=1 check_names_only "set allow4: missing element \`$addr . tcp . 443\`"
   # Put back, the fence is whole again.
   ef_nft add element inet egress_fence allow4 "{ $addr . tcp . 443 }"
   run -0 ef_cnitool check
@@ -83,4 +90,28 @@ check_names_only() {
   addr="${addr%.*}.$((${addr##*.} + 1))"
   ef_nft add element inet egress_fence allow4 "{ $addr . tcp . 443 }"
   check_names_only "set allow4: unexpected element \`$addr . tcp . 443\`"
+}
+
+@test "100,000 entries: ADD checks the large set by the kernel's count; one element short fails ADD" {
+  large_profile
+  EF_TEST_DROP_ELEMENT=1 run ef_pod_add
+  assert_failure
+  assert_output --partial "nf_tables accepted the fence but holds something else: set allow4 holds"
+  [[ "$output" =~ set\ allow4\ holds\ ([0-9]+)\ elements,\ ([0-9]+)\ were\ sent ]] ||
+    fail "no count in the error: $output"
+  ((BASH_REMATCH[2] == BASH_REMATCH[1] + 1)) || fail "counts ${BASH_REMATCH[1]} and ${BASH_REMATCH[2]}"
+}
+
+@test "100,000 entries on a kernel without NFTA_SET_COUNT: ADD reads every element back, CHECK passes" {
+  large_profile
+  EF_TEST_NO_SET_COUNT=1 run ef_pod_add
+  assert_success
+  EF_TEST_NO_SET_COUNT=1 run -0 ef_cnitool check
+}
+
+@test "100,000 entries on a kernel without NFTA_SET_COUNT: ADD one element short fails, naming it" {
+  large_profile
+  EF_TEST_NO_SET_COUNT=1 EF_TEST_DROP_ELEMENT=1 run ef_pod_add
+  assert_failure
+  assert_output --regexp 'nf_tables accepted the fence but holds something else: set allow4: missing element `100\.[0-9.]+ \. tcp \. 443`'
 }

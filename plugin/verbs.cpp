@@ -114,10 +114,13 @@ std::string cmd_check(const Invocation& in) {
                     "the runtime passes the cached ADD result as prevResult");
     auto profile = select(in);
     require_pod_netns(in.env.netns);
+    // Compiled first: the read knows what to expect (nft::read_ruleset).
+    std::optional<fence::Ruleset> expected;
+    if (profile) expected = fence::compile(profile->head, *profile->allow, in.pod, pod_interface(in));
     std::optional<fence::Ruleset> actual;
     {
         netns::ScopedNetns inside(in.env.netns);
-        actual = nft::read_ruleset();
+        actual = expected ? nft::read_ruleset(*expected) : nft::read_ruleset();
         // Warned, not failed: see nft::foreign_chain_warning.
         for (const auto& c : nft::foreign_base_chains()) in.record->warnings.push_back(nft::foreign_chain_warning(c));
     }
@@ -131,7 +134,7 @@ std::string cmd_check(const Invocation& in) {
     if (!actual)
         throw Error(cni::kCheckMismatch, "the pod is not fenced: table inet egress_fence is missing",
                     "expected profile " + profile->head.name + "; re-create the pod or re-run ADD");
-    auto diffs = fence::diff(fence::compile(profile->head, *profile->allow, in.pod, pod_interface(in)), *actual);
+    auto diffs = fence::diff(*expected, *actual);
     if (diffs.empty()) return "";
     std::string details;
     for (const auto& d : diffs) details += d + "\n";
