@@ -1,16 +1,9 @@
 // egress-fence: the CNI plugin. Reads the CNI environment and stdin, runs the
 // verb, prints its result or a CNI error object. Nothing else lives here.
-#include <malloc.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <iostream>
-#include <vector>
 
+#include "cni/stdin.h"
 #include "cni/version.h"
 #include "config/config.h"
 #include "config/envelope.h"
@@ -20,57 +13,6 @@
 using namespace ef;
 
 namespace {
-
-// One byte more than the config parser accepts, so it can say "too large"
-// without this process holding arbitrary amounts of input.
-constexpr size_t kMaxStdin = config::kMaxInputBytes + 1;
-
-// Read straight into the string (sized from fstat when stdin is a file),
-// with room for simdjson's padding after it: a 6 MB allow list is neither
-// copied chunk by chunk nor copied again for the parser.
-std::string read_stdin() {
-    std::string in;
-    size_t len = 0;
-    struct stat st {};
-    size_t want = 65536;
-    if (fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
-        want = std::min(static_cast<size_t>(st.st_size) + 1, kMaxStdin);
-    in.resize(want);
-    while (len < kMaxStdin) {
-        if (len == in.size()) in.resize(std::min(in.size() * 2, kMaxStdin));
-        ssize_t n = read(STDIN_FILENO, in.data() + len, in.size() - len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        len += static_cast<size_t>(n);
-    }
-    in.resize(len);
-    if (in.capacity() < len + config::kJsonPadding) in.reserve(len + config::kJsonPadding);
-    return in;
-}
-
-// A large input makes a large ADD: the heap it will need (about 10 bytes
-// per input byte at 100,000 entries) is grown once and asked to be backed by
-// huge pages, so it is faulted in 2 MiB at a time rather than 4 KiB.
-void prepare_heap(size_t input_size) {
-    constexpr size_t kHuge = size_t{2} << 20;
-    if (input_size < kHuge / 2) return;
-    // In pieces below the mmap threshold, so they come from the heap (and
-    // stay in it when freed, M_TRIM_THRESHOLD).
-    constexpr size_t kPiece = size_t{16} << 20;
-    std::vector<void*> pieces;
-    for (size_t got = 0; got < 10 * input_size; got += kPiece) {
-        void* p = std::malloc(kPiece);
-        if (!p) break;
-        pieces.push_back(p);
-    }
-    if (!pieces.empty()) {
-        const auto lo = reinterpret_cast<uintptr_t>(*std::min_element(pieces.begin(), pieces.end()));
-        const auto hi = reinterpret_cast<uintptr_t>(*std::max_element(pieces.begin(), pieces.end())) + kPiece;
-        const auto begin = (lo + kHuge - 1) & ~(kHuge - 1), end = hi & ~(kHuge - 1);
-        if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-    }
-    for (void* p : pieces) std::free(p);
-}
 
 // Every verb but DEL: the whole config, validated, and the pod it is for.
 void read_invocation(plugin::Invocation& in, const config::JsonText& input) {
@@ -109,13 +51,7 @@ std::string dispatch(const std::string& verb, const plugin::Invocation& in) {
 
 int main() {
     auto start = std::chrono::steady_clock::now();
-    // Large blocks from the heap, never given back: each phase of a large ADD
-    // (the parser's document, the allow entries, the set elements, the batch)
-    // then reuses the pages the one before it freed instead of faulting in
-    // new ones (mmap'd blocks are unmapped when freed); the process is short.
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
-    mallopt(M_TOP_PAD, 16 << 20);
+    cni::keep_heap();
     cni::InvocationRecord record;
     std::string version(cni::kSupportedVersions.back()), log_file, log_level = "info";
     int rc = 0;
@@ -125,12 +61,14 @@ int main() {
         record.container_id = in.env.container_id;
         const std::string& verb = in.env.command;
         if (verb.empty()) throw cni::Error(cni::kInvalidEnvironment, "CNI_COMMAND is not set");
-        const std::string input = read_stdin();
-        prepare_heap(input.size());
+        // One byte more than the config parser accepts, so it can say "too
+        // large" without this process holding arbitrary amounts of input.
+        const cni::StdinBytes input = cni::read_stdin(config::kMaxInputBytes + 1, config::kJsonPadding);
+        cni::prepare_heap(input.size);
         {
             // Parsed once, for the envelope and the config; the parser's
             // memory is gone before the fence is compiled.
-            const config::JsonText parsed(input, /*padded=*/true);
+            const config::JsonText parsed(input.view(), /*padded=*/true);
             // Read from any input, valid or not: the version an answer is given
             // in and where this invocation is logged.
             const config::Envelope envelope = config::read_envelope(parsed);

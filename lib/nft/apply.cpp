@@ -313,6 +313,15 @@ bool send_fence(Socket& s, const fence::Ruleset& rs, BatchMode mode, bool inject
                      "errno " + std::to_string(e.error) + (e.message.empty() ? "" : "; kernel: " + e.message) + hint);
 }
 
+// ADD's read-back on `s`: throws unless the kernel holds `rs`.
+void verify_on(Socket& s, const fence::Ruleset& rs) {
+    const ReadBack got = read_on(s, &rs, Purpose::add);
+    if (!got.rs)
+        throw cni::Error(cni::kNftRejected, "nf_tables accepted the fence but table inet egress_fence is missing");
+    if (std::string why = add_difference(rs, *got.rs, got.counted); !why.empty())
+        throw cni::Error(cni::kNftRejected, "nf_tables accepted the fence but holds something else: " + why);
+}
+
 }  // namespace
 
 void apply_ruleset(const fence::Ruleset& rs) {
@@ -335,11 +344,12 @@ void apply_ruleset(const fence::Ruleset& rs) {
     // so this process does not wait for a grace period when it closes the
     // socket. Either batch is one transaction.
     if (!send_fence(s, sent, BatchMode::create, inject)) send_fence(s, sent, BatchMode::replace, inject);
-    const ReadBack got = read_on(s, &rs, Purpose::add);
-    if (!got.rs)
-        throw cni::Error(cni::kNftRejected, "nf_tables accepted the fence but table inet egress_fence is missing");
-    if (std::string why = add_difference(rs, *got.rs, got.counted); !why.empty())
-        throw cni::Error(cni::kNftRejected, "nf_tables accepted the fence but holds something else: " + why);
+    verify_on(s, rs);
+}
+
+void verify_applied(const fence::Ruleset& rs) {
+    Socket s;
+    verify_on(s, rs);
 }
 
 std::optional<fence::Ruleset> read_ruleset() {

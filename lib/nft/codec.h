@@ -49,6 +49,8 @@ size_t key_len(const std::vector<fence::FieldType>& key);
 class BatchBuffer {
   public:
     explicit BatchBuffer(uint32_t first_seq) : seq_(first_seq) {}
+    // Room for `bytes` in all, so a large batch is not copied as it grows.
+    void expect(size_t bytes) { buf_.reserve(bytes); }
     // Room for the next message of at most `max_len` bytes; the returned
     // pointer is valid until the next call.
     char* reserve(size_t max_len);

@@ -83,6 +83,14 @@ ElementWriter::ElementWriter(const fence::Set& set)
         pending_marker_ = !is_zero(set.elements.front().fields[0].lo);
 }
 
+size_t ElementWriter::bytes_bound(const fence::Set& set) {
+    // fill()'s bound for one entry; a one-field interval set sends up to two
+    // per element (its end key) and a leading marker; a message per 64 KiB.
+    const size_t entry_max = 4 + 8 + 2 * (8 + MNL_ALIGN(key_len(set.key))) + 12;
+    const size_t entries = 2 * set.elements.size() + 1;
+    return entries * entry_max + (entries * entry_max / UINT16_MAX + 1) * 1024;
+}
+
 void ElementWriter::check(const fence::Element& e) const {
     bool ok = e.fields.size() == set_.key.size();
     for (size_t i = 0; ok && i < e.fields.size(); ++i) {

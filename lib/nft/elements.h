@@ -35,6 +35,8 @@ class ElementWriter {
     static constexpr size_t kMaxMessage = 65536 + 1024;
 
     explicit ElementWriter(const fence::Set& set);
+    // At least the bytes the NEWSETELEM messages of `set` take.
+    static size_t bytes_bound(const fence::Set& set);
     bool done() const { return next_ >= set_.elements.size() && !pending_marker_ && !pending_end_; }
     // Appends NFTA_SET_ELEM_LIST_ELEMENTS with as many elements as fit, at
     // most `max_entries` element nests.

@@ -28,6 +28,11 @@ namespace ef::nft {
 // when the kernel refuses a batch for any other reason.
 void apply_ruleset(const fence::Ruleset& rs);
 
+// apply_ruleset()'s read-back alone, on a socket of its own (for the
+// benchmark that times it as a phase): throws cni::Error{kNftRejected} unless
+// this netns holds `rs` as apply_ruleset() checks it.
+void verify_applied(const fence::Ruleset& rs);
+
 // Deletes tables inet egress_fence and netdev egress_fence in one batch (one
 // transaction, the inet table first) when either exists; each is added before
 // it is deleted, so a missing one cannot fail the batch. Returns false when

@@ -1,0 +1,43 @@
+// Reading a plugin's stdin, and the memory a process that reads a large one
+// will need. Every ADD is a new process: its start and its page faults are
+// part of what the runtime waits for.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string_view>
+
+namespace ef::cni {
+
+// Bytes read from stdin, followed by `padding` readable bytes.
+struct StdinBytes {
+    std::unique_ptr<char[]> data;
+    size_t size = 0;
+    std::string_view view() const { return {data.get(), size}; }
+};
+
+// All of stdin, up to `max_bytes`, read straight into one buffer that is
+// neither zeroed first nor grown by copying (sized from fstat when stdin is a
+// regular file; else room for `max_bytes`, which costs address space only
+// until written), with `padding` bytes after it (config::JsonText parses
+// without a copy then).
+StdinBytes read_stdin(size_t max_bytes, size_t padding);
+
+// Large blocks from the heap, never given back to the system: each phase of
+// a large ADD (the parser's document, the allow entries, the set elements,
+// the batch) reuses the pages the one before it freed instead of faulting in
+// new ones, as it would where glibc maps large blocks and unmaps them when
+// freed (and mmaps of their own cannot be backed by prepare_heap()'s huge
+// pages). Call first in main; the process is short-lived.
+void keep_heap();
+
+// For an input of `input_size` bytes: grows the heap once by what a large
+// ADD needs (about 16 bytes per input byte at 100,000 allow entries, most of
+// it simdjson's tape, of which a part is touched) and asks
+// for it to be backed by huge pages, so it is faulted in 2 MiB at a time
+// rather than 4 KiB (a 100,000-entry ADD: 6,000 page faults instead of
+// 11,000). Nothing for a small input, or when called before (read_stdin()
+// calls it when fstat tells the size).
+void prepare_heap(size_t input_size);
+
+}  // namespace ef::cni
