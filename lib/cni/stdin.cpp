@@ -49,12 +49,14 @@ void keep_heap() {
 void prepare_heap(size_t input_size) {
     constexpr size_t kHuge = size_t{2} << 20;
     static bool prepared = false;
-    if (prepared || input_size < kHuge / 2) return;
+    // Below this the ADD is small and the zeroing of whole huge pages would
+    // cost more than the page faults it saves.
+    if (prepared || input_size < (size_t{256} << 10)) return;
     prepared = true;
     // In pieces that come from the heap and stay in it when freed (keep_heap()).
     constexpr size_t kPiece = size_t{16} << 20;
     std::vector<void*> pieces;
-    for (size_t got = 0; got < 16 * input_size; got += kPiece) {
+    for (size_t got = 0; got < 8 * input_size; got += kPiece) {
         void* p = std::malloc(kPiece);
         if (!p) break;
         pieces.push_back(p);
