@@ -55,28 +55,6 @@ int run(Socket& s, const Request& r, MessageDecoder& d, bool& interrupted) {
         r.nlh, [&d](const nlmsghdr* nlh) { d.message(nlh); }, interrupted);
 }
 
-// Decodes table netdev egress_fence (counters, chains, rules) into `d`;
-// nothing when it does not exist.
-void read_netdev(Socket& s, MessageDecoder& d, bool& interrupted) {
-    constexpr uint16_t kNetdev = NFPROTO_NETDEV;
-    int err = run(s, Request(s, NFT_MSG_GETTABLE, NLM_F_ACK, kNetdev).str(NFTA_TABLE_NAME, fence::kTableName), d,
-                  interrupted);
-    if (err == ENOENT) return;
-    if (err) dump_failed("table netdev egress_fence", err);
-    if ((err = run(s,
-                   Request(s, NFT_MSG_GETOBJ, NLM_F_DUMP, kNetdev)
-                       .str(NFTA_OBJ_TABLE, fence::kTableName)
-                       .be32(NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER),
-                   d, interrupted)))
-        dump_failed("the counters of table netdev egress_fence", err);
-    if ((err = run(s, Request(s, NFT_MSG_GETCHAIN, NLM_F_DUMP, kNetdev).str(NFTA_CHAIN_TABLE, fence::kTableName), d,
-                   interrupted)))
-        dump_failed("the chains of table netdev egress_fence", err);
-    if ((err = run(s, Request(s, NFT_MSG_GETRULE, NLM_F_DUMP, kNetdev).str(NFTA_RULE_TABLE, fence::kTableName), d,
-                   interrupted)))
-        dump_failed("the rules of table netdev egress_fence", err);
-}
-
 // The ruleset's generation (NFTA_GEN_ID): every commit in this netns moves
 // it, so equal values around a read say no commit came in between, which the
 // per-dump NLM_F_DUMP_INTR cannot say across several requests.
@@ -167,11 +145,15 @@ ReadBack read_once(Socket& s, bool& interrupted, const fence::Ruleset* want, Pur
     const uint32_t gen = generation(s);
     MessageDecoder d(!set_count_hidden());
     ReadBack out;
-    int err = run(s, Request(s, NFT_MSG_GETTABLE, NLM_F_ACK).str(NFTA_TABLE_NAME, fence::kTableName), d, interrupted);
-    if (err == ENOENT) return out;
-    if (err) dump_failed("the table", err);
+    // Every family at once: tables inet and netdev egress_fence come in one
+    // dump each of tables, counters and chains (the decoder keeps those two),
+    // the tables first.
+    constexpr uint16_t kAll = NFPROTO_UNSPEC;
+    int err = run(s, Request(s, NFT_MSG_GETTABLE, NLM_F_DUMP, kAll), d, interrupted);
+    if (err) dump_failed("the tables", err);
+    if (!d.has_table()) return out;
     if ((err = run(s,
-                   Request(s, NFT_MSG_GETOBJ, NLM_F_DUMP)
+                   Request(s, NFT_MSG_GETOBJ, NLM_F_DUMP, kAll)
                        .str(NFTA_OBJ_TABLE, fence::kTableName)
                        .be32(NFTA_OBJ_TYPE, NFT_OBJECT_COUNTER),
                    d, interrupted)))
@@ -204,12 +186,15 @@ ReadBack read_once(Socket& s, bool& interrupted, const fence::Ruleset* want, Pur
                        d, interrupted)))
             dump_failed(("the elements of set " + got.name).c_str(), err);
     }
-    if ((err = run(s, Request(s, NFT_MSG_GETCHAIN, NLM_F_DUMP).str(NFTA_CHAIN_TABLE, fence::kTableName), d,
+    if ((err = run(s, Request(s, NFT_MSG_GETCHAIN, NLM_F_DUMP, kAll).str(NFTA_CHAIN_TABLE, fence::kTableName), d,
                    interrupted)))
         dump_failed("the chains", err);
-    if ((err = run(s, Request(s, NFT_MSG_GETRULE, NLM_F_DUMP).str(NFTA_RULE_TABLE, fence::kTableName), d, interrupted)))
-        dump_failed("the rules", err);
-    read_netdev(s, d, interrupted);
+    // One dump per family: filtered by table, the kernel's rule dump stops
+    // after the first table of that name (nf_tables_dump_rules).
+    for (uint16_t family : {kFamily, uint16_t{NFPROTO_NETDEV}})
+        if ((err = run(s, Request(s, NFT_MSG_GETRULE, NLM_F_DUMP, family).str(NFTA_RULE_TABLE, fence::kTableName), d,
+                       interrupted)))
+            dump_failed(family == kFamily ? "the rules" : "the rules of table netdev egress_fence", err);
     if (generation(s) != gen) interrupted = true;
     out.rs = d.finish();
     // Its count and a lookup of every intended element: the set is that one.

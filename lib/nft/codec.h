@@ -101,6 +101,8 @@ class MessageDecoder {
     // the kernel said about each, in the same order.
     const std::vector<fence::Set>& sets() const;
     const std::vector<KernelSet>& kernel_sets() const;
+    // Whether table inet egress_fence was among the messages.
+    bool has_table() const;
     fence::Ruleset finish();
 
   private:

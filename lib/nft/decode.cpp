@@ -514,6 +514,7 @@ class Decoder {
     void message(const nlmsghdr* nlh);
     const std::vector<fence::Set>& sets() const { return rs_.sets; }
     const std::vector<KernelSet>& kernel_sets() const { return kernel_sets_; }
+    bool has_table() const { return has_table_; }
     fence::Ruleset finish();
 
   private:
@@ -536,6 +537,7 @@ class Decoder {
     // One per set, in the order of rs_.sets.
     std::vector<KernelSet> kernel_sets_;
     bool read_set_count_;
+    bool has_table_ = false;
 };
 
 void Decoder::message(const nlmsghdr* nlh) {
@@ -561,6 +563,7 @@ void Decoder::message(const nlmsghdr* nlh) {
             readers_.clear();
             set_kinds_.clear();
             kernel_sets_.clear();
+            has_table_ = false;
             table_flags_ = 0;
             return;
         case NFT_MSG_NEWOBJ: return counter(nlh);
@@ -578,6 +581,7 @@ void Decoder::table(const nlmsghdr* nlh) {
     auto name = a.str(NFTA_TABLE_NAME);
     if (!name) malformed("table without a name");
     if (*name != fence::kTableName) return;
+    has_table_ = true;
     table_flags_ = a.u32(NFTA_TABLE_FLAGS).value_or(0);
     const nlattr* ud = a.get(NFTA_TABLE_USERDATA);
     rs_.meta = ud ? decode_metadata(static_cast<const uint8_t*>(mnl_attr_get_payload(ud)), mnl_attr_get_payload_len(ud))
@@ -837,6 +841,8 @@ void MessageDecoder::message(const nlmsghdr* nlh) {
 const std::vector<fence::Set>& MessageDecoder::sets() const { return state_->d.sets(); }
 
 const std::vector<KernelSet>& MessageDecoder::kernel_sets() const { return state_->d.kernel_sets(); }
+
+bool MessageDecoder::has_table() const { return state_->d.has_table(); }
 
 fence::Ruleset MessageDecoder::finish() { return state_->d.finish(); }
 
