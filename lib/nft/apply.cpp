@@ -122,6 +122,7 @@ struct CountedSet {
 struct ReadBack {
     std::optional<fence::Ruleset> rs;
     std::vector<CountedSet> counted;
+    std::vector<KernelSet> kernel;  // what the kernel said of each set
 };
 
 // Test-only: read as on a kernel that reports no NFTA_SET_COUNT (before
@@ -196,6 +197,7 @@ ReadBack read_once(Socket& s, bool& interrupted, const fence::Ruleset* want, Pur
                        interrupted)))
             dump_failed(family == kFamily ? "the rules" : "the rules of table netdev egress_fence", err);
     if (generation(s) != gen) interrupted = true;
+    out.kernel = d.kernel_sets();
     out.rs = d.finish();
     // Its count and a lookup of every intended element: the set is that one.
     for (const fence::Set* set : proven)
@@ -240,11 +242,16 @@ bool same_but_counted(const fence::Ruleset& want, const fence::Ruleset& got, con
 }
 
 // What ADD's read-back found that differs from `rs` ("" when nothing does):
-// every object exactly, a set in `counted` by its number of elements.
-std::string add_difference(const fence::Ruleset& rs, const fence::Ruleset& got,
-                           const std::vector<CountedSet>& counted) {
+// every object exactly, a set ADD counted by its number of elements, and
+// the kind of backend of each set where the kernel names it.
+std::string add_difference(const fence::Ruleset& rs, const ReadBack& rb) {
+    const fence::Ruleset& got = *rb.rs;
+    const std::vector<CountedSet>& counted = rb.counted;
     // Metadata is compared in the form the table can hold.
     if (got.meta != fit_metadata(rs.meta)) return "the table's metadata differs";
+    for (const auto& k : rb.kernel)
+        if (const fence::Set* sent = find_set(&rs, k.name))
+            if (std::string why = backend_mismatch(*sent, k); !why.empty()) return why;
     for (const auto& c : counted) {
         const fence::Set* sent = find_set(&rs, c.name);
         if (sent && c.count != sent->elements.size())
@@ -303,7 +310,7 @@ void verify_on(Socket& s, const fence::Ruleset& rs) {
     const ReadBack got = read_on(s, &rs, Purpose::add);
     if (!got.rs)
         throw cni::Error(cni::kNftRejected, "nf_tables accepted the fence but table inet egress_fence is missing");
-    if (std::string why = add_difference(rs, *got.rs, got.counted); !why.empty())
+    if (std::string why = add_difference(rs, got); !why.empty())
         throw cni::Error(cni::kNftRejected, "nf_tables accepted the fence but holds something else: " + why);
 }
 

@@ -23,4 +23,16 @@ ElementRead plan_elements(const fence::Set* want, const fence::Set& got, const K
     return check ? ElementRead::lookup : ElementRead::count;
 }
 
+std::string backend_mismatch(const fence::Set& want, const KernelSet& k) {
+    // nf_tables' set types are nft_set_<name>_type (nft_set_hash.c,
+    // nft_set_bitmap.c, nft_set_rbtree.c, nft_set_pipapo*.c).
+    const std::string_view b = k.backend;
+    if (!b.starts_with("nft_set_")) return "";
+    const char* kind = !want.interval ? "hash" : want.key.size() == 1 ? "rbtree" : "pipapo";
+    const bool fits = !want.interval ? (b.find("hash") != std::string_view::npos || b.find("bitmap") != std::string_view::npos)
+                                     : b.find(kind) != std::string_view::npos;
+    if (fits) return "";
+    return "set " + want.name + " is held in the kernel's " + k.backend + ", not in a " + kind + " backend";
+}
+
 }  // namespace ef::nft

@@ -62,4 +62,13 @@ enum class ElementRead : uint8_t {
 // a set the fence does not have). `check`: CHECK (lookups) rather than ADD.
 ElementRead plan_elements(const fence::Set* want, const fence::Set& got, const KernelSet& k, bool check);
 
+// Why the backend the kernel names for a set cannot hold `want` as declared
+// ("" when it can, or when the kernel names none: without
+// CONFIG_KALLSYMS_ALL its "%ps" is an address, as here). A set without
+// intervals belongs in a hash (or bitmap), one field with intervals in the
+// rbtree, a concatenation with intervals in pipapo. Which of those the kernel
+// picks (fixed-size or resizable hash, pipapo with or without AVX2) changes
+// its cost, not what it matches, so only the kind is checked.
+std::string backend_mismatch(const fence::Set& want, const KernelSet& k);
+
 }  // namespace ef::nft

@@ -199,3 +199,22 @@ TEST_CASE("a lookup's reply proves the element only when it is exactly that elem
     nlmsghdr* empty = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_NEWSETELEM, nft::kFamily, 0, 1);
     CHECK_FALSE(nft::reply_holds(hash, hash.elements[0], empty));
 }
+
+TEST_CASE("a backend the kernel names must be of the kind the set needs; an address names none") {
+    const Set hash = hash_set(3);
+    Set uids = uid_set("exempt_uids", {});
+    Set ranges{"allow4_ranges", {FieldType::ipv4_addr, FieldType::inet_proto, FieldType::inet_service}, true, {}, 0};
+    auto why = [](const Set& s, const char* backend) { return nft::backend_mismatch(s, {s.name, 1, backend}); };
+    for (const char* b : {"nft_set_hash_type", "nft_set_hash_fast_type", "nft_set_rhash_type", "nft_set_bitmap_type"}) {
+        CAPTURE(b);
+        CHECK(why(hash, b).empty());
+        CHECK_FALSE(why(uids, b).empty());
+        CHECK_FALSE(why(ranges, b).empty());
+    }
+    CHECK(why(uids, "nft_set_rbtree_type").empty());
+    CHECK(why(ranges, "nft_set_pipapo_avx2_type").empty());
+    CHECK(why(ranges, "nft_set_pipapo_type").empty());
+    CHECK(why(hash, "nft_set_rbtree_type") == "set allow4 is held in the kernel's nft_set_rbtree_type, not in a hash backend");
+    CHECK(why(hash, "0xffffffff82506540").empty());
+    CHECK(why(hash, "").empty());
+}
