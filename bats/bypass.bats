@@ -230,28 +230,6 @@ setuid_helper() {
 
 # --- a netns nested inside the pod, routed through it (forward chain) --------------
 
-# nested_netns: a netns whose only link is a veth into the pod ("nest0" on the
-# pod side), routed to the test subnets through the pod. Forwarding is turned
-# on in the pod netns only (netns-local sysctls, gone with the netns); the
-# world gets a route back to the nested subnet, in the world netns only.
-# Sets NESTED.
-nested_netns() {
-  NESTED="$(ef_new_netns nest)"
-  ip link add nest0 netns "$EF_POD" type veth peer name eth0 netns "$NESTED"
-  ip -n "$NESTED" link set lo up
-  ip -n "$EF_POD" addr add 10.200.0.1/24 dev nest0
-  ip -n "$EF_POD" addr add fd00:200::1/64 dev nest0 nodad
-  ip -n "$NESTED" addr add 10.200.0.2/24 dev eth0
-  ip -n "$NESTED" addr add fd00:200::2/64 dev eth0 nodad
-  ip -n "$EF_POD" link set nest0 up
-  ip -n "$NESTED" link set eth0 up
-  ip -n "$NESTED" route add "$EF_SUBNET4" via 10.200.0.1
-  ip -n "$NESTED" -6 route add "$EF_SUBNET6" via fd00:200::1
-  ef_in_pod sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
-  ip -n "$EF_WORLD" route add 10.200.0.0/24 via "$(ef_pod_addr4)"
-  ip -n "$EF_WORLD" -6 route add fd00:200::/64 via "$(ef_pod_addr6)"
-}
-
 # in_nested COUNTER STATUS PROBE_ARGS...: like counted, for a probe in NESTED.
 in_nested() {
   local counter="$1" status="$2"
@@ -265,7 +243,7 @@ in_nested() {
 
 @test "bypass: a netns nested in the pod: denied destinations refused by the forward chain and counted, even as the proxy uid" {
   fenced_pod "tcp $EF_DENY4 8080" "tcp $EF_DENY6 8080" "udp $EF_DENY4 53" "tcp $EF_WORLD4 8080"
-  nested_netns
+  ef_nested_netns
   # The route through the pod works: an allowed destination connects.
   run -0 ip netns exec "$NESTED" "$EF_BIN/efprobe" connect tcp "$EF_WORLD4" 8080 "${W[@]}"
   in_nested tcp_refused 111 connect tcp "$EF_DENY4" 8080 "${W[@]}"
@@ -277,7 +255,7 @@ in_nested() {
 
 @test "bypass: a netns nested in the pod reaches allowed destinations (v4 tcp, v6 tcp, v6 udp) through the forward chain" {
   fenced_pod "tcp $EF_WORLD4 8080" "tcp $EF_WORLD6 8080" "udp $EF_WORLD6 53"
-  nested_netns
+  ef_nested_netns
   in_nested allowed_accepted 0 connect tcp "$EF_WORLD4" 8080 "${W[@]}"
   in_nested allowed_accepted 0 connect tcp "$EF_WORLD6" 8080 "${W[@]}"
   in_nested allowed_accepted 0 udp "$EF_WORLD6" 53 --expect-reply "${W[@]}"

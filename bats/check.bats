@@ -152,21 +152,35 @@ quiet_pod() {
 @test "tamper: a rule deleted by handle fails CHECK, naming the missing rule" {
   fenced_pod
   run -0 ef_cnitool check
-  ef_nft delete rule inet egress_fence output handle "$(rule_handle output 'reject with tcp reset')"
-  check_fails_naming "chain output: missing rule" 'counter name "tcp_refused" reject with tcp reset'
+  ef_nft delete rule inet egress_fence refuse handle "$(rule_handle refuse 'reject with tcp reset')"
+  check_fails_naming "chain refuse: missing rule" 'counter name "tcp_refused" reject with tcp reset'
+}
+
+@test "tamper: the rule that judges every process's packet deleted fails CHECK, naming it" {
+  fenced_pod
+  run -0 ef_cnitool check
+  ef_nft delete rule inet egress_fence output handle "$(rule_handle output 'meta skuid 0-4294967295 goto refuse')"
+  check_fails_naming "chain output: missing rule" "meta skuid 0-4294967295 goto refuse"
 }
 
 @test "tamper: an accept inserted before the tcp reject fails CHECK, naming the rule" {
   fenced_pod
   run -0 ef_cnitool check
-  ef_nft insert rule inet egress_fence output position "$(rule_handle output 'reject with tcp reset')" accept
-  check_fails_naming "chain output: unexpected rule" "\`accept\`"
+  ef_nft insert rule inet egress_fence refuse position "$(rule_handle refuse 'reject with tcp reset')" accept
+  check_fails_naming "chain refuse: unexpected rule" "\`accept\`"
 }
 
 @test "tamper: an accept added after the tcp reject fails CHECK too" {
   fenced_pod
-  ef_nft add rule inet egress_fence output position "$(rule_handle output 'reject with tcp reset')" accept
-  check_fails_naming "chain output: unexpected rule" "\`accept\`"
+  ef_nft add rule inet egress_fence refuse position "$(rule_handle refuse 'reject with tcp reset')" accept
+  check_fails_naming "chain refuse: unexpected rule" "\`accept\`"
+}
+
+@test "tamper: conntrack state accepted again before the process check fails CHECK, naming the rule" {
+  fenced_pod
+  ef_nft add rule inet egress_fence output position "$(rule_handle output 'meta secmark set')" \
+    ct state established,related accept
+  check_fails_naming "chain output: unexpected rule" "\`ct state established,related accept\`"
 }
 
 @test "tamper: the output policy changed to accept fails CHECK, naming the policy" {

@@ -129,8 +129,8 @@ EOF
   ef_nft add rule inet egress_fence output accept
   ef_nft add element inet egress_fence allow4 "{ $EF_DENY4 . tcp . 443 }"
   local handle
-  handle="$(ef_nft -a list chain inet egress_fence forward | awk '/counter name "udp_refused"/ {print $NF}')"
-  ef_nft delete rule inet egress_fence forward handle "$handle"
+  handle="$(ef_nft -a list chain inet egress_fence refuse | awk '/counter name "udp_refused"/ {print $NF}')"
+  ef_nft delete rule inet egress_fence refuse handle "$handle"
   run plugin_check
   assert_failure
   run plugin_add

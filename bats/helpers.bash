@@ -159,11 +159,13 @@ ef_listen_in() {
 }
 
 # Starts a listener without waiting; ef_listen_wait waits for all started ones.
+#   ef_listen_start NETNS tcp|udp ADDR PORT [EFPROBE_LISTEN_OPTION...]
 ef_listen_start() {
   local ns="$1" proto="$2" addr="$3" port="$4"
+  shift 4
   local ready="$EF_TMP/ready.$ns.$proto.$addr.$port"
   # fd 3 closed: bats waits for it, a listener must not hold it.
-  ip netns exec "$ns" "$EF_BIN/efprobe" listen "$proto" "$addr" "$port" --ready-file "$ready" \
+  ip netns exec "$ns" "$EF_BIN/efprobe" listen "$proto" "$addr" "$port" --ready-file "$ready" "$@" \
     >>"$EF_TMP/listeners.log" 2>&1 3>&- &
   ef_on_teardown kill -9 "$!"
   echo "$ready" >>"$EF_TMP/listeners.pending"
@@ -375,6 +377,28 @@ ef_fence_tables() {
 # jq 1.6 reports only the last input's error.
 ef_log_bad_lines() {
   jq -R -r '. as $line | (try fromjson catch null) | if type == "object" then empty else $line end' "$1"
+}
+
+# ef_nested_netns: a netns whose only link is a veth into the pod ("nest0" on the
+# pod side), routed to the test subnets through the pod. Forwarding is turned
+# on in the pod netns only (netns-local sysctls, gone with the netns); the
+# world gets a route back to the nested subnet, in the world netns only.
+# Sets NESTED.
+ef_nested_netns() {
+  NESTED="$(ef_new_netns nest)"
+  ip link add nest0 netns "$EF_POD" type veth peer name eth0 netns "$NESTED"
+  ip -n "$NESTED" link set lo up
+  ip -n "$EF_POD" addr add 10.200.0.1/24 dev nest0
+  ip -n "$EF_POD" addr add fd00:200::1/64 dev nest0 nodad
+  ip -n "$NESTED" addr add 10.200.0.2/24 dev eth0
+  ip -n "$NESTED" addr add fd00:200::2/64 dev eth0 nodad
+  ip -n "$EF_POD" link set nest0 up
+  ip -n "$NESTED" link set eth0 up
+  ip -n "$NESTED" route add "$EF_SUBNET4" via 10.200.0.1
+  ip -n "$NESTED" -6 route add "$EF_SUBNET6" via fd00:200::1
+  ef_in_pod sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+  ip -n "$EF_WORLD" route add 10.200.0.0/24 via "$(ef_pod_addr4)"
+  ip -n "$EF_WORLD" -6 route add fd00:200::/64 via "$(ef_pod_addr6)"
 }
 
 # A pod in namespace "sandboxes" (profile proxy-only) with every world target

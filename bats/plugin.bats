@@ -188,8 +188,9 @@ probe_udp() { ef_probe udp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --expect-rep
 render_is_installed_and_loads() {
   run ef_pod_add
   assert_success
+  # The pod's IPv6 subnet is on its link (prevResult: host-local's /64).
   run -0 "$EF_BIN/egress-fence-ctl" render --config "$EF_CONFLIST" --namespace sandboxes \
-    --name "$EF_POD_NAME" --container-id "ctr-$EF_POD"
+    --name "$EF_POD_NAME" --container-id "ctr-$EF_POD" --onlink "$EF_SUBNET6"
   local rendered pod
   rendered="$(ef_normalise_counters <<<"$output")"
   # The whole ruleset: the pod netns is test-owned, only the fence writes there.

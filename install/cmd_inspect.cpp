@@ -81,10 +81,13 @@ void print_one(const inspect::PodFence& p, const std::vector<std::string>& warni
     std::cout << "counters:\n";
     for (const auto& c : p.actual.counters)
         std::cout << "  " << c.name << ": " << c.packets << " packets, " << c.bytes << " bytes\n";
-    if (p.actual.netdev)
+    if (p.actual.netdev) {
+        std::string devices;
+        for (const auto& a : fence::attachments_of(p.actual)) devices += (devices.empty() ? "" : ", ") + a.ifname;
         for (const auto& c : p.actual.netdev->counters)
-            std::cout << "  " << c.name << " (netdev " << p.actual.netdev->device << "): " << c.packets << " packets, "
-                      << c.bytes << " bytes\n";
+            std::cout << "  " << c.name << " (netdev " << devices << "): " << c.packets << " packets, " << c.bytes
+                      << " bytes\n";
+    }
     std::cout << "\n" << fence::to_nft_text(p.actual);
 }
 

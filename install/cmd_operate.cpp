@@ -37,7 +37,7 @@ int reconcile(const ReconcileOptions& o) {
             if (!actual) continue;
             const auto& m = actual->meta;
             std::string who = m.pod_namespace + "/" + m.pod_name + " (" + path + ")";
-            auto expected = inspect::expected_for(m, cfg, inspect::fence_device(*actual));
+            auto expected = inspect::expected_for(m, cfg, inspect::fence_attachments(*actual));
             if (!expected) {
                 std::cout << who << ": KEPT its fence: profile \"" << m.profile << "\" is not in the config\n";
                 ++kept;

@@ -4,6 +4,7 @@
 #include "cni/error.h"
 #include "commands.h"
 #include "config_file.h"
+#include "config/values.h"
 #include "fence/compile.h"
 
 namespace ef::ctl {
@@ -16,8 +17,23 @@ struct RenderOptions {
     std::string container_id;
     std::vector<std::string> annotations;
     std::string ifname = fence::kDefaultDevice;
+    std::vector<std::string> onlink;
     bool metadata = false;
 };
+
+// The attachment the options describe: --ifname and its --onlink prefixes.
+fence::Attachment attachment(const RenderOptions& o) {
+    fence::Attachment a{o.ifname, {}};
+    for (const auto& text : o.onlink) {
+        std::string why;
+        auto c = config::parse_cidr(text, why);
+        if (!c || !c->v6)
+            throw cni::Error(cni::kInvalidConfig, "--onlink \"" + text + "\" is not an IPv6 prefix" +
+                                                      (why.empty() ? "" : ": " + why));
+        a.onlink6.push_back(*c);
+    }
+    return a;
+}
 
 std::map<std::string, std::string> parse_annotations(const std::vector<std::string>& kvs) {
     std::map<std::string, std::string> out;
@@ -38,7 +54,7 @@ void render(const RenderOptions& o) {
         bool first = true;
         for (const auto& [name, profile] : cfg.profiles) {
             std::cout << (first ? "" : "\n") << "# profile " << name << "\n"
-                      << fence::to_nft_text(fence::compile(profile, pod, o.ifname), o.metadata);
+                      << fence::to_nft_text(fence::compile(profile, pod, {attachment(o)}), o.metadata);
             first = false;
         }
         return;
@@ -48,7 +64,7 @@ void render(const RenderOptions& o) {
         std::cout << "# pod " << pod.namespace_ << "/" << pod.name << " matches no selector: it is not fenced\n";
         return;
     }
-    std::cout << fence::to_nft_text(fence::compile(*profile, pod, o.ifname), o.metadata);
+    std::cout << fence::to_nft_text(fence::compile(*profile, pod, {attachment(o)}), o.metadata);
 }
 
 }  // namespace
@@ -63,6 +79,9 @@ void add_render(CLI::App& app) {
     cmd->add_option("--container-id", o->container_id, "the sandbox container id (metadata only)");
     cmd->add_option("--annotation", o->annotations, "a pod annotation KEY=VALUE (repeatable)");
     cmd->add_option("--ifname", o->ifname, "the pod's interface (CNI_IFNAME) the raw-frame chain hooks (default eth0)");
+    cmd->add_option("--onlink", o->onlink,
+                    "an IPv6 prefix on that interface (prevResult's address, host bits cleared), where neighbour "
+                    "discovery may go (repeatable)");
     cmd->add_flag("--metadata", o->metadata, "start with a comment holding the table metadata");
     cmd->callback([o] { render(*o); });
 }

@@ -26,6 +26,7 @@ enum Code : int {
     kCheckMismatch = 102,   // CHECK: the table differs from what the config demands
     kNetlinkFailure = 103,  // a netlink socket/dump failed
     kPodSelection = 104,    // annotations forbidden or never delivered; a profile the pod userns breaks
+    kAttachmentConflict = 105,  // another attachment of the pod is fenced differently
     kInternal = 199,        // a bug: please report
 };
 

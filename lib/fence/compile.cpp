@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "cni/error.h"
 #include "cni/version.h"
 #include "fence/allow_sets.h"
 
@@ -12,8 +13,8 @@ constexpr const char* kExemptUidSet = "exempt_uids";
 constexpr uint8_t kProtoTcp = 6, kProtoUdp = 17;
 // NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED)
 constexpr uint32_t kCtEstablishedRelated = (1u << 1) | (1u << 2);
-// ICMPv6 router solicitation (133) .. neighbour advertisement (136): NDP.
-constexpr uint8_t kNdFirst = 133, kNdLast = 136;
+// NF_CT_STATE_BIT(IP_CT_NEW)
+constexpr uint32_t kCtNew = 1u << 3;
 
 TimeUnit time_unit(const std::string& unit) {
     if (unit == "minute") return TimeUnit::minute;
@@ -48,10 +49,10 @@ std::vector<Rule> allow_rules(const std::vector<AllowSet>& sets) {
     return rules;
 }
 
-// What happens to everything not accepted above: logged (rate-limited) when
-// the profile asks, then refused fast (TCP reset, ICMP port unreachable for
-// UDP) and counted; the rest falls to the chain's drop policy. An audit
-// profile counts under would_* names and accepts instead.
+// The `refuse` chain, for everything not accepted: logged (rate-limited)
+// when the profile asks, then refused fast (TCP reset, ICMP port unreachable
+// for UDP) and counted; the rest dropped. An audit profile counts under
+// would_* names and accepts instead.
 std::vector<Rule> deny_rules(const config::Profile& p, const config::Pod& pod) {
     std::vector<Rule> rules;
     if (p.log) {
@@ -68,7 +69,7 @@ std::vector<Rule> deny_rules(const config::Profile& p, const config::Pod& pod) {
     rules.push_back(Rule{{L4ProtoEq{kProtoTcp}, CounterRef{kCounterTcpRefused}, tcp_verdict}});
     rules.push_back(
         Rule{{L4ProtoEq{kProtoUdp}, CounterRef{kCounterUdpRefused}, Reject{RejectKind::icmpx_port_unreachable}}});
-    rules.push_back(Rule{{CounterRef{kCounterOtherDropped}}});
+    rules.push_back(Rule{{CounterRef{kCounterOtherDropped}, Verdict{VerdictKind::drop}}});
     return rules;
 }
 
@@ -87,37 +88,142 @@ std::string log_prefix(const config::LogSpec& log, const config::Pod& pod) {
 
 namespace {
 
-// The netdev egress chain: frames stamped by the inet chains and ARP (the
-// stack's ARP passes no inet hook) leave; the rest is counted and dropped by
-// the policy. An audit profile counts it and lets it through.
-NetdevTable raw_frame_fence(const config::Profile& p, const std::string& device) {
+// The netdev egress chain of one attachment: frames stamped by the inet
+// chains and ARP (the stack's ARP passes no inet hook) leave; the rest is
+// counted and dropped by the policy. An audit profile counts it and lets it
+// through.
+Chain raw_frame_chain(const config::Profile& p, const std::string& device) {
     bool audit = p.mode == config::Mode::audit;
     const char* counter = audit ? kCounterWouldDropRaw : kCounterRawDropped;
     // Priority: a packet leaves only if every base chain on the hook accepts
     // it, so for a drop-policy chain that changes nothing in the packet its
     // place among other egress chains does not matter; filter (0) like the
     // inet chains.
-    Chain egress{kEgressChain, BaseHook{Hook::egress, 0, Policy::drop}, {}};
+    Chain egress{kEgressChainPrefix + device, BaseHook{Hook::egress, 0, Policy::drop, device}, {}};
     egress.rules.push_back(Rule{{SecmarkEq{kPassedSecmark}, Verdict{VerdictKind::accept}}});
     egress.rules.push_back(Rule{{EtherTypeEq{kEtherTypeArp}, Verdict{VerdictKind::accept}}});
     if (audit) egress.rules.push_back(Rule{{CounterRef{counter}, Verdict{VerdictKind::accept}}});
     else egress.rules.push_back(Rule{{CounterRef{counter}}});
-    return NetdevTable{device, {Counter{counter}}, std::move(egress)};
+    return egress;
+}
+
+// Interface names become parts of chain and set names, which nft writes
+// unquoted: letters, digits, '_', '-', '.', at most IFNAMSIZ-1 characters.
+void check_ifname(const std::string& ifname) {
+    bool ok = !ifname.empty() && ifname.size() < 16 && ifname != "." && ifname != "..";
+    for (char c : ifname)
+        ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                    c == '-' || c == '.');
+    if (!ok)
+        throw cni::Error(cni::kInvalidEnvironment, "CNI_IFNAME \"" + ifname + "\" cannot be fenced",
+                         "egress-fence needs an interface name of 1-15 letters, digits, '_', '-' or '.'");
+}
+
+std::string onlink_set_name(const std::string& ifname) { return "onlink6_" + ifname; }
+
+constexpr uint8_t kNdHopLimit = 255;
+constexpr const char* kNeighboursChain = "neighbours";
+
+Bytes v6(std::initializer_list<uint8_t> head) {
+    Bytes b(16);
+    std::copy(head.begin(), head.end(), b.begin());
+    return b;
+}
+
+Stmt ip6_daddr(Bytes addr, uint8_t len) { return Ip6AddrPrefix{false, addr, len}; }
+Stmt ip6_saddr(Bytes addr, uint8_t len) { return Ip6AddrPrefix{true, addr, len}; }
+
+// IPv6 neighbour discovery (RFC 4861). Only the kernel's own messages get
+// here (a process's packet, a raw socket's included, went to `refuse`
+// already): hop limit 255, router solicitations to all-routers, and
+// solicitations and advertisements to the `neighbours` chain, which lets them
+// go to a destination a neighbour can have. Routers' messages (advertisements,
+// redirects) are never sent by a pod.
+void neighbour_discovery(std::vector<Rule>& rules) {
+    constexpr uint8_t kRouterSolicit = 133, kNeighbourSolicit = 135, kNeighbourAdvert = 136;
+    const Stmt hop{Ip6HopLimitEq{kNdHopLimit}};
+    rules.push_back(Rule{{Icmpv6TypeRange{kRouterSolicit, kRouterSolicit}, hop,
+                          ip6_daddr(v6({0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02}), 128),
+                          Verdict{VerdictKind::accept}}});
+    rules.push_back(Rule{{Icmpv6TypeRange{kNeighbourSolicit, kNeighbourAdvert}, hop, Goto{kNeighboursChain}}});
+}
+
+// Where a neighbour can be: link-local unicast, link-scope multicast
+// (all-nodes, solicited-node), and on an attachment's link an address of
+// one of its on-link prefixes (prevResult), nothing else there. A link the
+// CNI did not make (a veth to a netns nested in the pod, set up later by
+// someone holding NET_ADMIN in the pod) has prefixes the plugin cannot know:
+// its neighbours are let through.
+Chain neighbours_chain(const std::vector<Attachment>& attachments) {
+    const Stmt accept{Verdict{VerdictKind::accept}};
+    Chain c{kNeighboursChain, std::nullopt, {}};
+    c.rules.push_back(Rule{{ip6_daddr(v6({0xfe, 0x80}), 10), accept}});
+    c.rules.push_back(Rule{{ip6_daddr(v6({0xff, 0x02}), 16), accept}});
+    for (const auto& a : attachments) {
+        if (!a.onlink6.empty())
+            c.rules.push_back(
+                Rule{{OifnameEq{a.ifname}, DaddrInSet{IpFamily::ipv6, onlink_set_name(a.ifname), 0}, accept}});
+        c.rules.push_back(Rule{{OifnameEq{a.ifname}, Goto{kRefuseChain}}});
+    }
+    c.rules.push_back(Rule{{accept}});
+    return c;
+}
+
+// The kernel's MLD listener reports for the groups the pod's addresses join
+// (RFC 3810 v2 to ff02::16, RFC 2710 v1 reports and done messages): hop limit
+// 1, from a link-local address or, while that is tentative, from ::, to
+// link-scope multicast. Without them a segment with MLD snooping may never
+// deliver neighbour solicitations for the pod; counted apart, so they are not
+// noise in the refusal counters.
+void listener_reports(std::vector<Rule>& rules) {
+    constexpr uint8_t kMld1Report = 131, kMld1Done = 132, kMld2Report = 143;
+    const Stmt hop{Ip6HopLimitEq{1}};
+    const Stmt link_local = ip6_saddr(v6({0xfe, 0x80}), 10), unspecified = ip6_saddr(Bytes(16), 128);
+    const Stmt tail[] = {CounterRef{kCounterMldAccepted}, Verdict{VerdictKind::accept}};
+    for (const Stmt& src : {link_local, unspecified}) {
+        rules.push_back(Rule{{Icmpv6TypeRange{kMld2Report, kMld2Report}, hop, src,
+                              ip6_daddr(v6({0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x16}), 128), tail[0],
+                              tail[1]}});
+        rules.push_back(Rule{{Icmpv6TypeRange{kMld1Report, kMld1Done}, hop, src, ip6_daddr(v6({0xff, 0x02}), 16),
+                              tail[0], tail[1]}});
+    }
+}
+
+Set onlink_set(const Attachment& a) {
+    Set s{onlink_set_name(a.ifname), {FieldType::ipv6_addr}, true, {}};
+    for (const auto& c : a.onlink6) {
+        Bytes lo(c.addr.begin(), c.addr.end()), hi = lo;
+        for (size_t bit = c.prefix; bit < 128; ++bit) hi[bit / 8] |= uint8_t(0x80 >> (bit % 8));
+        s.elements.push_back({{FieldRange{lo, hi}}});
+    }
+    sort_unique(s.elements);
+    return s;
+}
+
+std::vector<Attachment> canonical(std::vector<Attachment> v) {
+    std::stable_sort(v.begin(), v.end(), [](const Attachment& a, const Attachment& b) { return a.ifname < b.ifname; });
+    v.erase(std::unique(v.begin(), v.end(),
+                        [](const Attachment& a, const Attachment& b) { return a.ifname == b.ifname; }),
+            v.end());
+    for (const auto& a : v) check_ifname(a.ifname);
+    return v;
 }
 
 }  // namespace
 
-Ruleset compile(const config::Profile& p, const config::Pod& pod, const std::string& device) {
-    return compile(p, p.allow, pod, device);
+Ruleset compile(const config::Profile& p, const config::Pod& pod, const std::vector<Attachment>& attachments) {
+    return compile(p, p.allow, pod, attachments);
 }
 
 Ruleset compile(const config::Profile& p, const std::vector<config::AllowEntry>& allow_entries, const config::Pod& pod,
-                const std::string& device) {
+                const std::vector<Attachment>& attachments_in) {
+    const std::vector<Attachment> attachments = canonical(attachments_in);
     Ruleset rs;
     bool audit = p.mode == config::Mode::audit;
     for (const char* name :
          {kCounterExempt, kCounterAllowed, audit ? kCounterWouldRefuseTcp : kCounterTcpRefused,
-          audit ? kCounterWouldRefuseUdp : kCounterUdpRefused, audit ? kCounterWouldDropOther : kCounterOtherDropped})
+          audit ? kCounterWouldRefuseUdp : kCounterUdpRefused, audit ? kCounterWouldDropOther : kCounterOtherDropped,
+          audit ? kCounterWouldDropSpoofed : kCounterSpoofedDropped, kCounterMldAccepted})
         rs.counters.push_back(Counter{name});
 
     Set uids{kExemptUidSet, {FieldType::uid}, true, {}};
@@ -127,31 +233,76 @@ Ruleset compile(const config::Profile& p, const std::vector<config::AllowEntry>&
     std::vector<Rule> allow_accept = allow_rules(allow);
     if (!uids.elements.empty()) rs.sets.push_back(std::move(uids));
     for (auto& s : allow) rs.sets.push_back(std::move(s.set));
+    for (const auto& a : attachments)
+        if (!a.onlink6.empty()) rs.sets.push_back(onlink_set(a));
+
+    const Stmt accept{Verdict{VerdictKind::accept}};
+    const Stmt refuse{Goto{kRefuseChain}};
+    // A spoofed source is dropped in enforce mode; an audit profile counts it
+    // and lets the rest of the chain decide (which accepts).
+    auto spoofed = [&](std::vector<Stmt> match) {
+        match.emplace_back(CounterRef{audit ? kCounterWouldDropSpoofed : kCounterSpoofedDropped});
+        if (!audit) match.emplace_back(Verdict{VerdictKind::drop});
+        return Rule{std::move(match)};
+    };
+    // Replies to connections that came into the pod (the `inbound` chain's mark).
+    const Rule answer{{CtDirectionEq{CtDir::reply}, CtMarkHas{kInboundMark}, accept}};
 
     // First, before any verdict: whatever this chain lets through carries
     // the stamp the netdev chain looks for; what it drops never gets there.
     Rule stamp{{SecmarkSet{kPassedSecmark}}};
-    Chain output{"output", BaseHook{Hook::output, 0, Policy::drop}, {}};
+    Chain output{"output", BaseHook{Hook::output, 0, Policy::drop, ""}, {}};
     output.rules.push_back(stamp);
-    output.rules.push_back(Rule{{OifnameEq{"lo"}, Verdict{VerdictKind::accept}}});
-    output.rules.push_back(Rule{{CtStateIn{kCtEstablishedRelated}, Verdict{VerdictKind::accept}}});
-    output.rules.push_back(Rule{{Icmpv6TypeRange{kNdFirst, kNdLast}, Verdict{VerdictKind::accept}}});
+    // (a) The proxy first: its established flows cost one lookup. Its
+    // loopback traffic goes through the checks below like everyone's.
     if (!p.exempt_uids.empty())
-        output.rules.push_back(
-            Rule{{SkuidInSet{kExemptUidSet}, CounterRef{kCounterExempt}, Verdict{VerdictKind::accept}}});
+        output.rules.push_back(Rule{{OifnameNe{"lo"}, SkuidInSet{kExemptUidSet}, CounterRef{kCounterExempt}, accept}});
+    // A process may send only from the pod's own addresses, on lo too: a
+    // foreign source over lo (IPV6_FREEBIND needs no privilege) would plant a
+    // conntrack entry whose reply direction points out of the pod. Packets
+    // without a process's socket are not judged here: the TCP reset of
+    // `reject` for a local SYN comes back on lo with the remote's address.
+    output.rules.push_back(spoofed({SkuidAny{}, FibSaddrNotLocal{}}));
+    output.rules.push_back(Rule{{OifnameEq{"lo"}, accept}});
+    // (c) Replies to connections that came in from outside.
+    output.rules.push_back(answer);
+    // (b) Allowed destinations.
     for (const auto& r : allow_accept) output.rules.push_back(r);
-    for (auto& r : deny_rules(p, pod)) output.rules.push_back(std::move(r));
+    // Conntrack state is never a pass for a process's packet: whatever a
+    // process of the pod sends that is not allowed above is refused here.
+    output.rules.push_back(Rule{{SkuidAny{}, refuse}});
+    // (d) Only the kernel's own packets get this far (TCP ACKs and resets of
+    // TIME_WAIT and orphaned connections, ICMP errors, neighbour discovery):
+    // those of a connection the pod opened that conntrack knows leave.
+    output.rules.push_back(
+        Rule{{CtDirectionEq{CtDir::original}, CtStateIn{kCtEstablishedRelated}, accept}});
+    neighbour_discovery(output.rules);
+    listener_reports(output.rules);
+    output.rules.push_back(Rule{{refuse}});
 
     // Forwarded packets come from namespaces nested in the pod: no socket, so
-    // no UID exemption, but the same destination allowlist.
-    Chain forward{"forward", BaseHook{Hook::forward, 0, Policy::drop}, {}};
+    // no UID exemption and no conntrack shortcut, but the same destination
+    // allowlist; their sources must route back the way they came.
+    Chain forward{"forward", BaseHook{Hook::forward, 0, Policy::drop, ""}, {}};
     forward.rules.push_back(stamp);
-    forward.rules.push_back(Rule{{CtStateIn{kCtEstablishedRelated}, Verdict{VerdictKind::accept}}});
+    forward.rules.push_back(spoofed({FibSaddrIifOif{false}}));
+    forward.rules.push_back(answer);
     for (auto& r : allow_accept) forward.rules.push_back(std::move(r));
-    for (auto& r : deny_rules(p, pod)) forward.rules.push_back(std::move(r));
+    forward.rules.push_back(Rule{{refuse}});
 
-    rs.chains = {std::move(output), std::move(forward)};
-    rs.netdev = raw_frame_fence(p, device);
+    // Marks connections that come in from outside the pod: the first packet
+    // arrives on an interface other than lo, from a source routed back
+    // through that interface (a nested netns cannot pose as the world).
+    Chain inbound{"inbound", BaseHook{Hook::prerouting, 0, Policy::accept, ""}, {}};
+    inbound.rules.push_back(Rule{{IifnameNe{"lo"}, CtStateIn{kCtNew}, FibSaddrIifOif{true}, CtMarkOr{kInboundMark}}});
+
+    Chain refusal{kRefuseChain, std::nullopt, deny_rules(p, pod)};
+
+    rs.chains = {std::move(output), std::move(forward), std::move(inbound), neighbours_chain(attachments),
+                 std::move(refusal)};
+    NetdevTable nd{{Counter{audit ? kCounterWouldDropRaw : kCounterRawDropped}}, {}};
+    for (const auto& a : attachments) nd.chains.push_back(raw_frame_chain(p, a.ifname));
+    rs.netdev = std::move(nd);
     rs.meta = Metadata{std::string(cni::kPluginVersion),
                        p.name,
                        pod.namespace_,
@@ -159,6 +310,50 @@ Ruleset compile(const config::Profile& p, const std::vector<config::AllowEntry>&
                        pod.container_id,
                        "",
                        p.annotated_uid ? std::to_string(*p.annotated_uid) : ""};
+    rs.meta.digest = digest(rs);
+    return rs;
+}
+
+std::vector<Attachment> attachments_of(const Ruleset& rs) {
+    std::vector<Attachment> out;
+    if (!rs.netdev) return out;
+    for (const auto& c : rs.netdev->chains) {
+        if (!c.base || c.base->hook != Hook::egress || c.base->device.empty()) continue;
+        Attachment a{c.base->device, {}};
+        for (const auto& s : rs.sets) {
+            if (s.name != onlink_set_name(a.ifname) || s.key != std::vector<FieldType>{FieldType::ipv6_addr}) continue;
+            for (const auto& e : s.elements) {
+                if (e.fields.size() != 1 || e.fields[0].lo.size() != 16) continue;
+                config::Cidr cidr{true, {}, 128};
+                std::copy(e.fields[0].lo.begin(), e.fields[0].lo.end(), cidr.addr.begin());
+                // The prefix the range spans (the compiler writes whole prefixes).
+                const Bytes &lo = e.fields[0].lo, &hi = e.fields[0].hi;
+                uint8_t len = 0;
+                while (len < 128 && ((lo[len / 8] ^ hi[len / 8]) & (0x80 >> (len % 8))) == 0) ++len;
+                cidr.prefix = len;
+                a.onlink6.push_back(cidr);
+            }
+        }
+        out.push_back(std::move(a));
+    }
+    std::sort(out.begin(), out.end(), [](const Attachment& a, const Attachment& b) { return a.ifname < b.ifname; });
+    return out;
+}
+
+Ruleset without_attachment(Ruleset rs, const std::string& ifname) {
+    const std::string set = onlink_set_name(ifname);
+    std::erase_if(rs.sets, [&](const Set& s) { return s.name == set; });
+    // Its rules: those that look up its on-link set or name its interface.
+    for (auto& c : rs.chains)
+        std::erase_if(c.rules, [&](const Rule& r) {
+            return std::any_of(r.stmts.begin(), r.stmts.end(), [&](const Stmt& s) {
+                const auto* d = std::get_if<DaddrInSet>(&s);
+                const auto* o = std::get_if<OifnameEq>(&s);
+                return (d && d->set == set) || (o && o->name == ifname);
+            });
+        });
+    if (rs.netdev)
+        std::erase_if(rs.netdev->chains, [&](const Chain& c) { return c.base && c.base->device == ifname; });
     rs.meta.digest = digest(rs);
     return rs;
 }

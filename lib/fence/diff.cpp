@@ -108,14 +108,15 @@ const char* hook_name(Hook h) {
         case Hook::output: return "output";
         case Hook::forward: return "forward";
         case Hook::egress: return "egress";
+        case Hook::prerouting: return "prerouting";
     }
     return "?";
 }
 
 std::string hook_text(const std::optional<BaseHook>& b) {
     if (!b) return "no hook (regular chain)";
-    return std::string("hook ") + hook_name(b->hook) + " priority " + std::to_string(b->priority) + " policy " +
-           (b->policy == Policy::drop ? "drop" : "accept");
+    return std::string("hook ") + hook_name(b->hook) + (b->device.empty() ? "" : " device \"" + b->device + "\"") +
+           " priority " + std::to_string(b->priority) + " policy " + (b->policy == Policy::drop ? "drop" : "accept");
 }
 
 // Rules compared as sequences: the longest common subsequence is unchanged;
@@ -178,13 +179,11 @@ void diff_netdev(const Ruleset& e, const Ruleset& a, std::vector<std::string>& o
         out.push_back(table + ": unexpected (not in the config's fence)");
         return;
     }
-    if (e.netdev->device != a.netdev->device)
-        out.push_back(table + ": hooks device \"" + a.netdev->device + "\", expected \"" + e.netdev->device + "\"");
     Ruleset want, have;
     want.counters = e.netdev->counters;
-    want.chains = {e.netdev->chain};
+    want.chains = e.netdev->chains;
     have.counters = a.netdev->counters;
-    have.chains = {a.netdev->chain};
+    have.chains = a.netdev->chains;
     std::vector<std::string> parts;
     diff_counters(want, have, parts);
     diff_chains(want, have, parts);

@@ -286,23 +286,93 @@ struct EtherTypeEq {
     bool operator==(const EtherTypeEq&) const = default;
 };
 
+// `oifname != "lo"` / `iifname != "lo"`
+struct OifnameNe {
+    std::string name;
+    bool operator==(const OifnameNe&) const = default;
+};
+struct IifnameNe {
+    std::string name;
+    bool operator==(const IifnameNe&) const = default;
+};
+// `meta skuid 0-4294967295`: true only when the packet carries a full socket
+// that a process holds open (the kernel reads the UID from the socket's file,
+// so its own control sockets, orphaned and TIME_WAIT sockets never match): the
+// test for "sent by a process of the pod".
+struct SkuidAny {
+    bool operator==(const SkuidAny&) const = default;
+};
+// `fib saddr type != local`: the source is not an address of this netns.
+struct FibSaddrNotLocal {
+    bool operator==(const FibSaddrNotLocal&) const = default;
+};
+// `fib saddr . iif oif exists` / `missing`: whether a route back to the source
+// leaves through the interface the packet came in on (strict reverse path).
+struct FibSaddrIifOif {
+    bool exists;
+    bool operator==(const FibSaddrIifOif&) const = default;
+};
+enum class CtDir : uint8_t { original = 0, reply = 1 };
+// `ct direction original` / `ct direction reply`
+struct CtDirectionEq {
+    CtDir dir;
+    bool operator==(const CtDirectionEq&) const = default;
+};
+// `ct mark & 0x40000000 == 0x40000000`
+struct CtMarkHas {
+    uint32_t bits;
+    bool operator==(const CtMarkHas&) const = default;
+};
+// `ct mark set ct mark | 0x40000000`
+struct CtMarkOr {
+    uint32_t bits;
+    bool operator==(const CtMarkOr&) const = default;
+};
+// `goto refuse`
+struct Goto {
+    std::string chain;
+    bool operator==(const Goto&) const = default;
+};
+// `ip6 hoplimit 255`
+struct Ip6HopLimitEq {
+    uint8_t value;
+    bool operator==(const Ip6HopLimitEq&) const = default;
+};
+// `ip6 daddr ff02::/16`, `ip6 saddr ::` (len 128: one address)
+struct Ip6AddrPrefix {
+    bool source;
+    Bytes addr;  // 16 bytes, the host bits zero
+    uint8_t len;
+    bool operator==(const Ip6AddrPrefix&) const = default;
+};
+// `ip saddr @set` / `ip6 saddr @set`
+struct SaddrInSet {
+    IpFamily family;
+    std::string set;
+    bool operator==(const SaddrInSet&) const = default;
+};
+
 using Stmt = std::variant<OifnameEq, L4ProtoEq, CtStateIn, Icmpv6TypeRange, SkuidInSet, DaddrInSet, DaddrProtoPortInSet,
                           CounterRef, Limit, Log, Verdict, Reject, Unrecognized, SecmarkSet, SecmarkEq, EtherTypeEq,
-                          DaddrProtoInSet, ThDportRange>;
+                          DaddrProtoInSet, ThDportRange, OifnameNe, IifnameNe, SkuidAny, FibSaddrNotLocal,
+                          FibSaddrIifOif, CtDirectionEq, CtMarkHas, CtMarkOr, Goto, Ip6HopLimitEq, Ip6AddrPrefix,
+                          SaddrInSet>;
 
 struct Rule {
     std::vector<Stmt> stmts;
     bool operator==(const Rule&) const = default;
 };
 
-// output/forward: inet hooks; egress: the netdev egress hook of one device.
-enum class Hook : uint8_t { output, forward, egress };
+// output/forward/prerouting: inet hooks; egress: the netdev egress hook of
+// one device.
+enum class Hook : uint8_t { output, forward, egress, prerouting };
 enum class Policy : uint8_t { accept, drop };
 
 struct BaseHook {
     Hook hook;
     int32_t priority = 0;
     Policy policy = Policy::drop;
+    std::string device;  // the egress hook's interface; empty for inet hooks
     bool operator==(const BaseHook&) const = default;
 };
 
@@ -328,13 +398,13 @@ struct Metadata {
 
 inline constexpr const char* kTableName = "egress_fence";
 
-// The table `netdev egress_fence` (DESIGN.md "Raw frames"): one base chain on
-// the egress hook of the pod's interface, which sees frames sent on AF_PACKET
-// sockets that never pass the inet hooks. Its counters live in this table.
+// The table `netdev egress_fence` (DESIGN.md "Raw frames"): one base chain
+// per fenced attachment, on the egress hook of its interface, which sees
+// frames sent on AF_PACKET sockets that never pass the inet hooks. Its
+// counters live in this table.
 struct NetdevTable {
-    std::string device;  // the pod's interface (CNI_IFNAME)
     std::vector<Counter> counters;
-    Chain chain;  // base chain, hook egress
+    std::vector<Chain> chains;  // base chains, hook egress, one device each
     bool operator==(const NetdevTable&) const = default;
 };
 

@@ -188,8 +188,38 @@ const char* hook_name(Hook h) {
         case Hook::output: return "output";
         case Hook::forward: return "forward";
         case Hook::egress: return "egress";
+        case Hook::prerouting: return "prerouting";
     }
     return "?";
+}
+
+// nft's name for one ICMPv6 type (it prints a range as numbers).
+std::string icmpv6_type_text(uint8_t lo, uint8_t hi) {
+    static const std::pair<uint8_t, const char*> names[] = {
+        {1, "destination-unreachable"}, {2, "packet-too-big"},       {3, "time-exceeded"},
+        {4, "parameter-problem"},       {128, "echo-request"},       {129, "echo-reply"},
+        {130, "mld-listener-query"},    {131, "mld-listener-report"}, {132, "mld-listener-done"},
+        {133, "nd-router-solicit"},     {134, "nd-router-advert"},   {135, "nd-neighbor-solicit"},
+        {136, "nd-neighbor-advert"},    {137, "nd-redirect"},        {138, "router-renumbering"},
+        {141, "ind-neighbor-solicit"},  {142, "ind-neighbor-advert"}, {143, "mld2-listener-report"}};
+    if (lo == hi)
+        for (auto [type, name] : names)
+            if (type == lo) return name;
+    return range_text(lo, hi);
+}
+
+std::string hex32(uint32_t v) {
+    char buf[16];
+    // Cannot truncate: "0x" and 8 hex digits.
+    (void)std::snprintf(buf, sizeof buf, "0x%08x", v);
+    return buf;
+}
+
+std::string ip6_prefix_text(const Ip6AddrPrefix& p) {
+    std::string out = p.source ? "ip6 saddr " : "ip6 daddr ";
+    out += addr_text(p.addr);
+    if (p.len != 128) out.append("/").append(std::to_string(p.len));
+    return out;
 }
 
 std::string priority_text(int32_t p) {
@@ -247,9 +277,23 @@ std::string to_nft_text(const Stmt& s) {
     return std::visit(
         overloaded{
             [](const OifnameEq& x) { return "oifname \"" + x.name + "\""; },
+            [](const OifnameNe& x) { return "oifname != \"" + x.name + "\""; },
+            [](const IifnameNe& x) { return "iifname != \"" + x.name + "\""; },
+            [](const SkuidAny&) { return std::string("meta skuid 0-4294967295"); },
+            [](const FibSaddrNotLocal&) { return std::string("fib saddr type != local"); },
+            [](const FibSaddrIifOif& x) { return std::string("fib saddr . iif oif ") + (x.exists ? "exists" : "missing"); },
+            [](const CtDirectionEq& x) {
+                return std::string("ct direction ") + (x.dir == CtDir::reply ? "reply" : "original");
+            },
+            [](const CtMarkHas& x) { return "ct mark & " + hex32(x.bits) + " == " + hex32(x.bits); },
+            [](const CtMarkOr& x) { return "ct mark set ct mark | " + hex32(x.bits); },
+            [](const Goto& x) { return "goto " + x.chain; },
+            [](const Ip6HopLimitEq& x) { return "ip6 hoplimit " + std::to_string(x.value); },
+            [](const Ip6AddrPrefix& x) { return ip6_prefix_text(x); },
+            [](const SaddrInSet& x) { return std::string(family_prefix(x.family)) + " saddr @" + x.set; },
             [](const L4ProtoEq& x) { return "meta l4proto " + proto_name(x.proto); },
             [](const CtStateIn& x) { return "ct state " + ct_state_text(x.bits); },
-            [](const Icmpv6TypeRange& x) { return "icmpv6 type " + range_text(x.lo, x.hi); },
+            [](const Icmpv6TypeRange& x) { return "icmpv6 type " + icmpv6_type_text(x.lo, x.hi); },
             [](const SkuidInSet& x) { return "meta skuid @" + x.set; },
             // nft writes `==` between a masked address and the set.
             [](const DaddrInSet& x) {
@@ -305,9 +349,9 @@ std::string to_nft_text(const Set& set, const Element& e) {
 namespace {
 
 // One table's body, as nft lists it: counters, sets, chains, a blank line
-// between any two of them. `device` names the hook's device (netdev only).
+// between any two of them.
 void write_table(TextOut& o, const char* family, const std::vector<Counter>& counters, const std::vector<Set>& sets,
-                 const std::vector<Chain>& chains, const std::string& device, bool counter_values) {
+                 const std::vector<Chain>& chains, bool counter_values) {
     o << "table " << family << " " << kTableName << " {\n";
     bool first = true;
     auto separate = [&] {
@@ -342,7 +386,7 @@ void write_table(TextOut& o, const char* family, const std::vector<Counter>& cou
         o << "\tchain " << c.name << " {\n";
         if (c.base) {
             o << "\t\ttype filter hook " << hook_name(c.base->hook);
-            if (c.base->hook == Hook::egress) o << " device \"" << device << "\"";
+            if (c.base->hook == Hook::egress) o << " device \"" << c.base->device << "\"";
             o << " priority " << priority_text(c.base->priority) << "; policy "
               << (c.base->policy == Policy::drop ? "drop" : "accept") << ";\n";
         }
@@ -360,13 +404,8 @@ void write_nft_text(TextOut& o, const Ruleset& rs, bool with_metadata, bool coun
         o << "# egress-fence " << m.plugin_version << " profile=" << m.profile << " pod=" << m.pod_namespace << "/"
           << m.pod_name << " container=" << m.container_id << " digest=" << m.digest << "\n";
     }
-    write_table(o, "inet", rs.counters, rs.sets, rs.chains, "", counter_values);
-    if (rs.netdev) {
-        // The netdev table has no sets and one chain of a few rules.
-        const Chain* chain = &rs.netdev->chain;
-        write_table(o, "netdev", rs.netdev->counters, {}, std::vector<Chain>(chain, chain + 1), rs.netdev->device,
-                    counter_values);
-    }
+    write_table(o, "inet", rs.counters, rs.sets, rs.chains, counter_values);
+    if (rs.netdev) write_table(o, "netdev", rs.netdev->counters, {}, rs.netdev->chains, counter_values);
 }
 
 std::string to_nft_text(const Ruleset& rs, bool with_metadata) {

@@ -39,7 +39,7 @@ std::vector<std::string> list_netns(const std::vector<std::string>& dirs) {
 }
 
 std::optional<fence::Ruleset> expected_for(const fence::Metadata& meta, const config::PluginConfig& cfg,
-                                           const std::string& device) {
+                                           const std::vector<fence::Attachment>& attachments) {
     auto it = cfg.profiles.find(meta.profile);
     if (it == cfg.profiles.end()) return std::nullopt;
     config::Profile profile = it->second;
@@ -53,17 +53,19 @@ std::optional<fence::Ruleset> expected_for(const fence::Metadata& meta, const co
         profile.annotated_uid = uid;
     }
     config::Pod pod{meta.pod_namespace, meta.pod_name, meta.container_id, "", {}};
-    return fence::compile(profile, pod, device);
+    return fence::compile(profile, pod, attachments);
 }
 
-std::string fence_device(const fence::Ruleset& actual) {
-    return actual.netdev && !actual.netdev->device.empty() ? actual.netdev->device : fence::kDefaultDevice;
+std::vector<fence::Attachment> fence_attachments(const fence::Ruleset& actual) {
+    auto attachments = fence::attachments_of(actual);
+    if (attachments.empty()) attachments.push_back({fence::kDefaultDevice, {}});
+    return attachments;
 }
 
 PodFence assess(std::string netns, fence::Ruleset actual, const config::PluginConfig* cfg) {
     PodFence p{std::move(netns), std::move(actual), Match::no_config, {}};
     if (!cfg) return p;
-    auto expected = expected_for(p.actual.meta, *cfg, fence_device(p.actual));
+    auto expected = expected_for(p.actual.meta, *cfg, fence_attachments(p.actual));
     if (!expected) {
         p.match = Match::profile_unknown;
         p.differences = {"profile \"" + p.actual.meta.profile + "\" is not in the current config"};
@@ -114,9 +116,11 @@ const CounterColumn kColumns[] = {{fence::kCounterExempt, "EXEMPT"},
                                   {fence::kCounterTcpRefused, "TCP-REFUSED"},
                                   {fence::kCounterUdpRefused, "UDP-REFUSED"},
                                   {fence::kCounterOtherDropped, "OTHER-DROPPED"},
+                                  {fence::kCounterSpoofedDropped, "SPOOFED"},
                                   {fence::kCounterWouldRefuseTcp, "AUDIT-TCP"},
                                   {fence::kCounterWouldRefuseUdp, "AUDIT-UDP"},
                                   {fence::kCounterWouldDropOther, "AUDIT-OTHER"},
+                                  {fence::kCounterWouldDropSpoofed, "AUDIT-SPOOFED"},
                                   {fence::kCounterRawDropped, "RAW-DROPPED"},
                                   {fence::kCounterWouldDropRaw, "AUDIT-RAW"}};
 

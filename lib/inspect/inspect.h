@@ -33,14 +33,15 @@ std::vector<std::string> list_netns(const std::vector<std::string>& dirs);
 
 // What the current config demands of a table carrying `meta`: its recorded
 // profile, from `cfg`, for the pod the metadata names (with the exempt UID
-// its annotation gave at ADD), with the raw-frame chain on `device`.
-// nullopt when the profile is no longer in cfg.
+// its annotation gave at ADD), for `attachments`. nullopt when the profile is
+// no longer in cfg.
 std::optional<fence::Ruleset> expected_for(const fence::Metadata& meta, const config::PluginConfig& cfg,
-                                           const std::string& device = fence::kDefaultDevice);
+                                           const std::vector<fence::Attachment>& attachments);
 
-// The interface a fence's raw-frame chain hooks, as read back; outside a CNI
-// call CNI_IFNAME is unknown, so without a netdev table: kDefaultDevice.
-std::string fence_device(const fence::Ruleset& actual);
+// The attachments a fence covers, as read back (their interfaces and on-link
+// prefixes); outside a CNI call prevResult is unknown, so this is what the
+// table says. Without a netdev table: one on kDefaultDevice.
+std::vector<fence::Attachment> fence_attachments(const fence::Ruleset& actual);
 
 // Compares `actual` with expected_for(actual.meta, *cfg) (cfg may be null).
 PodFence assess(std::string netns, fence::Ruleset actual, const config::PluginConfig* cfg);

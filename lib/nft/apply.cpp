@@ -296,10 +296,11 @@ bool send_fence(Socket& s, const fence::Ruleset& rs, BatchMode mode, bool inject
         }
     }
     std::string hint;
-    if (what.starts_with("chain egress of table netdev") && e.error == EOPNOTSUPP)
-        hint = "; this kernel has no netdev egress hook (needs Linux 5.16+ with CONFIG_NETFILTER_EGRESS)";
-    if (what.starts_with("chain egress of table netdev") && e.error == ENOENT)
-        hint = "; CNI_IFNAME names no interface in the pod's netns";
+    if (what.starts_with("chain egress_") && what.find("of table netdev") != std::string::npos) {
+        if (e.error == EOPNOTSUPP)
+            hint = "; this kernel has no netdev egress hook (needs Linux 5.16+ with CONFIG_NETFILTER_EGRESS)";
+        if (e.error == ENOENT) hint = "; CNI_IFNAME names no interface in the pod's netns";
+    }
     throw cni::Error(cni::kNftRejected,
                      "nf_tables rejected the fence: " + std::string(std::strerror(e.error)) + " while adding " + what,
                      "errno " + std::to_string(e.error) + (e.message.empty() ? "" : "; kernel: " + e.message) + hint);
@@ -316,26 +317,51 @@ void verify_on(Socket& s, const fence::Ruleset& rs) {
 
 }  // namespace
 
-void apply_ruleset(const fence::Ruleset& rs) {
-    Socket s;
+namespace {
+
+bool inject_failure() {
     const char* fail_env = std::getenv("EF_TEST_FAIL_BATCH");
-    bool inject = fail_env && std::strcmp(fail_env, "1") == 0;
-    // Test-only: the batch leaves out one element of the largest set, as a
-    // kernel that silently lost one would, so the read-back must catch it.
+    return fail_env && std::strcmp(fail_env, "1") == 0;
+}
+
+// Test-only (EF_TEST_DROP_ELEMENT=1): `rs` with one element of its largest
+// set left out, the batch a kernel that silently lost one would have taken,
+// so the read-back must catch it; nullopt otherwise.
+std::optional<fence::Ruleset> one_element_short(const fence::Ruleset& rs) {
     const char* drop_env = std::getenv("EF_TEST_DROP_ELEMENT");
-    std::optional<fence::Ruleset> short_one;
-    if (drop_env && std::strcmp(drop_env, "1") == 0) {
-        short_one = rs;
-        auto largest =
-            std::max_element(short_one->sets.begin(), short_one->sets.end(),
-                             [](const fence::Set& a, const fence::Set& b) { return a.elements.size() < b.elements.size(); });
-        if (largest != short_one->sets.end() && !largest->elements.empty()) largest->elements.pop_back();
-    }
+    if (!drop_env || std::strcmp(drop_env, "1") != 0) return std::nullopt;
+    fence::Ruleset short_one = rs;
+    auto largest =
+        std::max_element(short_one.sets.begin(), short_one.sets.end(),
+                         [](const fence::Set& a, const fence::Set& b) { return a.elements.size() < b.elements.size(); });
+    if (largest != short_one.sets.end() && !largest->elements.empty()) largest->elements.pop_back();
+    return short_one;
+}
+
+}  // namespace
+
+void apply_ruleset(const fence::Ruleset& rs, const Merge& merge) {
+    Socket s;
+    bool inject = inject_failure();
+    const std::optional<fence::Ruleset> short_one = one_element_short(rs);
     const fence::Ruleset& sent = short_one ? *short_one : rs;
     // A fresh pod has no fence yet: creating it frees nothing in the kernel,
     // so this process does not wait for a grace period when it closes the
     // socket. Either batch is one transaction.
-    if (!send_fence(s, sent, BatchMode::create, inject)) send_fence(s, sent, BatchMode::replace, inject);
+    if (send_fence(s, sent, BatchMode::create, inject)) return verify_on(s, rs);
+    if (!merge) {
+        send_fence(s, sent, BatchMode::replace, inject);
+        return verify_on(s, rs);
+    }
+    std::optional<fence::Ruleset> existing = read_on(s, nullptr, Purpose::read).rs;
+    fence::Ruleset merged = existing ? merge(*existing) : rs;
+    send_fence(s, merged, BatchMode::replace, inject);
+    verify_on(s, merged);
+}
+
+void replace_ruleset(const fence::Ruleset& rs) {
+    Socket s;
+    send_fence(s, rs, BatchMode::replace, inject_failure());
     verify_on(s, rs);
 }
 

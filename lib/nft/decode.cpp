@@ -17,6 +17,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <net/if.h>
+#include <linux/rtnetlink.h>
 #include <net/if_arp.h>
 
 #include <endian.h>
@@ -151,7 +152,23 @@ struct Match {
     // A lookup whose expressions only fit one kind of set: nft converts the
     // protocol for an interval set, not for a hash set. -1: any set.
     int interval_set = -1;
+    // The family check this statement carried (nft sends it once per rule).
+    uint8_t nfproto = 0;
 };
+
+// What the rule's earlier statements established.
+struct Ctx {
+    uint8_t nfproto = 0;  // the family already checked, 0: none
+};
+
+// The family dependency at x[i]: how many expressions it takes (2 for the
+// check itself, 0 when an earlier statement of the rule made it), or
+// kNoDep when neither.
+constexpr size_t kNoDep = ~size_t{0};
+size_t dep(const Exprs& x, size_t i, uint8_t proto, const Ctx& c) {
+    if (nfproto_is(x, i, proto)) return 2;
+    return c.nfproto == proto ? 0 : kNoDep;
+}
 
 Match oifname(const Exprs& x, size_t i) {
     if (i + 1 >= x.size() || !meta_load(x[i], NFT_META_OIFNAME, NFT_REG_1)) return {};
@@ -162,6 +179,102 @@ Match oifname(const Exprs& x, size_t i) {
     for (size_t k = n; k < IFNAMSIZ; ++k)
         if (d[k]) return {};
     return {2, fence::OifnameEq{std::string(reinterpret_cast<const char*>(d), n)}};
+}
+
+// `oifname != "x"` / `iifname != "x"`
+Match ifname_ne(const Exprs& x, size_t i) {
+    for (uint32_t key : {NFT_META_OIFNAME, NFT_META_IIFNAME}) {
+        if (i + 1 >= x.size() || !meta_load(x[i], key, NFT_REG_1)) continue;
+        const uint8_t* d = cmp_data(x[i + 1], NFT_CMP_NEQ, IFNAMSIZ);
+        if (!d) return {};
+        size_t n = strnlen(reinterpret_cast<const char*>(d), IFNAMSIZ);
+        if (n == IFNAMSIZ) return {};
+        for (size_t k = n; k < IFNAMSIZ; ++k)
+            if (d[k]) return {};
+        std::string name(reinterpret_cast<const char*>(d), n);
+        if (key == NFT_META_OIFNAME) return {2, fence::OifnameNe{name}};
+        return {2, fence::IifnameNe{name}};
+    }
+    return {};
+}
+
+// `meta skuid 0-4294967295`
+Match skuid_any(const Exprs& x, size_t i) {
+    if (i + 3 >= x.size() || !meta_load(x[i], NFT_META_SKUID, NFT_REG_1) || !hton(x[i + 1], NFT_REG_1, 4, 4))
+        return {};
+    const uint8_t* lo = cmp_data(x[i + 2], NFT_CMP_GTE, 4);
+    const uint8_t* hi = cmp_data(x[i + 3], NFT_CMP_LTE, 4);
+    static constexpr uint8_t kZero[4] = {0, 0, 0, 0}, kOnes[4] = {0xff, 0xff, 0xff, 0xff};
+    if (!lo || !hi || std::memcmp(lo, kZero, 4) != 0 || std::memcmp(hi, kOnes, 4) != 0) return {};
+    return {4, fence::SkuidAny{}};
+}
+
+bool fib_is(const Expr& e, uint32_t flags, uint32_t result) {
+    const Attrs& a = e.data;
+    return e.name == "fib" && u32_is(a, NFTA_FIB_DREG, NFT_REG_1) && u32_is(a, NFTA_FIB_RESULT, result) &&
+           u32_is(a, NFTA_FIB_FLAGS, flags);
+}
+
+// `fib saddr type != local`, `fib saddr . iif oif exists|missing`
+Match fib(const Exprs& x, size_t i) {
+    if (i + 1 >= x.size()) return {};
+    if (fib_is(x[i], NFTA_FIB_F_SADDR, NFT_FIB_RESULT_ADDRTYPE)) {
+        const uint8_t* d = cmp_data(x[i + 1], NFT_CMP_NEQ, 4);
+        uint32_t type = 0;
+        if (d) std::memcpy(&type, d, 4);  // host order, as nft sends it
+        if (!d || type != RTN_LOCAL) return {};
+        return {2, fence::FibSaddrNotLocal{}};
+    }
+    if (fib_is(x[i], NFTA_FIB_F_SADDR | NFTA_FIB_F_IIF | NFTA_FIB_F_PRESENT, NFT_FIB_RESULT_OIF)) {
+        const uint8_t* d = cmp_data(x[i + 1], NFT_CMP_EQ, 4);
+        uint32_t present = 2;
+        if (d) std::memcpy(&present, d, 4);  // host order
+        if (present > 1) return {};
+        return {2, fence::FibSaddrIifOif{present == 1}};
+    }
+    return {};
+}
+
+bool ct_load(const Expr& e, uint32_t key) {
+    return e.name == "ct" && u32_is(e.data, NFTA_CT_KEY, key) && u32_is(e.data, NFTA_CT_DREG, NFT_REG_1) &&
+           !e.data.has(NFTA_CT_DIRECTION) && !e.data.has(NFTA_CT_SREG);
+}
+
+// [bitwise reg 1 = (reg 1 & mask) ^ xor] on 4 bytes: mask and xor, host order.
+bool bitwise32(const Expr& e, uint32_t& mask, uint32_t& xr) {
+    const Attrs& b = e.data;
+    if (e.name != "bitwise" || !u32_is(b, NFTA_BITWISE_SREG, NFT_REG_1) || !u32_is(b, NFTA_BITWISE_DREG, NFT_REG_1) ||
+        !u32_is(b, NFTA_BITWISE_LEN, 4) || !u32_is_or_unset(b, NFTA_BITWISE_OP, NFT_BITWISE_BOOL))
+        return false;
+    auto m = b.value(NFTA_BITWISE_MASK);
+    auto v = b.value(NFTA_BITWISE_XOR);
+    if (!m || m->size() != 4 || !v || v->size() != 4) return false;
+    std::memcpy(&mask, m->data(), 4);
+    std::memcpy(&xr, v->data(), 4);
+    return true;
+}
+
+// `ct direction original|reply`, `ct mark & M == M`, `ct mark set ct mark | M`
+Match ct_other(const Exprs& x, size_t i) {
+    if (i + 1 >= x.size()) return {};
+    if (ct_load(x[i], NFT_CT_DIRECTION)) {
+        const uint8_t* d = cmp_data(x[i + 1], NFT_CMP_EQ, 1);
+        if (!d || *d > 1) return {};
+        return {2, fence::CtDirectionEq{*d == 1 ? fence::CtDir::reply : fence::CtDir::original}};
+    }
+    uint32_t mask = 0, xr = 0;
+    if (i + 2 >= x.size() || !ct_load(x[i], NFT_CT_MARK) || !bitwise32(x[i + 1], mask, xr)) return {};
+    if (const uint8_t* d = cmp_data(x[i + 2], NFT_CMP_EQ, 4)) {
+        uint32_t want = 0;
+        std::memcpy(&want, d, 4);
+        if (xr != 0 || want != mask || mask == 0) return {};
+        return {3, fence::CtMarkHas{mask}};
+    }
+    const Attrs& set = x[i + 2].data;
+    if (x[i + 2].name != "ct" || !u32_is(set, NFTA_CT_KEY, NFT_CT_MARK) || !u32_is(set, NFTA_CT_SREG, NFT_REG_1) ||
+        set.has(NFTA_CT_DREG) || set.has(NFTA_CT_DIRECTION) || xr == 0 || mask != ~xr)
+        return {};
+    return {3, fence::CtMarkOr{xr}};
 }
 
 Match l4proto(const Exprs& x, size_t i) {
@@ -191,15 +304,22 @@ Match ct_state(const Exprs& x, size_t i) {
     return {3, fence::CtStateIn{bits}};
 }
 
-Match icmpv6_type(const Exprs& x, size_t i) {
-    if (i + 6 >= x.size() || !nfproto_is(x, i, NFPROTO_IPV6) || !meta_load(x[i + 2], NFT_META_L4PROTO, NFT_REG_1) ||
-        !cmp_u8_is(x[i + 3], NFT_CMP_EQ, IPPROTO_ICMPV6) ||
-        !payload_load(x[i + 4], NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1))
+// `icmpv6 type T` ([cmp eq]) or `icmpv6 type LO-HI` ([cmp gte] [cmp lte]).
+Match icmpv6_type(const Exprs& x, size_t i, const Ctx& c) {
+    size_t d = dep(x, i, NFPROTO_IPV6, c);
+    if (d == kNoDep) return {};
+    size_t k = i + d;
+    if (k + 3 >= x.size() || !meta_load(x[k], NFT_META_L4PROTO, NFT_REG_1) ||
+        !cmp_u8_is(x[k + 1], NFT_CMP_EQ, IPPROTO_ICMPV6) ||
+        !payload_load(x[k + 2], NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1))
         return {};
-    const uint8_t* lo = cmp_data(x[i + 5], NFT_CMP_GTE, 1);
-    const uint8_t* hi = cmp_data(x[i + 6], NFT_CMP_LTE, 1);
+    uint8_t proto = d ? NFPROTO_IPV6 : 0;
+    if (const uint8_t* eq = cmp_data(x[k + 3], NFT_CMP_EQ, 1)) return {k + 4 - i, fence::Icmpv6TypeRange{*eq, *eq}, -1, proto};
+    if (k + 4 >= x.size()) return {};
+    const uint8_t* lo = cmp_data(x[k + 3], NFT_CMP_GTE, 1);
+    const uint8_t* hi = cmp_data(x[k + 4], NFT_CMP_LTE, 1);
     if (!lo || !hi) return {};
-    return {7, fence::Icmpv6TypeRange{*lo, *hi}};
+    return {k + 5 - i, fence::Icmpv6TypeRange{*lo, *hi}, -1, proto};
 }
 
 Match skuid(const Exprs& x, size_t i) {
@@ -247,44 +367,45 @@ uint8_t address_mask(const Expr& e, uint32_t len) {
 
 // The destination address loaded into register 1, masked or not: how many
 // expressions that took (3, 4 with a mask; 0: not this), and the mask.
-size_t daddr_load(const Exprs& x, size_t i, const Layout& l, uint8_t& mask_len) {
+size_t daddr_load(const Exprs& x, size_t i, const Layout& l, uint8_t& mask_len, const Ctx& c) {
     mask_len = 0;
-    if (i + 2 >= x.size() || !nfproto_is(x, i, l.nfproto) ||
-        !payload_load(x[i + 2], NFT_PAYLOAD_NETWORK_HEADER, l.offset, l.len, NFT_REG_1))
+    size_t d = dep(x, i, l.nfproto, c);
+    if (d == kNoDep || i + d >= x.size() ||
+        !payload_load(x[i + d], NFT_PAYLOAD_NETWORK_HEADER, l.offset, l.len, NFT_REG_1))
         return 0;
-    if (i + 3 < x.size() && x[i + 3].name == "bitwise") {
-        mask_len = address_mask(x[i + 3], l.len);
-        return mask_len ? 4 : 0;
+    if (i + d + 1 < x.size() && x[i + d + 1].name == "bitwise") {
+        mask_len = address_mask(x[i + d + 1], l.len);
+        return mask_len ? d + 2 : 0;
     }
-    return 3;
+    return d + 1;
 }
 
-Match daddr_proto_port(const Exprs& x, size_t i) {
+Match daddr_proto_port(const Exprs& x, size_t i, const Ctx& c) {
     for (const Layout& l : kLayouts) {
         uint8_t mask_len = 0;
-        size_t n = daddr_load(x, i, l, mask_len);
+        size_t n = daddr_load(x, i, l, mask_len, c);
         if (!n || i + n + 2 >= x.size() || !meta_load(x[i + n], NFT_META_L4PROTO, l.proto_reg)) continue;
         size_t k = i + n + 1;
         bool converted = hton(x[k], l.proto_reg, 1, 2);
         if (converted) ++k;
         if (k + 1 >= x.size() || !payload_load(x[k], NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, l.port_reg)) continue;
         if (auto set = lookup_set(x[k + 1]))
-            return {k + 2 - i, fence::DaddrProtoPortInSet{l.family, *set, mask_len}, converted ? 1 : 0};
+            return {k + 2 - i, fence::DaddrProtoPortInSet{l.family, *set, mask_len}, converted ? 1 : 0, l.nfproto};
     }
     return {};
 }
 
-Match daddr_proto(const Exprs& x, size_t i) {
+Match daddr_proto(const Exprs& x, size_t i, const Ctx& c) {
     for (const Layout& l : kLayouts) {
         uint8_t mask_len = 0;
-        size_t n = daddr_load(x, i, l, mask_len);
+        size_t n = daddr_load(x, i, l, mask_len, c);
         if (!n || i + n + 1 >= x.size() || !meta_load(x[i + n], NFT_META_L4PROTO, l.proto_reg)) continue;
         size_t k = i + n + 1;
         bool converted = hton(x[k], l.proto_reg, 1, 2);
         if (converted) ++k;
         if (k >= x.size()) continue;
         if (auto set = lookup_set(x[k]))
-            return {k + 1 - i, fence::DaddrProtoInSet{l.family, *set, mask_len}, converted ? 1 : 0};
+            return {k + 1 - i, fence::DaddrProtoInSet{l.family, *set, mask_len}, converted ? 1 : 0, l.nfproto};
     }
     return {};
 }
@@ -301,12 +422,62 @@ Match th_dport(const Exprs& x, size_t i) {
     return {3, fence::ThDportRange{be16(lo), be16(hi)}};
 }
 
-Match daddr(const Exprs& x, size_t i) {
+Match daddr(const Exprs& x, size_t i, const Ctx& c) {
     for (const Layout& l : kLayouts) {
         uint8_t mask_len = 0;
-        size_t n = daddr_load(x, i, l, mask_len);
+        size_t n = daddr_load(x, i, l, mask_len, c);
         if (!n || i + n >= x.size()) continue;
-        if (auto set = lookup_set(x[i + n])) return {n + 1, fence::DaddrInSet{l.family, *set, mask_len}};
+        if (auto set = lookup_set(x[i + n])) return {n + 1, fence::DaddrInSet{l.family, *set, mask_len}, -1, l.nfproto};
+    }
+    return {};
+}
+
+// `ip saddr @set` / `ip6 saddr @set`
+Match saddr_in_set(const Exprs& x, size_t i, const Ctx& c) {
+    for (const Layout& l : kLayouts) {
+        size_t d = dep(x, i, l.nfproto, c);
+        uint32_t offset = l.family == fence::IpFamily::ipv4 ? 12 : 8;
+        if (d == kNoDep || i + d + 1 >= x.size() ||
+            !payload_load(x[i + d], NFT_PAYLOAD_NETWORK_HEADER, offset, l.len, NFT_REG_1))
+            continue;
+        if (auto set = lookup_set(x[i + d + 1])) return {d + 2, fence::SaddrInSet{l.family, *set}, -1, l.nfproto};
+    }
+    return {};
+}
+
+// `ip6 hoplimit N`
+Match ip6_hoplimit(const Exprs& x, size_t i, const Ctx& c) {
+    size_t d = dep(x, i, NFPROTO_IPV6, c);
+    if (d == kNoDep || i + d + 1 >= x.size() || !payload_load(x[i + d], NFT_PAYLOAD_NETWORK_HEADER, 7, 1, NFT_REG_1))
+        return {};
+    const uint8_t* v = cmp_data(x[i + d + 1], NFT_CMP_EQ, 1);
+    if (!v) return {};
+    return {d + 2, fence::Ip6HopLimitEq{*v}, -1, NFPROTO_IPV6};
+}
+
+// `ip6 saddr/daddr PREFIX`: the prefix's whole bytes compared, or the address
+// masked and compared (what encode.cpp sends for each length).
+Match ip6_prefix(const Exprs& x, size_t i, const Ctx& c) {
+    size_t d = dep(x, i, NFPROTO_IPV6, c);
+    if (d == kNoDep || i + d + 1 >= x.size() || x[i + d].name != "payload") return {};
+    for (bool source : {false, true}) {
+        uint32_t offset = source ? 8 : 24;
+        for (uint32_t len = 1; len <= 16; ++len) {
+            if (!payload_load(x[i + d], NFT_PAYLOAD_NETWORK_HEADER, offset, len, NFT_REG_1)) continue;
+            size_t k = i + d + 1;
+            uint8_t bits = static_cast<uint8_t>(len * 8);
+            if (len == 16 && x[k].name == "bitwise") {
+                bits = address_mask(x[k], 16);
+                if (bits == 0 || bits % 8 == 0 || ++k >= x.size()) return {};
+            }
+            const uint8_t* v = cmp_data(x[k], NFT_CMP_EQ, len);
+            if (!v) return {};
+            fence::Bytes addr(16);
+            std::memcpy(addr.data(), v, len);
+            for (size_t bit = bits; bit < 128; ++bit)
+                if (addr[bit / 8] & (0x80 >> (bit % 8))) return {};  // host bits: not a prefix
+            return {k + 1 - i, fence::Ip6AddrPrefix{source, addr, bits}, -1, NFPROTO_IPV6};
+        }
     }
     return {};
 }
@@ -350,7 +521,12 @@ Match verdict(const Exprs& x, size_t i) {
     const Attrs& a = x[i].data;
     if (x[i].name != "immediate" || !u32_is(a, NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT)) return {};
     Attrs v = a.nested(NFTA_IMMEDIATE_DATA).nested(NFTA_DATA_VERDICT);
-    if (v.has(NFTA_VERDICT_CHAIN) || v.has(NFTA_VERDICT_CHAIN_ID)) return {};
+    if (v.has(NFTA_VERDICT_CHAIN_ID)) return {};
+    if (v.has(NFTA_VERDICT_CHAIN)) {
+        auto chain = v.str(NFTA_VERDICT_CHAIN);
+        if (!chain || !u32_is(v, NFTA_VERDICT_CODE, static_cast<uint32_t>(NFT_GOTO))) return {};
+        return {1, fence::Goto{*chain}};
+    }
     if (u32_is(v, NFTA_VERDICT_CODE, NF_ACCEPT)) return {1, fence::Verdict{fence::VerdictKind::accept}};
     if (u32_is(v, NFTA_VERDICT_CODE, NF_DROP)) return {1, fence::Verdict{fence::VerdictKind::drop}};
     return {};
@@ -430,22 +606,50 @@ bool fits(const Match& m, const SetKinds& kinds) {
     return it == kinds.end() || it->second == (m.interval_set == 1);
 }
 
+template <Match (*F)(const Exprs&, size_t)>
+Match without_ctx(const Exprs& x, size_t i, const Ctx&) {
+    return F(x, i);
+}
+
 std::vector<fence::Stmt> statements(const Exprs& x, const SetKinds& kinds) {
-    using Matcher = Match (*)(const Exprs&, size_t);
+    using Matcher = Match (*)(const Exprs&, size_t, const Ctx&);
     // Longer patterns first: they share prefixes with shorter ones.
-    static const Matcher matchers[] = {icmpv6_type, daddr_proto_port, daddr_proto, daddr,       skuid,     ct_state,
-                                       oifname,     l4proto,          th_dport,    counter_ref, limit,     log,
-                                       verdict,     reject,           ether_type,  secmark_set, secmark_eq};
+    static const Matcher matchers[] = {icmpv6_type,
+                                       daddr_proto_port,
+                                       daddr_proto,
+                                       daddr,
+                                       saddr_in_set,
+                                       ip6_hoplimit,
+                                       ip6_prefix,
+                                       without_ctx<skuid_any>,
+                                       without_ctx<skuid>,
+                                       without_ctx<ct_state>,
+                                       without_ctx<ct_other>,
+                                       without_ctx<fib>,
+                                       without_ctx<oifname>,
+                                       without_ctx<ifname_ne>,
+                                       without_ctx<l4proto>,
+                                       without_ctx<th_dport>,
+                                       without_ctx<counter_ref>,
+                                       without_ctx<limit>,
+                                       without_ctx<log>,
+                                       without_ctx<verdict>,
+                                       without_ctx<reject>,
+                                       without_ctx<ether_type>,
+                                       without_ctx<secmark_set>,
+                                       without_ctx<secmark_eq>};
     std::vector<fence::Stmt> out;
+    Ctx ctx;
     for (size_t i = 0; i < x.size();) {
         Match m;
         for (Matcher f : matchers) {
-            m = f(x, i);
+            m = f(x, i, ctx);
             if (m.taken && fits(m, kinds)) break;
             m = Match{};
         }
         if (m.taken) {
             out.push_back(std::move(m.stmt));
+            if (m.nfproto) ctx.nfproto = m.nfproto;
             i += m.taken;
             continue;
         }
@@ -480,8 +684,9 @@ fence::Chain to_chain(const std::string& name, const Attrs& a) {
     auto prio = hook_attrs.u32(NFTA_HOOK_PRIORITY);
     auto type = a.str(NFTA_CHAIN_TYPE);
     uint32_t policy = a.u32(NFTA_CHAIN_POLICY).value_or(NF_ACCEPT);
-    bool known = hook && prio && (*hook == NF_INET_LOCAL_OUT || *hook == NF_INET_FORWARD) && type == "filter" &&
-                 (policy == NF_ACCEPT || policy == NF_DROP);
+    bool known = hook && prio &&
+                 (*hook == NF_INET_LOCAL_OUT || *hook == NF_INET_FORWARD || *hook == NF_INET_PRE_ROUTING) &&
+                 type == "filter" && (policy == NF_ACCEPT || policy == NF_DROP);
     if (!known) {
         // Not a shape the fence builds; keep it visible to any comparison.
         ch.rules.push_back(
@@ -489,9 +694,11 @@ fence::Chain to_chain(const std::string& name, const Attrs& a) {
                                   " policy " + std::to_string(policy)}}});
         return ch;
     }
-    ch.base = fence::BaseHook{*hook == NF_INET_LOCAL_OUT ? fence::Hook::output : fence::Hook::forward,
-                              static_cast<int32_t>(*prio),
-                              policy == NF_ACCEPT ? fence::Policy::accept : fence::Policy::drop};
+    fence::Hook h = *hook == NF_INET_LOCAL_OUT ? fence::Hook::output
+                    : *hook == NF_INET_FORWARD ? fence::Hook::forward
+                                               : fence::Hook::prerouting;
+    ch.base = fence::BaseHook{h, static_cast<int32_t>(*prio),
+                              policy == NF_ACCEPT ? fence::Policy::accept : fence::Policy::drop, ""};
     return ch;
 }
 
@@ -528,10 +735,8 @@ class Decoder {
 
     fence::Ruleset rs_;
     uint32_t table_flags_ = 0;
-    // The netdev table: the first chain is the model's; anything else in it
-    // (more chains, their rules) becomes Unrecognized rules of that chain.
-    std::vector<fence::Chain> netdev_chains_;
     uint32_t netdev_flags_ = 0;
+    std::vector<fence::Chain> no_chains_;
     std::map<std::string, ElementReader, std::less<>> readers_;
     SetKinds set_kinds_;
     // One per set, in the order of rs_.sets.
@@ -717,7 +922,7 @@ void Decoder::rule(const nlmsghdr* nlh) {
 
 // The hook of a chain in table netdev egress_fence: the egress hook of one
 // device, or an Unrecognized rule saying what it is instead.
-fence::Chain to_netdev_chain(const std::string& name, const Attrs& a, std::string& device) {
+fence::Chain to_netdev_chain(const std::string& name, const Attrs& a) {
     fence::Chain ch{name, std::nullopt, {}};
     if (!a.has(NFTA_CHAIN_HOOK)) return ch;
     Attrs h = a.nested(NFTA_CHAIN_HOOK);
@@ -727,9 +932,8 @@ fence::Chain to_netdev_chain(const std::string& name, const Attrs& a, std::strin
     auto type = a.str(NFTA_CHAIN_TYPE);
     uint32_t policy = a.u32(NFTA_CHAIN_POLICY).value_or(NF_ACCEPT);
     if (hook == NF_NETDEV_EGRESS && prio && dev && type == "filter" && (policy == NF_ACCEPT || policy == NF_DROP)) {
-        device = *dev;
         ch.base = fence::BaseHook{fence::Hook::egress, static_cast<int32_t>(*prio),
-                                  policy == NF_ACCEPT ? fence::Policy::accept : fence::Policy::drop};
+                                  policy == NF_ACCEPT ? fence::Policy::accept : fence::Policy::drop, *dev};
         return ch;
     }
     ch.rules.push_back({{fence::Unrecognized{"netdev base chain type " + type.value_or("?") + " hook " +
@@ -744,13 +948,11 @@ void Decoder::netdev_message(const nlmsghdr* nlh, uint16_t type) {
         case NFT_MSG_NEWTABLE:
             if (a.str(NFTA_TABLE_NAME) != fence::kTableName) return;
             rs_.netdev = fence::NetdevTable{};
-            netdev_chains_.clear();
             netdev_flags_ = a.u32(NFTA_TABLE_FLAGS).value_or(0);
             return;
         case NFT_MSG_DELTABLE:
             if (a.str(NFTA_TABLE_NAME) != fence::kTableName) return;
             rs_.netdev.reset();
-            netdev_chains_.clear();
             return;
         case NFT_MSG_NEWOBJ: {
             auto name = a.str(NFTA_OBJ_NAME);
@@ -767,16 +969,14 @@ void Decoder::netdev_message(const nlmsghdr* nlh, uint16_t type) {
             if (a.str(NFTA_CHAIN_TABLE) != fence::kTableName) return;
             if (!name) malformed("chain without a name");
             if (!rs_.netdev) malformed("chain of table netdev egress_fence before the table");
-            std::string device;
-            netdev_chains_.push_back(to_netdev_chain(*name, a, device));
-            if (netdev_chains_.size() == 1) rs_.netdev->device = device;
+            rs_.netdev->chains.push_back(to_netdev_chain(*name, a));
             return;
         }
         case NFT_MSG_NEWRULE: {
             auto chain = a.str(NFTA_RULE_CHAIN);
             if (a.str(NFTA_RULE_TABLE) != fence::kTableName) return;
             if (!chain) malformed("rule without a chain");
-            for (auto& c : netdev_chains_)
+            for (auto& c : rs_.netdev ? rs_.netdev->chains : no_chains_)
                 if (c.name == *chain) {
                     c.rules.push_back({statements(expressions(a), {})});
                     return;
@@ -798,22 +998,11 @@ fence::Ruleset Decoder::finish() {
         if (it == readers_.end()) continue;
         s.elements = it->second.finish();  // canonical order
     }
-    if (rs_.netdev) {
-        fence::NetdevTable& nd = *rs_.netdev;
-        for (size_t k = 0; k < netdev_chains_.size(); ++k) {
-            if (k == 0) {
-                nd.chain = std::move(netdev_chains_[0]);
-                continue;
-            }
-            const fence::Chain& extra = netdev_chains_[k];
-            nd.chain.rules.push_back({{fence::Unrecognized{"another chain " + extra.name + " in table netdev (" +
-                                                           std::to_string(extra.rules.size()) + " rules)"}}});
-        }
-        if (netdev_flags_ && nd.chain.base)
-            nd.chain.rules.insert(nd.chain.rules.begin(),
-                                  {{fence::Unrecognized{"table flags " + std::to_string(netdev_flags_) +
-                                                        " (dormant: chains not evaluated)"}}});
-    }
+    if (rs_.netdev && netdev_flags_)
+        for (auto& c : rs_.netdev->chains)
+            if (c.base)
+                c.rules.insert(c.rules.begin(), {{fence::Unrecognized{"table flags " + std::to_string(netdev_flags_) +
+                                                                      " (dormant: chains not evaluated)"}}});
     // A dormant table evaluates nothing: make that impossible to miss.
     if (table_flags_)
         for (auto& c : rs_.chains)

@@ -11,6 +11,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <net/if.h>
+#include <linux/rtnetlink.h>
 #include <net/if_arp.h>
 
 #include "cni/error.h"
@@ -85,9 +86,36 @@ class ExprSink {
         // The set is created in the same transaction: the kernel finds it by id.
         if (auto it = ids.find(set); it != ids.end()) nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, it->second.id);
     }
+    // nft's dependency for a match on the IPv4 or IPv6 header: emitted once
+    // per rule for each family, before the first such match (`icmpv6 type
+    // 135 ip6 hoplimit 255` checks the family once).
     void nfproto(uint8_t proto) {
+        if (nfproto_ == proto) return;
+        nfproto_ = proto;
         meta(NFT_META_NFPROTO, NFT_REG_1);
         cmp_u8(NFT_CMP_EQ, proto);
+    }
+    void ct(uint32_t key) {
+        nftnl_expr* e = add("ct");
+        nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+    }
+    // [bitwise reg 1 = (reg 1 & mask) ^ xor] on `len` bytes; nft names the
+    // operation for a masked address, not for flags and marks.
+    void bitwise(const void* mask, const void* xr, uint32_t len, bool with_op = false) {
+        nftnl_expr* bw = add("bitwise");
+        nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+        nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+        if (with_op) nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_OP, NFT_BITWISE_BOOL);
+        nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_LEN, len);
+        nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, mask, len);
+        nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, xr, len);
+    }
+    void fib(uint32_t flags, uint32_t result) {
+        nftnl_expr* e = add("fib");
+        nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, result);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, flags);
     }
     void l4proto(uint8_t proto) {
         meta(NFT_META_L4PROTO, NFT_REG_1);
@@ -96,6 +124,7 @@ class ExprSink {
 
   private:
     nftnl_rule* rule_;
+    uint8_t nfproto_ = 0;
 };
 
 uint64_t seconds(fence::TimeUnit u) {
@@ -131,13 +160,7 @@ void add_daddr(ExprSink& x, fence::IpFamily f, uint8_t mask_len) {
     if (mask_len >= l.len * 8) invalid("address mask of " + std::to_string(mask_len) + " bits");
     uint8_t mask[16] = {}, zero[16] = {};
     for (size_t bit = 0; bit < mask_len; ++bit) mask[bit / 8] |= uint8_t(0x80 >> (bit % 8));
-    nftnl_expr* bw = x.add("bitwise");
-    nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-    nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-    nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_OP, NFT_BITWISE_BOOL);
-    nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_LEN, l.len);
-    nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, mask, l.len);
-    nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, zero, l.len);
+    x.bitwise(mask, zero, l.len, true);
 }
 
 // Interval sets keep the protocol converted the way nft converts it for
@@ -147,33 +170,103 @@ bool is_interval_set(const SetIds& ids, const std::string& set) {
     return it == ids.end() || it->second.interval;
 }
 
+void ifname_cmp(ExprSink& x, uint32_t key, uint32_t op, const std::string& ifname) {
+    char name[IFNAMSIZ] = {};
+    if (ifname.size() >= IFNAMSIZ) invalid("interface name too long: " + ifname);
+    ifname.copy(name, ifname.size());
+    x.meta(key, NFT_REG_1);
+    x.cmp(op, name, IFNAMSIZ);
+}
+
+// `ip6 saddr/daddr PREFIX` as nft sends it: a whole-byte prefix loads just
+// its bytes; any other one loads the address and masks it.
+void ip6_prefix(ExprSink& x, const fence::Ip6AddrPrefix& s) {
+    if (s.addr.size() != 16 || s.len == 0 || s.len > 128) invalid("IPv6 prefix of " + std::to_string(s.len) + " bits");
+    x.nfproto(NFPROTO_IPV6);
+    const uint32_t offset = s.source ? 8 : 24;
+    if (s.len % 8 == 0) {
+        x.payload(NFT_PAYLOAD_NETWORK_HEADER, offset, s.len / 8, NFT_REG_1);
+        x.cmp(NFT_CMP_EQ, s.addr.data(), s.len / 8);
+        return;
+    }
+    uint8_t mask[16] = {}, zero[16] = {};
+    for (size_t bit = 0; bit < s.len; ++bit) mask[bit / 8] |= uint8_t(0x80 >> (bit % 8));
+    x.payload(NFT_PAYLOAD_NETWORK_HEADER, offset, 16, NFT_REG_1);
+    x.bitwise(mask, zero, 16, true);
+    x.cmp(NFT_CMP_EQ, s.addr.data(), 16);
+}
+
 void add_stmt(ExprSink& x, const fence::Stmt& stmt, const SetIds& ids) {
     std::visit(overloaded{
-                   [&](const fence::OifnameEq& s) {
-                       char name[IFNAMSIZ] = {};
-                       if (s.name.size() >= IFNAMSIZ) invalid("interface name too long: " + s.name);
-                       s.name.copy(name, s.name.size());
-                       x.meta(NFT_META_OIFNAME, NFT_REG_1);
-                       x.cmp(NFT_CMP_EQ, name, IFNAMSIZ);
+                   [&](const fence::OifnameEq& s) { ifname_cmp(x, NFT_META_OIFNAME, NFT_CMP_EQ, s.name); },
+                   [&](const fence::OifnameNe& s) { ifname_cmp(x, NFT_META_OIFNAME, NFT_CMP_NEQ, s.name); },
+                   [&](const fence::IifnameNe& s) { ifname_cmp(x, NFT_META_IIFNAME, NFT_CMP_NEQ, s.name); },
+                   [&](const fence::SkuidAny&) {
+                       const uint32_t lo = 0, hi = 0xffffffff;
+                       x.meta(NFT_META_SKUID, NFT_REG_1);
+                       x.hton(NFT_REG_1, 4, 4);
+                       x.cmp(NFT_CMP_GTE, &lo, sizeof lo);
+                       x.cmp(NFT_CMP_LTE, &hi, sizeof hi);
+                   },
+                   [&](const fence::FibSaddrNotLocal&) {
+                       const uint32_t local = RTN_LOCAL;
+                       x.fib(NFTA_FIB_F_SADDR, NFT_FIB_RESULT_ADDRTYPE);
+                       x.cmp(NFT_CMP_NEQ, &local, sizeof local);
+                   },
+                   [&](const fence::FibSaddrIifOif& s) {
+                       // The register holds the boolean as a u32 (nft compares all 4 bytes).
+                       const uint32_t present = s.exists ? 1 : 0;
+                       x.fib(NFTA_FIB_F_SADDR | NFTA_FIB_F_IIF | NFTA_FIB_F_PRESENT, NFT_FIB_RESULT_OIF);
+                       x.cmp(NFT_CMP_EQ, &present, sizeof present);
+                   },
+                   [&](const fence::CtDirectionEq& s) {
+                       x.ct(NFT_CT_DIRECTION);
+                       x.cmp_u8(NFT_CMP_EQ, static_cast<uint8_t>(s.dir));
+                   },
+                   [&](const fence::CtMarkHas& s) {
+                       const uint32_t zero = 0;
+                       x.ct(NFT_CT_MARK);
+                       x.bitwise(&s.bits, &zero, sizeof zero);
+                       x.cmp(NFT_CMP_EQ, &s.bits, sizeof s.bits);
+                   },
+                   [&](const fence::CtMarkOr& s) {
+                       const uint32_t keep = ~s.bits;
+                       x.ct(NFT_CT_MARK);
+                       x.bitwise(&keep, &s.bits, sizeof keep);
+                       nftnl_expr* e = x.add("ct");
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_MARK);
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_CT_SREG, NFT_REG_1);
+                   },
+                   [&](const fence::Goto& s) {
+                       nftnl_expr* e = x.add("immediate");
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, NFT_GOTO);
+                       nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, s.chain.c_str());
+                   },
+                   [&](const fence::Ip6HopLimitEq& s) {
+                       x.nfproto(NFPROTO_IPV6);
+                       x.payload(NFT_PAYLOAD_NETWORK_HEADER, 7, 1, NFT_REG_1);
+                       x.cmp_u8(NFT_CMP_EQ, s.value);
+                   },
+                   [&](const fence::Ip6AddrPrefix& s) { ip6_prefix(x, s); },
+                   [&](const fence::SaddrInSet& s) {
+                       bool v4 = s.family == fence::IpFamily::ipv4;
+                       x.nfproto(v4 ? NFPROTO_IPV4 : NFPROTO_IPV6);
+                       x.payload(NFT_PAYLOAD_NETWORK_HEADER, v4 ? 12 : 8, v4 ? 4 : 16, NFT_REG_1);
+                       x.lookup(s.set, ids);
                    },
                    [&](const fence::L4ProtoEq& s) { x.l4proto(s.proto); },
                    [&](const fence::CtStateIn& s) {
                        uint32_t zero = 0;
-                       nftnl_expr* ct = x.add("ct");
-                       nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
-                       nftnl_expr_set_u32(ct, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-                       nftnl_expr* bw = x.add("bitwise");
-                       nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-                       nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-                       nftnl_expr_set_u32(bw, NFTNL_EXPR_BITWISE_LEN, sizeof(uint32_t));
-                       nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_MASK, &s.bits, sizeof(uint32_t));
-                       nftnl_expr_set(bw, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(uint32_t));
+                       x.ct(NFT_CT_STATE);
+                       x.bitwise(&s.bits, &zero, sizeof(uint32_t));
                        x.cmp(NFT_CMP_NEQ, &zero, sizeof(uint32_t));
                    },
                    [&](const fence::Icmpv6TypeRange& s) {
                        x.nfproto(NFPROTO_IPV6);
                        x.l4proto(IPPROTO_ICMPV6);
                        x.payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1);
+                       if (s.lo == s.hi) return x.cmp_u8(NFT_CMP_EQ, s.lo);
                        x.cmp_u8(NFT_CMP_GTE, s.lo);
                        x.cmp_u8(NFT_CMP_LTE, s.hi);
                    },
@@ -329,9 +422,10 @@ class Encoder {
 
     // Built by hand in nft's attribute order (table, name, type, policy,
     // hook: number, priority, device), which differs from
-    // nftnl_chain_nlmsg_build_payload's. `device`: the egress hook's.
-    void chain(const fence::Chain& c, const std::string& device = "") {
-        if (device.size() >= IFNAMSIZ) invalid("interface name too long: " + device);
+    // nftnl_chain_nlmsg_build_payload's.
+    void chain(const fence::Chain& c) {
+        const std::string& device = c.base ? c.base->device : c.name;
+        if (c.base && device.size() >= IFNAMSIZ) invalid("interface name too long: " + device);
         nlmsghdr* nlh = begin(NFT_MSG_NEWCHAIN, NLM_F_CREATE, 1024 + c.name.size());
         mnl_attr_put_strz(nlh, NFTA_CHAIN_TABLE, fence::kTableName);
         mnl_attr_put_strz(nlh, NFTA_CHAIN_NAME, c.name.c_str());
@@ -339,6 +433,7 @@ class Encoder {
             uint32_t hook = NF_NETDEV_EGRESS;
             if (c.base->hook == fence::Hook::output) hook = NF_INET_LOCAL_OUT;
             if (c.base->hook == fence::Hook::forward) hook = NF_INET_FORWARD;
+            if (c.base->hook == fence::Hook::prerouting) hook = NF_INET_PRE_ROUTING;
             uint32_t policy = c.base->policy == fence::Policy::accept ? NF_ACCEPT : NF_DROP;
             mnl_attr_put_strz(nlh, NFTA_CHAIN_TYPE, "filter");
             mnl_attr_put_u32(nlh, NFTA_CHAIN_POLICY, htonl(policy));
@@ -386,6 +481,8 @@ class Encoder {
             if (const auto* o = std::get_if<fence::DaddrInSet>(&s)) n += o->set.size();
             if (const auto* o = std::get_if<fence::DaddrProtoPortInSet>(&s)) n += o->set.size();
             if (const auto* o = std::get_if<fence::DaddrProtoInSet>(&s)) n += o->set.size();
+            if (const auto* o = std::get_if<fence::SaddrInSet>(&s)) n += o->set.size();
+            if (const auto* o = std::get_if<fence::Goto>(&s)) n += o->chain.size();
         }
         return n;
     }
@@ -478,8 +575,9 @@ std::vector<uint8_t> encode_batch_labeled(const fence::Ruleset& rs, uint32_t seq
         }
         enc.table(NFT_MSG_NEWTABLE, nullptr, "table netdev egress_fence (raw frames)", create);
         for (const auto& c : nd.counters) enc.counter(c);
-        enc.chain(nd.chain, nd.device);
-        for (size_t i = 0; i < nd.chain.rules.size(); ++i) enc.rule(nd.chain.name, nd.chain.rules[i], i, {});
+        for (const auto& c : nd.chains) enc.chain(c);
+        for (const auto& c : nd.chains)
+            for (size_t i = 0; i < c.rules.size(); ++i) enc.rule(c.name, c.rules[i], i, {});
         enc.use_family(kFamily);
     }
     if (inject_failure) enc.refused_rule();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,7 +27,16 @@ namespace ef::nft {
 // (NFTA_SET_COUNT, Linux 6.16+; nft/readback.h says why that is sound).
 // Throws cni::Error{kNftRejected} with the errno and the object being added
 // when the kernel refuses a batch for any other reason.
-void apply_ruleset(const fence::Ruleset& rs);
+// When a table already exists and `merge` is given, the replace batch sends
+// merge(the tables as read back) instead of `rs`, and the read-back compares
+// against that: how a second attachment of a pod adds its part to the fence
+// the first one installed.
+using Merge = std::function<fence::Ruleset(const fence::Ruleset& existing)>;
+void apply_ruleset(const fence::Ruleset& rs, const Merge& merge = {});
+
+// The replace batch alone, then the same read-back as apply_ruleset: for a
+// table known to exist (DEL of one attachment of several).
+void replace_ruleset(const fence::Ruleset& rs);
 
 // apply_ruleset()'s read-back alone, on a socket of its own (for the
 // benchmark that times it as a phase): throws cni::Error{kNftRejected} unless

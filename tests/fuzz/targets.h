@@ -209,7 +209,7 @@ inline void ifname(std::string_view name) {
     const config::Profile& profile = fixed_netconf().plugin.profiles.at("proxy-only");
     fence::Ruleset rs;
     try {
-        rs = fence::compile(profile, pod, std::string(name));
+        rs = fence::compile(profile, pod, {{std::string(name), {}}});
         require_batch_roundtrip(rs);
     } catch (const cni::Error&) {
     }

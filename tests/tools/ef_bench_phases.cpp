@@ -96,7 +96,7 @@ int run(bool replace) {
     auto profile = config::select_profile_ref(conf.plugin, pod);
     if (!profile) throw cni::Error(cni::kInvalidConfig, "the pod matches no selector");
     p.done("select");
-    fence::Ruleset rs = fence::compile(profile->head, *profile->allow, pod);
+    fence::Ruleset rs = fence::compile(profile->head, *profile->allow, pod, {{fence::kDefaultDevice, {}}});
     p.done("compile");
     {
         netns::ScopedNetns inside(env.netns);

@@ -8,6 +8,14 @@
 //   efprobe listen tcp|udp ADDR PORT [--count N] [--ready-file F] [--uid N]
 //   efprobe icmp ADDR [--uid N] [--timeout-ms T]
 //   efprobe rawip ADDR PROTO [--uid N]
+//   efprobe transfer tcp ADDR PORT --bytes N [--close client|server] [--uid N]
+//   efprobe nd ADDR [--uid N]   (a neighbour solicitation on a raw socket, hop limit 255)
+//
+// transfer: connects, sends N bytes, and closes first (client, the default:
+// the listener reads to EOF) or waits for the peer to close first (server:
+// the listener was started with --close-after N). Exits 0 once all was sent
+// (and, for server, the peer's FIN came). `listen tcp` takes --sink
+// (read to EOF, then close) or --close-after N (read N bytes, then close).
 //
 // --uid drops to that uid (and gid) before the socket is created, so the
 // socket's owner is what `meta skuid` matches. Usage errors exit 250.
@@ -22,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -43,7 +52,9 @@ constexpr int kUsageExit = 250;
                  "       efprobe udp ADDR PORT [--uid N] [--expect-reply] [--timeout-ms T]\n"
                  "       efprobe listen tcp|udp ADDR PORT [--count N] [--ready-file F] [--uid N]\n"
                  "       efprobe icmp ADDR [--uid N] [--timeout-ms T]\n"
-                 "       efprobe rawip ADDR PROTO [--uid N]\n",
+                 "       efprobe rawip ADDR PROTO [--uid N]\n"
+                 "       efprobe transfer tcp ADDR PORT --bytes N [--close client|server] [--uid N]\n"
+                 "       efprobe nd ADDR [--uid N]\n",
                  why);
     std::exit(kUsageExit);
 }
@@ -61,6 +72,10 @@ struct Options {
     bool expect_reply = false;
     long count = 0;  // listen: 0 = serve until killed
     std::string ready_file;
+    long bytes = 0;             // transfer
+    std::string close = "client";
+    bool sink = false;          // listen tcp: read to EOF before closing
+    long close_after = 0;       // listen tcp: read this many bytes, then close first
 };
 
 long parse_number(std::string_view text, long lo, long hi, const char* what) {
@@ -92,6 +107,15 @@ Options parse_options(int argc, char** argv) {
             o.count = parse_number(value(), 0, 1L << 30, "count");
         } else if (a == "--ready-file") {
             o.ready_file = value();
+        } else if (a == "--bytes") {
+            o.bytes = parse_number(value(), 1, 1L << 34, "bytes");
+        } else if (a == "--close") {
+            o.close = value();
+            if (o.close != "client" && o.close != "server") usage("--close takes client or server");
+        } else if (a == "--sink") {
+            o.sink = true;
+        } else if (a == "--close-after") {
+            o.close_after = parse_number(value(), 1, 1L << 34, "bytes");
         } else if (a.starts_with("--")) {
             usage((std::string("unknown option ") + std::string(a)).c_str());
         } else {
@@ -263,6 +287,13 @@ int cmd_listen(const Options& o) {
                 if (errno == EINTR || errno == ECONNABORTED) continue;
                 fail("accept", errno);
             }
+            // --sink: to EOF; --close-after: that many bytes, then this side closes first.
+            for (long got = 0; o.sink || got < o.close_after;) {
+                char buf[65536];
+                ssize_t n = recv(c, buf, sizeof buf, 0);
+                if (n <= 0) break;
+                got += n;
+            }
             close(c);
         } else {
             char buf[2048];
@@ -358,6 +389,51 @@ int cmd_rawip(const Options& o) {
     return 0;
 }
 
+int cmd_transfer(const Options& o) {
+    if (o.positional.size() != 3 || o.positional[0] != "tcp") usage("transfer takes: tcp ADDR PORT --bytes N");
+    if (o.bytes <= 0) usage("transfer needs --bytes");
+    Address to = parse_address(o.positional[1], parse_number(o.positional[2], 1, 65535, "port"));
+    drop_to(o.uid);
+    Fd s = open_socket(to.family, SOCK_STREAM, 0, "tcp");
+    if (connect(s.get(), to.sa(), to.len) != 0) fail("connect " + to.text, errno);
+    std::vector<char> chunk(65536, 'x');
+    for (long left = o.bytes; left > 0;) {
+        ssize_t n = send(s.get(), chunk.data(), static_cast<size_t>(std::min<long>(left, 65536)), MSG_NOSIGNAL);
+        if (n < 0) fail("send to " + to.text, errno);
+        left -= n;
+    }
+    if (o.close == "server") {
+        // The peer closes first: its FIN arrives as EOF; then this side closes.
+        if (!wait_for(s.get(), POLLIN, o.timeout_ms)) fail("no close from " + to.text, ETIMEDOUT);
+        char b[16];
+        ssize_t n = recv(s.get(), b, sizeof b, 0);
+        if (n < 0) fail("recv from " + to.text, errno);
+        if (n > 0) fail("unexpected data from " + to.text, EPROTO);
+    }
+    // Closed here: with --close client this side's FIN goes first, and the
+    // kernel finishes the close for the orphaned socket (the ACK of the
+    // peer's FIN carries no process socket any more).
+    std::printf("sent %ld bytes to %s, closed by the %s first\n", o.bytes, to.text.c_str(), o.close.c_str());
+    return 0;
+}
+
+// A neighbour solicitation for ADDR sent to ADDR itself, as a raw socket
+// can send one anywhere: what the fence must not let out off the link.
+int cmd_nd(const Options& o) {
+    if (o.positional.size() != 1) usage("nd takes: ADDR");
+    Address to = parse_address(o.positional[0], 0);
+    if (to.family != AF_INET6) usage("nd takes an IPv6 address");
+    drop_to(o.uid);
+    Fd s = open_socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6, "raw icmpv6");
+    int hops = 255;
+    setsockopt(s.get(), IPPROTO_IPV6, IPV6_UNICAST_HOPS, &hops, sizeof hops);
+    unsigned char packet[24] = {ND_NEIGHBOR_SOLICIT};
+    std::memcpy(packet + 8, &reinterpret_cast<const sockaddr_in6*>(to.sa())->sin6_addr, 16);
+    if (sendto(s.get(), packet, sizeof packet, 0, to.sa(), to.len) < 0) fail("nd to " + o.positional[0], errno);
+    std::printf("sent a neighbour solicitation to %s\n", o.positional[0].c_str());
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -369,5 +445,7 @@ int main(int argc, char** argv) {
     if (cmd == "listen") return cmd_listen(o);
     if (cmd == "icmp") return cmd_icmp(o);
     if (cmd == "rawip") return cmd_rawip(o);
+    if (cmd == "transfer") return cmd_transfer(o);
+    if (cmd == "nd") return cmd_nd(o);
     usage(("unknown command " + std::string(cmd)).c_str());
 }

@@ -14,7 +14,7 @@ Ruleset sample() {
     rs.counters = {Counter{"tcp_refused"}};
     rs.sets = {Set{"exempt_uids", {FieldType::uid}, true, {Element{{{Bytes{0, 0, 5, 57}, Bytes{0, 0, 5, 57}}}}}}};
     rs.chains = {Chain{"output",
-                       BaseHook{Hook::output, 0, Policy::drop},
+                       BaseHook{Hook::output, 0, Policy::drop, ""},
                        {Rule{{OifnameEq{"lo"}, Verdict{VerdictKind::accept}}},
                         Rule{{SkuidInSet{"exempt_uids"}, Verdict{VerdictKind::accept}}},
                         Rule{{L4ProtoEq{6}, CounterRef{"tcp_refused"}, Reject{RejectKind::tcp_reset}}}}}};
@@ -105,13 +105,12 @@ namespace {
 
 Ruleset with_netdev() {
     Ruleset rs = sample();
-    rs.netdev = NetdevTable{"eth0",
-                            {Counter{"raw_dropped"}},
-                            Chain{"egress",
-                                  BaseHook{Hook::egress, 0, Policy::drop},
-                                  {Rule{{SecmarkEq{7}, Verdict{VerdictKind::accept}}},
-                                   Rule{{EtherTypeEq{0x0806}, Verdict{VerdictKind::accept}}},
-                                   Rule{{CounterRef{"raw_dropped"}}}}}};
+    rs.netdev = NetdevTable{{Counter{"raw_dropped"}},
+                            {Chain{"egress_eth0",
+                                   BaseHook{Hook::egress, 0, Policy::drop, "eth0"},
+                                   {Rule{{SecmarkEq{7}, Verdict{VerdictKind::accept}}},
+                                    Rule{{EtherTypeEq{0x0806}, Verdict{VerdictKind::accept}}},
+                                    Rule{{CounterRef{"raw_dropped"}}}}}}};
     return rs;
 }
 
@@ -127,17 +126,17 @@ TEST_CASE("a missing netdev table is named, with what it means") {
 
 TEST_CASE("netdev table: another device, a policy turned to accept, a rule removed, counter values ignored") {
     Ruleset actual = with_netdev();
-    actual.netdev->device = "eth1";
-    actual.netdev->chain.base->policy = Policy::accept;
-    actual.netdev->chain.rules.erase(actual.netdev->chain.rules.begin());
+    Chain& chain = actual.netdev->chains[0];
+    chain.base->device = "eth1";
+    chain.base->policy = Policy::accept;
+    chain.rules.erase(chain.rules.begin());
     actual.netdev->counters[0].packets = 5;
     auto d = diff(with_netdev(), actual);
-    CHECK(mentions(d, "table netdev egress_fence: hooks device \"eth1\", expected \"eth0\""));
     CHECK(mentions(d,
-                   "table netdev egress_fence: chain egress: hook egress priority 0 policy accept, expected hook "
-                   "egress priority 0 policy drop"));
-    CHECK(mentions(d, "table netdev egress_fence: chain egress: missing rule `meta secmark 7 accept`"));
-    CHECK(d.size() == 3);
+                   "table netdev egress_fence: chain egress_eth0: hook egress device \"eth1\" priority 0 policy "
+                   "accept, expected hook egress device \"eth0\" priority 0 policy drop"));
+    CHECK(mentions(d, "table netdev egress_fence: chain egress_eth0: missing rule `meta secmark 7 accept`"));
+    CHECK(d.size() == 2);
 }
 
 TEST_CASE("an unexpected netdev table is reported") {

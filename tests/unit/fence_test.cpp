@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "fence/allow_sets.h"
+#include "cni/error.h"
 #include "fence/compile.h"
 
 using namespace ef;
@@ -52,37 +53,89 @@ std::vector<std::string> rule_texts(const Chain& c) {
 
 }  // namespace
 
-TEST_CASE("the example profile compiles to DESIGN.md's rule order") {
+TEST_CASE("the example profile compiles to the invariant's rule order") {
     const std::string port_range_rule =
         "ip6 daddr . meta l4proto @allow6_ports_8000_8100 th dport 8000-8100 counter name \"allowed_accepted\" accept";
+    const std::string mld = " counter name \"mld_accepted\" accept";
     Ruleset rs = compile(example_profile(), pod());
     CHECK(rule_texts(chain(rs, "output")) ==
           std::vector<std::string>{
               "meta secmark set 1162215424",
+              "oifname != \"lo\" meta skuid @exempt_uids counter name \"exempt_accepted\" accept",
+              "meta skuid 0-4294967295 fib saddr type != local counter name \"spoofed_dropped\" drop",
               "oifname \"lo\" accept",
-              "ct state established,related accept",
-              "icmpv6 type 133-136 accept",
-              "meta skuid @exempt_uids counter name \"exempt_accepted\" accept",
+              "ct direction reply ct mark & 0x40000000 == 0x40000000 accept",
               "ip daddr . meta l4proto . th dport @allow4 counter name \"allowed_accepted\" accept",
               "ip6 daddr . meta l4proto . th dport @allow6 counter name \"allowed_accepted\" accept",
               port_range_rule,
-              "meta l4proto tcp counter name \"tcp_refused\" reject with tcp reset",
-              "meta l4proto udp counter name \"udp_refused\" reject",
-              "counter name \"other_dropped\"",
+              "meta skuid 0-4294967295 goto refuse",
+              "ct direction original ct state established,related accept",
+              "icmpv6 type nd-router-solicit ip6 hoplimit 255 ip6 daddr ff02::2 accept",
+              "icmpv6 type 135-136 ip6 hoplimit 255 goto neighbours",
+              "icmpv6 type mld2-listener-report ip6 hoplimit 1 ip6 saddr fe80::/10 ip6 daddr ff02::16" + mld,
+              "icmpv6 type 131-132 ip6 hoplimit 1 ip6 saddr fe80::/10 ip6 daddr ff02::/16" + mld,
+              "icmpv6 type mld2-listener-report ip6 hoplimit 1 ip6 saddr :: ip6 daddr ff02::16" + mld,
+              "icmpv6 type 131-132 ip6 hoplimit 1 ip6 saddr :: ip6 daddr ff02::/16" + mld,
+              "goto refuse",
           });
     const Chain& out = chain(rs, "output");
     REQUIRE(out.base);
     CHECK(out.base->hook == Hook::output);
     CHECK(out.base->policy == Policy::drop);
+    CHECK(rule_texts(chain(rs, "refuse")) ==
+          std::vector<std::string>{"meta l4proto tcp counter name \"tcp_refused\" reject with tcp reset",
+                                   "meta l4proto udp counter name \"udp_refused\" reject",
+                                   "counter name \"other_dropped\" drop"});
+    CHECK(!chain(rs, "refuse").base);
+    CHECK(rule_texts(chain(rs, "neighbours")) ==
+          std::vector<std::string>{"ip6 daddr fe80::/10 accept", "ip6 daddr ff02::/16 accept",
+                                   "oifname \"eth0\" goto refuse", "accept"});
+    CHECK(rule_texts(chain(rs, "inbound")) ==
+          std::vector<std::string>{
+              "iifname != \"lo\" ct state new fib saddr . iif oif exists ct mark set ct mark | 0x40000000"});
+    REQUIRE(chain(rs, "inbound").base);
+    CHECK(chain(rs, "inbound").base->hook == Hook::prerouting);
+    CHECK(chain(rs, "inbound").base->policy == Policy::accept);
 }
 
-TEST_CASE("the forward chain holds the same allowlist but never exempts UIDs") {
+// The invariant (README "What fenced means"): conntrack state never accepts
+// a packet that carries a process's socket. In the output chain every rule
+// that accepts on conntrack state alone comes after the rule that sends every
+// such packet to `refuse`; before it, only the exempt UID, the pod's own
+// loopback, the allow sets, and replies to connections the inbound chain
+// marked accept.
+TEST_CASE("no conntrack shortcut before a process's packet is judged") {
+    for (config::Mode mode : {config::Mode::enforce, config::Mode::audit}) {
+        config::Profile p = example_profile();
+        p.mode = mode;
+        const Ruleset rs = compile(p, pod());
+        const Chain& out = chain(rs, "output");
+        const Rule judged{{SkuidAny{}, Goto{kRefuseChain}}};
+        auto at = std::find(out.rules.begin(), out.rules.end(), judged);
+        REQUIRE(at != out.rules.end());
+        for (auto r = out.rules.begin(); r != at; ++r) {
+            bool ct = false, marked = false;
+            for (const auto& st : r->stmts) {
+                ct = ct || std::holds_alternative<CtStateIn>(st) || std::holds_alternative<CtDirectionEq>(st);
+                marked = marked || std::holds_alternative<CtMarkHas>(st);
+            }
+            CHECK_MESSAGE((!ct || marked), to_nft_text(*r));
+        }
+    }
+}
+
+TEST_CASE("the forward chain holds the same allowlist but never exempts UIDs nor trusts conntrack state") {
     Ruleset rs = compile(example_profile(), pod());
     auto fwd = rule_texts(chain(rs, "forward"));
     REQUIRE(fwd.size() > 2);
     CHECK(fwd[0] == "meta secmark set 1162215424");
-    CHECK(fwd[1] == "ct state established,related accept");
-    for (const auto& r : fwd) CHECK(r.find("skuid") == std::string::npos);
+    CHECK(fwd[1] == "fib saddr . iif oif missing counter name \"spoofed_dropped\" drop");
+    CHECK(fwd[2] == "ct direction reply ct mark & 0x40000000 == 0x40000000 accept");
+    CHECK(fwd.back() == "goto refuse");
+    for (const auto& r : fwd) {
+        CHECK(r.find("skuid") == std::string::npos);
+        CHECK(r.find("ct state") == std::string::npos);
+    }
     CHECK(std::find(fwd.begin(), fwd.end(),
                     "ip daddr . meta l4proto . th dport @allow4 counter name \"allowed_accepted\" accept") !=
           fwd.end());
@@ -209,17 +262,23 @@ TEST_CASE("beyond kMaxHashSets groups, the smallest share the interval set") {
           std::vector<std::string>{"10.28.0.0/28 . udp . 53", "10.28.16.0/28 . udp . 53", "10.29.0.0/29 . udp . 53"});
 }
 
-TEST_CASE("no allow entries and no exempt UIDs: only loopback, established and ND get out") {
+TEST_CASE("no allow entries and no exempt UIDs: only loopback, replies, the kernel's own packets and ND get out") {
     config::Profile p;
     p.name = "closed";
     Ruleset rs = compile(p, pod());
     CHECK(rs.sets.empty());
-    CHECK(rule_texts(chain(rs, "output")) ==
-          std::vector<std::string>{"meta secmark set 1162215424", "oifname \"lo\" accept",
-                                   "ct state established,related accept", "icmpv6 type 133-136 accept",
-                                   "meta l4proto tcp counter name \"tcp_refused\" reject with tcp reset",
-                                   "meta l4proto udp counter name \"udp_refused\" reject",
-                                   "counter name \"other_dropped\""});
+    auto rules = rule_texts(chain(rs, "output"));
+    REQUIRE(rules.size() > 6);
+    CHECK(std::vector<std::string>(rules.begin(), rules.begin() + 6) ==
+          std::vector<std::string>{"meta secmark set 1162215424",
+                                   "meta skuid 0-4294967295 fib saddr type != local counter name "
+                                   "\"spoofed_dropped\" drop",
+                                   "oifname \"lo\" accept",
+                                   "ct direction reply ct mark & 0x40000000 == 0x40000000 accept",
+                                   "meta skuid 0-4294967295 goto refuse",
+                                   "ct direction original ct state established,related accept"});
+    CHECK(rules.back() == "goto refuse");
+    for (const auto& r : rules) CHECK(r.find("exempt") == std::string::npos);
 }
 
 TEST_CASE("several exempt UIDs land sorted in one interval set") {
@@ -236,14 +295,14 @@ TEST_CASE("several exempt UIDs land sorted in one interval set") {
 TEST_CASE("tcpDeny drop drops instead of resetting") {
     config::Profile p = example_profile();
     p.tcp_deny = config::TcpDeny::drop;
-    auto rules = rule_texts(chain(compile(p, pod()), "output"));
+    auto rules = rule_texts(chain(compile(p, pod()), "refuse"));
     CHECK(std::find(rules.begin(), rules.end(), "meta l4proto tcp counter name \"tcp_refused\" drop") != rules.end());
 }
 
 TEST_CASE("logging is rate limited, placed before the refusals, and names the pod") {
     config::Profile p = example_profile();
     p.log = config::LogSpec{5, "second", 10, "egress-fence"};
-    auto rules = rule_texts(chain(compile(p, pod()), "output"));
+    auto rules = rule_texts(chain(compile(p, pod()), "refuse"));
     auto log = std::find(
         rules.begin(), rules.end(),
         "limit rate 5/second burst 10 packets log prefix \"egress-fence sandboxes/agent-1: \" flags skuid");
@@ -291,22 +350,29 @@ TEST_CASE("an audit profile counts would-be refusals and lets them through") {
     config::Profile p = example_profile();
     p.mode = config::Mode::audit;
     Ruleset rs = compile(p, pod());
-    auto rules = rule_texts(chain(rs, "output"));
-    CHECK(rules[rules.size() - 3] == "meta l4proto tcp counter name \"would_refuse_tcp\" accept");
-    CHECK(rules[rules.size() - 2] == "meta l4proto udp counter name \"would_refuse_udp\" accept");
-    CHECK(rules.back() == "counter name \"would_drop_other\" accept");
-    for (const auto& r : rules) CHECK(r.find("reject") == std::string::npos);
+    auto rules = rule_texts(chain(rs, "refuse"));
+    CHECK(rules == std::vector<std::string>{"meta l4proto tcp counter name \"would_refuse_tcp\" accept",
+                                            "meta l4proto udp counter name \"would_refuse_udp\" accept",
+                                            "counter name \"would_drop_other\" accept"});
+    for (const char* name : {"output", "forward"})
+        for (const auto& r : rule_texts(chain(rs, name))) {
+            CHECK(r.find("reject") == std::string::npos);
+            CHECK(r.find(" drop") == std::string::npos);
+        }
+    CHECK(rule_texts(chain(rs, "output"))[2] ==
+          "meta skuid 0-4294967295 fib saddr type != local counter name \"would_drop_spoofed\"");
     std::vector<std::string> counters;
     for (const auto& c : rs.counters) counters.push_back(c.name);
     CHECK(counters == std::vector<std::string>{"exempt_accepted", "allowed_accepted", "would_refuse_tcp",
-                                               "would_refuse_udp", "would_drop_other"});
+                                               "would_refuse_udp", "would_drop_other", "would_drop_spoofed",
+                                               "mld_accepted"});
     CHECK(digest(rs) != digest(compile(example_profile(), pod())));
 }
 
 // --- raw frames (DESIGN.md "Raw frames") ---------------------------------------
 
 TEST_CASE("both inet chains stamp every packet first, before any verdict") {
-    Ruleset rs = compile(example_profile(), pod(), "eth0");
+    Ruleset rs = compile(example_profile(), pod(), {{"eth0", {}}});
     for (const char* name : {"output", "forward"}) {
         const Chain& c = chain(rs, name);
         REQUIRE(!c.rules.empty());
@@ -319,14 +385,15 @@ TEST_CASE("both inet chains stamp every packet first, before any verdict") {
 }
 
 TEST_CASE("the netdev egress chain on the pod's interface lets out stamped frames and ARP, counts and drops the rest") {
-    Ruleset rs = compile(example_profile(), pod(), "net1");
+    Ruleset rs = compile(example_profile(), pod(), {{"net1", {}}});
     REQUIRE(rs.netdev);
-    CHECK(rs.netdev->device == "net1");
     CHECK(rs.netdev->counters == std::vector<Counter>{{kCounterRawDropped}});
-    const Chain& c = rs.netdev->chain;
-    CHECK(c.name == "egress");
+    REQUIRE(rs.netdev->chains.size() == 1);
+    const Chain& c = rs.netdev->chains[0];
+    CHECK(c.name == "egress_net1");
     REQUIRE(c.base);
     CHECK(c.base->hook == Hook::egress);
+    CHECK(c.base->device == "net1");
     CHECK(c.base->priority == 0);
     CHECK(c.base->policy == Policy::drop);
     CHECK(rule_texts(c) == std::vector<std::string>{"meta secmark 1162215424 accept", "ether type arp accept",
@@ -336,17 +403,18 @@ TEST_CASE("the netdev egress chain on the pod's interface lets out stamped frame
 TEST_CASE("the interface defaults to eth0 and is part of the digest") {
     Ruleset rs = compile(example_profile(), pod());
     REQUIRE(rs.netdev);
-    CHECK(rs.netdev->device == kDefaultDevice);
-    CHECK(digest(compile(example_profile(), pod(), "net1")) != digest(rs));
+    REQUIRE(rs.netdev->chains.size() == 1);
+    CHECK(rs.netdev->chains[0].base->device == kDefaultDevice);
+    CHECK(digest(compile(example_profile(), pod(), {{"net1", {}}})) != digest(rs));
 }
 
 TEST_CASE("an audit profile counts raw frames it would drop and lets them through") {
     config::Profile p = example_profile();
     p.mode = config::Mode::audit;
-    Ruleset rs = compile(p, pod(), "eth0");
+    Ruleset rs = compile(p, pod(), {{"eth0", {}}});
     REQUIRE(rs.netdev);
     CHECK(rs.netdev->counters == std::vector<Counter>{{kCounterWouldDropRaw}});
-    CHECK(to_nft_text(rs.netdev->chain.rules.back()) == "counter name \"would_drop_raw\" accept");
+    CHECK(to_nft_text(rs.netdev->chains[0].rules.back()) == "counter name \"would_drop_raw\" accept");
 }
 
 TEST_CASE("the digest ignores raw-frame counter values") {
@@ -355,4 +423,59 @@ TEST_CASE("the digest ignores raw-frame counter values") {
     b.netdev->counters[0].packets = 7;
     b.netdev->counters[0].bytes = 700;
     CHECK(digest(a) == digest(b));
+}
+
+// --- attachments (Multus: eth0, net1, ...) -------------------------------------
+
+TEST_CASE("every attachment gets its raw-frame chain, and its on-link prefixes for neighbour discovery") {
+    Attachment eth0{"eth0", {cidr("fd00:1::/64")}}, net1{"net1", {cidr("fd00:2::/64"), cidr("fd00:3::/112")}};
+    // In any order, each interface once.
+    Ruleset rs = compile(example_profile(), pod(), {net1, eth0, net1});
+    REQUIRE(rs.netdev);
+    REQUIRE(rs.netdev->chains.size() == 2);
+    CHECK(rs.netdev->chains[0].name == "egress_eth0");
+    CHECK(rs.netdev->chains[1].name == "egress_net1");
+    CHECK(element_texts(set_named(rs, "onlink6_eth0")) == std::vector<std::string>{"fd00:1::/64"});
+    CHECK(element_texts(set_named(rs, "onlink6_net1")) ==
+          std::vector<std::string>{"fd00:2::/64", "fd00:3::/112"});
+    CHECK(rule_texts(chain(rs, "neighbours")) ==
+          std::vector<std::string>{"ip6 daddr fe80::/10 accept", "ip6 daddr ff02::/16 accept",
+                                   "oifname \"eth0\" ip6 daddr @onlink6_eth0 accept", "oifname \"eth0\" goto refuse",
+                                   "oifname \"net1\" ip6 daddr @onlink6_net1 accept", "oifname \"net1\" goto refuse",
+                                   "accept"});
+    CHECK(attachments_of(rs) == std::vector<Attachment>{eth0, net1});
+    CHECK(rs == compile(example_profile(), pod(), {eth0, net1}));
+}
+
+TEST_CASE("an attachment without IPv6 prefixes has no on-link set and no rule for one") {
+    Ruleset rs = compile(example_profile(), pod(), {{"eth0", {}}});
+    for (const auto& s : rs.sets) CHECK(s.name.find("onlink6") == std::string::npos);
+    for (const auto& r : rule_texts(chain(rs, "neighbours"))) CHECK(r.find("onlink6") == std::string::npos);
+}
+
+TEST_CASE("taking one attachment away leaves exactly the fence of the others") {
+    Attachment eth0{"eth0", {cidr("fd00:1::/64")}}, net1{"net1", {cidr("fd00:2::/64")}};
+    Ruleset both = compile(example_profile(), pod(), {eth0, net1});
+    both.counters[0].packets = 42;
+    Ruleset left = without_attachment(both, "net1");
+    Ruleset want = compile(example_profile(), pod(), {eth0});
+    CHECK(left == want);
+    CHECK(left.meta.digest == want.meta.digest);
+    CHECK(left.counters[0].packets == 42);  // counter values carried, not reset
+    CHECK(without_attachment(left, "eth0").netdev->chains.empty());
+    CHECK(without_attachment(both, "net9") == both);
+}
+
+TEST_CASE("an interface name the tables cannot carry fails the compile, naming it") {
+    for (const char* bad : {"", "a b", "eth0;", "0123456789abcdef", "..", "x\"y"}) {
+        CAPTURE(bad);
+        try {
+            (void)compile(example_profile(), pod(), {{bad, {}}});
+            FAIL("compiled");
+        } catch (const cni::Error& e) {
+            CHECK(e.code == cni::kInvalidEnvironment);
+            CHECK(e.msg.find("CNI_IFNAME") != std::string::npos);
+        }
+    }
+    CHECK_NOTHROW((void)compile(example_profile(), pod(), {{"net1.100", {}}, {"eth_0-a", {}}}));
 }

@@ -69,7 +69,7 @@ TEST_CASE("fuzz findings, stated plainly") {
     SUBCASE("a chain read back with priority INT32_MIN prints as nft does") {
         ef::fence::Ruleset rs;
         rs.chains.push_back(
-            {"output", ef::fence::BaseHook{ef::fence::Hook::output, INT32_MIN, ef::fence::Policy::drop}, {}});
+            {"output", ef::fence::BaseHook{ef::fence::Hook::output, INT32_MIN, ef::fence::Policy::drop, ""}, {}});
         CHECK(ef::fence::to_nft_text(rs).find("priority filter - 2147483648;") != std::string::npos);
     }
 }

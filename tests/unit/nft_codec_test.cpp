@@ -14,6 +14,7 @@
 #include <set>
 
 #include "cni/error.h"
+#include "fence/diff.h"
 #include "nft/nft.h"
 #include "nft_golden.h"
 #include "nft_sample.h"
@@ -83,7 +84,7 @@ Ruleset golden_ruleset() {
          true,
          {{{range(v4("0.0.0.0"), v4("0.255.255.255"))}}, {{range(v4("192.168.0.0"), v4("255.255.255.255"))}}}},
     };
-    Chain out{"output", BaseHook{Hook::output, 0, Policy::drop}, {}};
+    Chain out{"output", BaseHook{Hook::output, 0, Policy::drop, ""}, {}};
     out.rules = {
         rule({OifnameEq{"lo"}, Verdict{VerdictKind::accept}}),
         rule({CtStateIn{0x6}, Verdict{VerdictKind::accept}}),
@@ -97,7 +98,7 @@ Ruleset golden_ruleset() {
         rule({Reject{RejectKind::icmpx_port_unreachable}}),
     };
     Chain fwd{"forward",
-              BaseHook{Hook::forward, 0, Policy::drop},
+              BaseHook{Hook::forward, 0, Policy::drop, ""},
               {rule({CtStateIn{0x6}, Verdict{VerdictKind::accept}})}};
     rs.chains = {out, fwd};
     return rs;
@@ -218,7 +219,7 @@ struct Gen {
             Chain ch{"ch" + std::to_string(c), std::nullopt, {}};
             if (!coin(3))
                 ch.base = BaseHook{coin() ? Hook::output : Hook::forward, int32_t(below(2000)) - 1000,
-                                   coin() ? Policy::accept : Policy::drop};
+                                   coin() ? Policy::accept : Policy::drop, ""};
             for (uint32_t r = below(8); r-- > 0;) {
                 Rule rule;
                 for (uint32_t k = below(5); k-- > 0;) rule.stmts.push_back(stmt());
@@ -250,7 +251,7 @@ TEST_CASE("the sample ruleset covers every statement kind and survives encode/de
     Ruleset rs = sample_with_netdev();
     std::set<size_t> kinds;
     std::vector<Chain> chains = rs.chains;
-    chains.push_back(rs.netdev->chain);
+    chains.insert(chains.end(), rs.netdev->chains.begin(), rs.netdev->chains.end());
     for (const auto& c : chains)
         for (const auto& r : c.rules)
             for (const auto& s : r.stmts) kinds.insert(s.index());
@@ -294,7 +295,7 @@ Ruleset layout_ruleset() {
     };
     auto accept = [](Stmt m) { return rule({std::move(m), Verdict{VerdictKind::accept}}); };
     rs.chains = {Chain{"output",
-                       BaseHook{Hook::output, 0, Policy::drop},
+                       BaseHook{Hook::output, 0, Policy::drop, ""},
                        {accept(DaddrProtoPortInSet{IpFamily::ipv4, "allow4"}),
                         accept(DaddrProtoPortInSet{IpFamily::ipv4, "allow4_24", 24}),
                         accept(DaddrProtoPortInSet{IpFamily::ipv6, "allow6_64", 64}),
@@ -376,13 +377,12 @@ TEST_CASE("an address mask that is not a prefix of it decodes as unrecognized") 
 
 TEST_CASE("the raw-frame parts: encode_batch sends byte for byte what nft 1.0.6 sends") {
     Ruleset rs;
-    rs.chains = {Chain{"output", BaseHook{Hook::output, 0, Policy::drop}, {rule({SecmarkSet{1162215424}})}}};
-    rs.netdev = NetdevTable{"eth0",
-                            {Counter{"raw_dropped"}},
-                            Chain{"egress",
-                                  BaseHook{Hook::egress, 0, Policy::drop},
-                                  {rule({EtherTypeEq{0x0806}, Verdict{VerdictKind::accept}}),
-                                   rule({CounterRef{"raw_dropped"}})}}};
+    rs.chains = {Chain{"output", BaseHook{Hook::output, 0, Policy::drop, ""}, {rule({SecmarkSet{1162215424}})}}};
+    rs.netdev = NetdevTable{{Counter{"raw_dropped"}},
+                            {Chain{"egress",
+                                   BaseHook{Hook::egress, 0, Policy::drop, "eth0"},
+                                   {rule({EtherTypeEq{0x0806}, Verdict{VerdictKind::accept}}),
+                                    rule({CounterRef{"raw_dropped"}})}}}};
     auto ours = payloads(nft::encode_batch(rs, 1));
     std::multiset<std::pair<uint16_t, std::string>> nft;
     for (auto [type, hex] : nft_golden::kRawMessages) nft.insert({type, hex});
@@ -424,12 +424,12 @@ TEST_CASE("the netdev table decodes back: device, counters with values, chain, t
     CHECK_THROWS_AS(nft::encode_batch(sample_with_netdev("a-name-longer-than-ifnamsiz"), 1), cni::Error);
 }
 
-TEST_CASE("a second chain in the netdev table shows as an unrecognized rule") {
+TEST_CASE("a chain in the netdev table that the fence did not make shows in the diff") {
     Ruleset rs = sample_with_netdev();
     auto bytes = nft::encode_batch(rs, 1);
     // The same table with one more (regular) chain, as a dump would return it.
     Ruleset extra;
-    extra.netdev = NetdevTable{"eth0", {}, Chain{"sneaky", std::nullopt, {rule({Verdict{VerdictKind::accept}})}}};
+    extra.netdev = NetdevTable{{}, {Chain{"sneaky", std::nullopt, {rule({Verdict{VerdictKind::accept}})}}}};
     auto more = nft::encode_batch(extra, 1000);
     // Keep only the NEWCHAIN and NEWRULE messages of `more` and append them.
     for (size_t off = 0; off < more.size();) {
@@ -442,10 +442,10 @@ TEST_CASE("a second chain in the netdev table shows as an unrecognized rule") {
     }
     Ruleset got = nft::decode_messages(bytes.data(), bytes.size());
     REQUIRE(got.netdev);
-    REQUIRE(!got.netdev->chain.rules.empty());
-    auto* u = std::get_if<Unrecognized>(&got.netdev->chain.rules.back().stmts.front());
-    REQUIRE(u);
-    CHECK(u->text.find("sneaky") != std::string::npos);
+    REQUIRE(got.netdev->chains.size() == rs.netdev->chains.size() + 1);
+    auto d = fence::diff(rs, got);
+    REQUIRE(d.size() == 1);
+    CHECK(d[0] == "table netdev egress_fence: chain sneaky: unexpected (not in the config's fence)");
 }
 
 TEST_CASE("batch layout: begin, add+delete+add table, body, end; consecutive sequence numbers") {

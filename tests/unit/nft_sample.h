@@ -46,7 +46,7 @@ inline Ruleset sample() {
     rs.meta.container_id = "0123456789abcdef";
     rs.meta.digest = "d41d8cd98f00b204e9800998ecf8427e";
     rs.meta.annotated_uid = "1337";
-    rs.counters = {{"accepted"}, {"denied_tcp"}, {"denied_udp"}, {"denied_other"}};
+    rs.counters = {{"accepted"}, {"denied_tcp"}, {"denied_udp"}, {"denied_other"}, {"spoofed"}};
     Set uids = uid_set(
         "exempt_uids",
         {{{one(be32(0))}}, {{one(be32(1337))}}, {{range(be32(2000), be32(2010))}}, {{one(be32(4294967295u))}}});
@@ -91,7 +91,7 @@ inline Ruleset sample() {
     for (Set* h : {&hash4, &hash6_64, &hash4_any_16, &hash6_any, &ports4}) sort_elements(*h);
     rs.sets = {uids, allow4, allow6, any4, any6, empty, hash4, hash6_64, hash4_any_16, hash6_any, ports4};
 
-    Chain out{"output", BaseHook{Hook::output, 0, Policy::drop}, {}};
+    Chain out{"output", BaseHook{Hook::output, 0, Policy::drop, ""}, {}};
     out.rules = {
         rule({OifnameEq{"lo"}, Verdict{VerdictKind::accept}}),
         rule({CtStateIn{0x6}, Verdict{VerdictKind::accept}}),
@@ -112,7 +112,7 @@ inline Ruleset sample() {
         rule({L4ProtoEq{17}, CounterRef{"denied_udp"}, Reject{RejectKind::icmpx_port_unreachable}}),
         rule({CounterRef{"denied_other"}, Verdict{VerdictKind::drop}}),
     };
-    Chain fwd{"forward", BaseHook{Hook::forward, 0, Policy::drop}, {}};
+    Chain fwd{"forward", BaseHook{Hook::forward, 0, Policy::drop, ""}, {}};
     fwd.rules = {
         rule({CtStateIn{0x6}, Verdict{VerdictKind::accept}}),
         rule({DaddrProtoPortInSet{IpFamily::ipv4, "allow4"}, Verdict{VerdictKind::accept}}),
@@ -121,7 +121,30 @@ inline Ruleset sample() {
         rule({Limit{3, TimeUnit::day, 7}, Reject{RejectKind::icmpx_port_unreachable}}),
     };
     Chain aux{"aux", std::nullopt, {rule({Verdict{VerdictKind::accept}})}};
-    rs.chains = {out, fwd, aux};
+    // The statements of the conntrack invariant, the spoof checks, neighbour
+    // discovery and MLD (issue 17/18), each in the forms the compiler uses.
+    Bytes ff02 = v6("ff02::"), all_routers = v6("ff02::2"), fe80 = v6("fe80::"), unspecified = v6("::");
+    out.rules.insert(out.rules.begin(),
+                     {rule({OifnameNe{"lo"}, SkuidInSet{"exempt_uids"}, Verdict{VerdictKind::accept}}),
+                      rule({SkuidAny{}, FibSaddrNotLocal{}, CounterRef{"spoofed"}, Verdict{VerdictKind::drop}}),
+                      rule({CtDirectionEq{CtDir::reply}, CtMarkHas{0x40000000}, Verdict{VerdictKind::accept}}),
+                      rule({CtDirectionEq{CtDir::original}, CtStateIn{0x6}, Verdict{VerdictKind::accept}}),
+                      rule({SkuidAny{}, Goto{"aux"}}),
+                      rule({Icmpv6TypeRange{133, 133}, Ip6HopLimitEq{255}, Ip6AddrPrefix{false, all_routers, 128},
+                            Verdict{VerdictKind::accept}}),
+                      rule({Icmpv6TypeRange{135, 136}, Ip6HopLimitEq{255}, Ip6AddrPrefix{false, fe80, 10},
+                            Verdict{VerdictKind::accept}}),
+                      rule({Icmpv6TypeRange{143, 143}, Ip6HopLimitEq{1}, Ip6AddrPrefix{true, unspecified, 128},
+                            Ip6AddrPrefix{false, ff02, 16}, Verdict{VerdictKind::accept}}),
+                      rule({OifnameEq{"eth0"}, Icmpv6TypeRange{135, 136}, Ip6HopLimitEq{255},
+                            DaddrInSet{IpFamily::ipv6, "allow6_any"}, Verdict{VerdictKind::accept}})});
+    fwd.rules.insert(fwd.rules.begin(),
+                     rule({FibSaddrIifOif{false}, CounterRef{"spoofed"}, Verdict{VerdictKind::drop}}));
+    Chain in{"inbound", BaseHook{Hook::prerouting, 0, Policy::accept, ""}, {}};
+    in.rules = {rule({IifnameNe{"lo"}, CtStateIn{0x8}, FibSaddrIifOif{true}, CtMarkOr{0x40000000}}),
+                rule({SaddrInSet{IpFamily::ipv4, "allow4_any"}, Verdict{VerdictKind::accept}}),
+                rule({SaddrInSet{IpFamily::ipv6, "allow6_any"}, Verdict{VerdictKind::accept}})};
+    rs.chains = {out, fwd, in, aux};
     return rs;
 }
 
@@ -131,14 +154,15 @@ inline Ruleset sample_with_netdev(const std::string& device = "eth0") {
     Ruleset rs = sample();
     rs.chains[0].rules.insert(rs.chains[0].rules.begin(), rule({SecmarkSet{0x45460000}}));
     rs.chains[1].rules.insert(rs.chains[1].rules.begin(), rule({SecmarkSet{7}}));
-    rs.netdev = NetdevTable{device,
-                            {Counter{"raw_dropped"}, Counter{"raw_other"}},
-                            Chain{"egress",
-                                  BaseHook{Hook::egress, 0, Policy::drop},
-                                  {rule({SecmarkEq{0x45460000}, Verdict{VerdictKind::accept}}),
-                                   rule({EtherTypeEq{0x0806}, Verdict{VerdictKind::accept}}),
-                                   rule({EtherTypeEq{0x86dd}, CounterRef{"raw_other"}, Verdict{VerdictKind::drop}}),
-                                   rule({CounterRef{"raw_dropped"}})}}};
+    std::string chain = "egress_";  // appended: GCC 12's false -Wrestrict with "lit" + string
+    chain += device;
+    rs.netdev = NetdevTable{{Counter{"raw_dropped"}, Counter{"raw_other"}},
+                            {Chain{chain,
+                                   BaseHook{Hook::egress, 0, Policy::drop, device},
+                                   {rule({SecmarkEq{0x45460000}, Verdict{VerdictKind::accept}}),
+                                    rule({EtherTypeEq{0x0806}, Verdict{VerdictKind::accept}}),
+                                    rule({EtherTypeEq{0x86dd}, CounterRef{"raw_other"}, Verdict{VerdictKind::drop}}),
+                                    rule({CounterRef{"raw_dropped"}})}}}};
     return rs;
 }
 

@@ -26,7 +26,7 @@ TEST_CASE("a ruleset prints as nft lists it") {
             {Element{{{b({10, 0, 0, 0}), b({10, 255, 255, 255})}, {b({6}), b({6})}, {b({31, 64}), b({31, 164})}}},
              Element{{{b({10, 96, 0, 10}), b({10, 96, 0, 10})}, {b({17}), b({17})}, {b({0, 53}), b({0, 53})}}}}}};
     rs.chains = {Chain{"output",
-                       BaseHook{Hook::output, 0, Policy::drop},
+                       BaseHook{Hook::output, 0, Policy::drop, ""},
                        {Rule{{OifnameEq{"lo"}, Verdict{VerdictKind::accept}}},
                         Rule{{L4ProtoEq{6}, CounterRef{"tcp_refused"}, Reject{RejectKind::tcp_reset}}}}}};
     CHECK(to_nft_text(rs) ==
@@ -123,14 +123,13 @@ TEST_CASE("the raw-frame statements print as nft lists them") {
 
 TEST_CASE("the netdev table follows the inet table, as nft list ruleset prints them") {
     Ruleset rs;
-    rs.chains = {Chain{"output", BaseHook{Hook::output, 0, Policy::drop}, {Rule{{SecmarkSet{1162215424}}}}}};
-    rs.netdev = NetdevTable{"eth0",
-                            {Counter{"raw_dropped", 2, 120}},
-                            Chain{"egress",
-                                  BaseHook{Hook::egress, 0, Policy::drop},
-                                  {Rule{{SecmarkEq{1162215424}, Verdict{VerdictKind::accept}}},
-                                   Rule{{EtherTypeEq{0x0806}, Verdict{VerdictKind::accept}}},
-                                   Rule{{CounterRef{"raw_dropped"}}}}}};
+    rs.chains = {Chain{"output", BaseHook{Hook::output, 0, Policy::drop, ""}, {Rule{{SecmarkSet{1162215424}}}}}};
+    rs.netdev = NetdevTable{{Counter{"raw_dropped", 2, 120}},
+                            {Chain{"egress",
+                                   BaseHook{Hook::egress, 0, Policy::drop, "eth0"},
+                                   {Rule{{SecmarkEq{1162215424}, Verdict{VerdictKind::accept}}},
+                                    Rule{{EtherTypeEq{0x0806}, Verdict{VerdictKind::accept}}},
+                                    Rule{{CounterRef{"raw_dropped"}}}}}}};
     CHECK(to_nft_text(rs) ==
           "table inet egress_fence {\n"
           "\tchain output {\n"
