@@ -61,14 +61,20 @@ good_stdin() { ef_fence_stdin "$PREV"; }
 # a tab would collapse an empty path, JSON escapes control bytes), where stdin
 # is the compact JSON to send, or empty for a NNN-name.stdin case. One jq pass
 # (this machine is often loaded: a jq per case costs seconds). Cases that log
-# name the designed default path; they log to the test's file instead.
+# name the designed default path; they log to the test's file instead. A case
+# whose expected code is not an integer or whose path is not a string stops it
+# with an error naming the file.
 corpus_cases() {
   jq -r --arg log "$EF_LOGFILE" '(input_filename | split("/") | last) as $file
     | if ($file | endswith(".expect.json")) then [($file | rtrimstr(".expect.json")), .code, .path, ""]
       else [($file | rtrimstr(".json")), .expect.code, .expect.path,
             (.stdin | if type == "object" and .logFile == "/var/log/egress-fence/egress-fence.log"
                       then .logFile = $log else . end | tojson)]
-      end | map(tostring) | join("\u001f")' "$CORPUS"/*.json
+      end
+    | if (.[1] | type) != "number" or .[1] != (.[1] | floor) then error("\($file): expected code \(.[1] | tojson) is not an integer")
+      elif (.[2] | type) != "string" then error("\($file): expected path \(.[2] | tojson) is not a string")
+      else . end
+    | map(tostring) | join("\u001f")' "$CORPUS"/*.json
 }
 
 # check_results FILE: lines "name<TAB>status<TAB>code<TAB>path<TAB>first stdout
@@ -86,7 +92,15 @@ check_results() {
 }
 
 @test "badinput: every case of the bad-config corpus: CNI error with the expected code and path, no crash, no table" {
-  local name code path stdin problems=() n=0 results="$EF_TMP/corpus-results"
+  local name code path stdin problems=() n=0 results="$EF_TMP/corpus-results" cases="$EF_TMP/corpus-cases"
+  # Read into files, not through a process substitution, so a jq error fails the test.
+  corpus_cases >"$cases" || fail "the corpus in $CORPUS does not read (jq's error above)"
+  local files stdin_file
+  files="$(find "$CORPUS" -maxdepth 1 -name '*.json' | wc -l)"
+  [ "$(wc -l <"$cases")" -eq "$files" ] || fail "$(wc -l <"$cases") cases read from $files files"
+  for stdin_file in "$CORPUS"/*.stdin; do
+    [ -f "${stdin_file%.stdin}.expect.json" ] || fail "$stdin_file has no ${stdin_file%.stdin}.expect.json beside it, so it never runs"
+  done
   : >"$results"
   while IFS=$'\x1f' read -r name code path stdin; do
     n=$((n + 1))
@@ -98,8 +112,9 @@ check_results() {
     run ef_plugin ADD <"$EF_TMP/case.stdin"
     printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$status" "$code" "$path" "$(head -n1 <<<"$output")" >>"$results"
     [ -z "$(ef_fence_tables "$EF_POD")" ] || problems+=("$name: left a table in the pod")
-  done < <(corpus_cases)
-  mapfile -t -O "${#problems[@]}" problems < <(check_results "$results")
+  done <"$cases"
+  check_results "$results" >"$EF_TMP/corpus-problems" || fail "checking the results failed (jq's error above)"
+  mapfile -t -O "${#problems[@]}" problems <"$EF_TMP/corpus-problems"
   echo "# $n corpus cases run" >&3
   ((n >= 100)) || problems+=("only $n corpus cases found in $CORPUS")
   [ "$(wc -l <"$results")" -eq "$n" ] || problems+=("results for $(wc -l <"$results") of $n cases")

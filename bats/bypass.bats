@@ -108,19 +108,30 @@ W=(--uid "$EF_WORKLOAD_UID" --timeout-ms 2000)
 @test "bypass: ICMP echo (v4, v6) on a ping socket is dropped and counted in other_dropped" {
   fenced_pod
   ef_allow_ping_sockets
+  # other_dropped also counts what the pod sends by itself: taps of the test's
+  # own prove each probe sent its one echo request.
+  ef_tap_add echo_deny4 ip daddr "$EF_DENY4" icmp type echo-request
+  ef_tap_add echo_world4 ip daddr "$EF_WORLD4" icmp type echo-request
+  ef_tap_add echo_deny6 ip6 daddr "$EF_DENY6" icmpv6 type echo-request
   # v4 ping sockets report the output hook's drop as EPERM.
   counted other_dropped 1 icmp "$EF_DENY4" "${W[@]}"
   counted other_dropped 1 icmp "$EF_WORLD4" "${W[@]}"
   # v6 ping sockets do not (the kernel ignores the push error): no reply, 110.
   counted other_dropped 110 icmp "$EF_DENY6" "${W[@]}"
+  assert_equal "$(ef_tap echo_deny4) $(ef_tap echo_world4) $(ef_tap echo_deny6)" "1 1 1"
 }
 
 @test "bypass: root with CAP_NET_RAW sending IP protocol 253 on a raw socket (v4, v6) is dropped and counted" {
   fenced_pod
+  ef_tap_add raw_deny4 ip daddr "$EF_DENY4" meta l4proto 253
+  ef_tap_add raw_deny6 ip6 daddr "$EF_DENY6" meta l4proto 253
+  ef_tap_add raw_world4 ip daddr "$EF_WORLD4" meta l4proto 253
   # No --uid: root in the pod, capability held; uid 0 is not exempt.
   counted other_dropped 1 rawip "$EF_DENY4" 253
   counted other_dropped 1 rawip "$EF_DENY6" 253
   counted other_dropped 1 rawip "$EF_WORLD4" 253
+  # Each probe sent its one packet (other_dropped also counts the pod's own).
+  assert_equal "$(ef_tap raw_deny4) $(ef_tap raw_deny6) $(ef_tap raw_world4)" "1 1 1"
 }
 
 @test "bypass: the proxy port on a non-loopback address the profile does not allow is refused and counted" {

@@ -168,3 +168,28 @@ far_netns() {
   run -1 ef_probe nd fd00:dead::1
   assert_equal "$(ef_counter other_dropped)" "$((before + 1))"
 }
+
+@test "inboundPeers: a listed peer's connection is answered, another peer's is refused (v4, v6)" {
+  local tmp="$EF_TMP/conflist"
+  jq --arg w4 "$EF_WORLD4/32" --arg w6 "$EF_WORLD6/128" \
+    '(.plugins[] | select(.type == "egress-fence") | .profiles["proxy-only"].inboundPeers) = [$w4, $w6]' \
+    "$EF_CONFLIST" >"$tmp"
+  mv "$tmp" "$EF_CONFLIST"
+  run ef_pod_add
+  assert_success
+  local a4 a6
+  a4="$(ef_pod_addr4)"
+  a6="$(ef_pod_addr6)"
+  ef_listen_start "$EF_POD" tcp "$a4" 7000
+  ef_listen_start "$EF_POD" tcp "$a6" 7000
+  ef_listen_wait
+  run -0 ip netns exec "$EF_WORLD" "$EF_BIN/efprobe" connect tcp "$a4" 7000 --source "$EF_WORLD4"
+  run -0 ip netns exec "$EF_WORLD" "$EF_BIN/efprobe" connect tcp "$a6" 7000 --source "$EF_WORLD6"
+  local before
+  before="$(ef_counter tcp_refused)"
+  # The pod's SYN-ACK to an unlisted peer is a process's packet no rule
+  # accepts: refused (its reset goes to the pod itself), so the peer waits.
+  run -110 ip netns exec "$EF_WORLD" "$EF_BIN/efprobe" connect tcp "$a4" 7000 --source "$EF_DENY4" --timeout-ms 1500
+  run -110 ip netns exec "$EF_WORLD" "$EF_BIN/efprobe" connect tcp "$a6" 7000 --source "$EF_DENY6" --timeout-ms 1500
+  (($(ef_counter tcp_refused) >= before + 2)) || fail "the SYN-ACKs to unlisted peers were not refused"
+}

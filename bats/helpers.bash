@@ -269,9 +269,10 @@ ef_cni_args() {
 
 # ef_cnitool add|check|del [NETNAME [NETNS_PATH]] — libcni, like upstream cnitool.
 # Pod identity from EF_POD_NAMESPACE, EF_POD_NAME, EF_POD_ANNOTATIONS (JSON).
+# CNI_IFNAME is eth0 (lo for cni-loopback) unless EF_IFNAME says otherwise.
 ef_cnitool() {
-  local verb="$1" net="${2:-$EF_NET}" path="${3:-$EF_POD_PATH}" ifname=eth0
-  [ "$net" = cni-loopback ] && ifname=lo
+  local verb="$1" net="${2:-$EF_NET}" path="${3:-$EF_POD_PATH}" ifname="${EF_IFNAME:-eth0}"
+  if [ "$net" = cni-loopback ]; then ifname=lo; fi
   NETCONFPATH="$EF_CONFDIR" CNI_PATH="$EF_BIN:$EF_CNI_PLUGIN_DIR" CNI_CACHE_DIR="$EF_CACHEDIR" \
     CNI_IFNAME="$ifname" CNI_CONTAINERID="ctr-$EF_POD" CNI_ARGS="$(ef_cni_args)" \
     CAP_ARGS="$(jq -cn --argjson a "$EF_POD_ANNOTATIONS" '{"io.kubernetes.cri.pod-annotations": $a}')" \
@@ -329,6 +330,38 @@ ef_counter() {
     jq -e --arg f "${2:-packets}" '.nftables[] | select(.counter) | .counter[$f]'
 }
 
+# --- counting a test's own packets ------------------------------------------------
+# The fence's counters also count what the pod sends by itself (MLD reports,
+# neighbour discovery), so a test proves its probe sent the packet it is about
+# with a counter of its own: a rule in table inet ef_tap of a test-owned netns,
+# hooked before the fence's chains (priority -10), that only that packet
+# matches. It counts and lets the packet go on to the fence.
+
+# ef_tap_add [-n NETNS] [-H HOOK] NAME MATCH...: a tap counting what MATCH (nft
+# rule syntax) selects on HOOK (default output) of NETNS (default the pod).
+ef_tap_add() {
+  local ns="$EF_POD" hook=output
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      -n) ns="$2"; shift 2 ;;
+      -H) hook="$2"; shift 2 ;;
+      *) break ;;
+    esac
+  done
+  local name="$1"
+  shift
+  ip netns exec "$ns" nft add table inet ef_tap &&
+    ip netns exec "$ns" nft add chain inet ef_tap "$hook" "{ type filter hook $hook priority -10; }" &&
+    ip netns exec "$ns" nft add counter inet ef_tap "$name" &&
+    ip netns exec "$ns" nft add rule inet ef_tap "$hook" "$@" counter name "$name"
+}
+
+# ef_tap NAME [NETNS]: the packets the tap NAME has counted.
+ef_tap() {
+  ip netns exec "${2:-$EF_POD}" nft -j list counter inet ef_tap "$1" |
+    jq -e '.nftables[] | select(.counter) | .counter.packets'
+}
+
 # The pod's first IPv4 / IPv6 address on eth0.
 ef_pod_addr4() { ip -n "$EF_POD" -4 -o addr show dev eth0 scope global | awk '{print $4}' | cut -d/ -f1 | head -n1; }
 ef_pod_addr6() { ip -n "$EF_POD" -6 -o addr show dev eth0 scope global | awk '{print $4}' | cut -d/ -f1 | head -n1; }
@@ -352,7 +385,7 @@ ef_leftovers() {
 # prevResult read from PREV_FILE when one is given.  ef_fence_stdin [PREV_FILE]
 ef_fence_stdin() {
   local prev='null'
-  [ -n "${1:-}" ] && prev="$(cat "$1")"
+  if [ -n "${1:-}" ]; then prev="$(cat "$1")"; fi
   jq -c --argjson prev "$prev" --argjson a "$EF_POD_ANNOTATIONS" \
     '. as $l | (.plugins[] | select(.type == "egress-fence"))
      + {name: $l.name, cniVersion: $l.cniVersion,
@@ -368,8 +401,15 @@ ef_plugin() {
 }
 
 # ef_fence_tables NETNS: the egress_fence tables (inet, netdev) in a netns, one a line.
+# When nft cannot list them it says so on stdout and fails, so an empty answer
+# always means "none there".
 ef_fence_tables() {
-  ip netns exec "$1" nft list tables | grep -F egress_fence || true
+  local out
+  if ! out="$(ip netns exec "$1" nft list tables 2>&1)"; then
+    echo "ef_fence_tables: nft list tables failed in $1: $out"
+    return 1
+  fi
+  grep -F egress_fence <<<"$out" || true
 }
 
 # ef_log_bad_lines FILE: prints every line of a JSON-lines log that is not one

@@ -30,8 +30,8 @@ setup() {
 }
 
 teardown() {
-  [ -n "${EF_TMP:-}" ] && ef_teardown
-  [ -n "${IT:-}" ] && rm -rf "$IT"
+  if [ -n "${EF_TMP:-}" ]; then ef_teardown; fi
+  if [ -n "${IT:-}" ]; then rm -rf "$IT"; fi
 }
 
 # --- rendering -------------------------------------------------------------------
@@ -91,10 +91,10 @@ run_container() {
       fi
       # rbind: a hostPath volume carries the mounts below it (pod netns files).
       echo "mount --rbind '$src' '$image$path'"
-      [ "$ro" = true ] && echo "mount -o remount,bind,ro '$image$path'"
+      if [ "$ro" = true ]; then echo "mount -o remount,bind,ro '$image$path'"; fi
     done < <(jq -r '.volumeMounts[] | [.name, .mountPath, (.readOnly // false)] | @tsv' <<<"$container")
     # This shell's pid becomes the container's process through the execs below.
-    [ -n "${RUN_PIDFILE:-}" ] && echo "echo \$\$ >'$RUN_PIDFILE'"
+    if [ -n "${RUN_PIDFILE:-}" ]; then echo "echo \$\$ >'$RUN_PIDFILE'"; fi
     # runAsUser 0, capabilities drop ALL (but those the spec adds), allowPrivilegeEscalation false.
     local caps
     caps="$(jq -r '.securityContext.capabilities.add // [] | map(",+" + ascii_downcase) | join("")' <<<"$container")"
@@ -278,6 +278,7 @@ check_owned() {
   refute_output --partial nf_log_all_netns
   run "$EF_HELM" template ef "$CHART" --set logAllNetns=yes
   assert_failure
+  assert_output --partial "- logAllNetns: Invalid type"
 }
 
 @test "chart: the main container installs before it pauses, and both probes run verify" {
@@ -326,11 +327,13 @@ check_owned() {
 @test "chart: values.schema.json rejects unknown keys and bad values" {
   run "$EF_HELM" template ef "$CHART" --set platform=eks
   assert_failure
+  assert_output --partial "- platform: platform must be one of"
   run "$EF_HELM" template ef "$CHART" --set cni.mdoe=chained
   assert_failure
   assert_output --partial "mdoe"
   run "$EF_HELM" template ef "$CHART" --set pluginConfig.logLevel=loud
   assert_failure
+  assert_output --partial "- pluginConfig.logLevel: pluginConfig.logLevel must be one of"
 }
 
 @test "chart: a plugin config change changes the checksum annotation (rolls the DaemonSet)" {
@@ -373,21 +376,56 @@ ADMISSION="$EF_ROOT/tests/chart/admission"
   jq -e --slurpfile v1 "$IT/vap.json" '[.[] | select(.kind | startswith("ValidatingAdmissionPolicy"))] as $b
     | ($b | map(.apiVersion) | unique) == ["admissionregistration.k8s.io/v1beta1"]
     and ($b | map(del(.apiVersion))) == [$v1[0][] | select(.kind | startswith("ValidatingAdmissionPolicy")) | del(.apiVersion)]' "$IT/beta.json"
-  # No selectors: the policy selects no pod.
+  # Denies by default (the corpus test below shows a [Warn] binding admits what it must refuse).
+  jq -e '.[] | select(.kind == "ValidatingAdmissionPolicyBinding") | .spec.validationActions == ["Deny"]' "$IT/vap.json" ||
+    fail "the binding's validationActions is not [Deny]"
+  # Pods on CREATE and UPDATE (plain, status, ephemeral containers), bindings on CREATE.
+  jq -e '.[] | select(.kind == "ValidatingAdmissionPolicy") | .spec.matchConstraints.resourceRules
+    | map({operations, resources}) == [{operations: ["CREATE"], resources: ["pods", "pods/binding"]},
+        {operations: ["UPDATE"], resources: ["pods", "pods/status", "pods/ephemeralcontainers"]}]' "$IT/vap.json" ||
+    fail "the policy does not match what can change a pod's annotations"
+  # No selectors: the policy selects no pod (a binding only when it sets an annotation the plugin reads).
   render "$IT/none.json" --set admissionPolicy.enabled=true
-  jq -e '.[] | select(.kind == "ValidatingAdmissionPolicy") | .spec.matchConditions[0].expression == "false"' "$IT/none.json"
+  jq -e '.[] | select(.kind == "ValidatingAdmissionPolicy") | .spec.matchConditions[0].expression
+    | endswith(": (false) || (oldObject != null && (false))")' "$IT/none.json" || fail "a policy without selectors selects some pod"
   run "$EF_HELM" template ef "$CHART" --set admissionPolicy.enabled=yes
   assert_failure
+  assert_output --partial "- admissionPolicy.enabled: Invalid type"
   run "$EF_HELM" template ef "$CHART" --set admissionPolicy.enabled=true --set 'admissionPolicy.validationActions={Block}'
+  assert_failure
+  assert_output --partial "- admissionPolicy.validationActions.0: admissionPolicy.validationActions.0 must be one of"
+  run "$EF_HELM" template ef "$CHART" --set admissionPolicy.enabled=true --set 'admissionPolicy.allowedHostPaths={proc}'
+  assert_failure
+  run "$EF_HELM" template ef "$CHART" --set admissionPolicy.enabled=true --set 'admissionPolicy.allowedRuntimeClasses={Kata}'
   assert_failure
 }
 
-@test "chart: the admission policy's CEL gives every pod of the corpus its outcome (accepted, rejected with its reasons, not selected)" {
+@test "chart: the admission policy's CEL gives every request of the corpus its outcome (accepted, rejected with its reasons, not selected)" {
   render "$IT/vap.json" -f "$ADMISSION/values.yaml"
   run node "$EF_NPM/admission.mjs" "$IT/vap.yaml" "$ADMISSION/cases.yaml"
   assert_success
   assert_output --regexp '^[0-9]+ cases: [1-9][0-9]* accepted, [1-9][0-9]* rejected, [1-9][0-9]* not selected; every validation failed at least once$'
-  # The check fails when a rule is weakened: each mutation lets some corpus pod through.
+  # The allow lists admit exactly what they name.
+  render "$IT/allowed.json" -f "$ADMISSION/values.yaml" -f "$ADMISSION/values-allowed.yaml"
+  run node "$EF_NPM/admission.mjs" "$IT/allowed.yaml" "$ADMISSION/cases-allowed.yaml" --partial
+  assert_success
+  assert_output --regexp '^[0-9]+ cases: [1-9][0-9]* accepted, [1-9][0-9]* rejected, 0 not selected$'
+  # With the default (empty) lists the same corpus fails: what they name is refused.
+  run node "$EF_NPM/admission.mjs" "$IT/vap.yaml" "$ADMISSION/cases-allowed.yaml" --partial
+  [ "$status" -eq 1 ] || fail "the default lists admitted what only values-allowed.yaml names"
+  assert_output --partial "the allowed host path: reject"
+  assert_output --partial "the allowed runtime class: reject"
+
+  # A binding that only warns or audits admits every pod the corpus says it must refuse.
+  local actions
+  for actions in '{Warn}' '{Warn,Audit}' '{Audit}'; do
+    render "$IT/warn.json" -f "$ADMISSION/values.yaml" --set "admissionPolicy.validationActions=$actions"
+    run node "$EF_NPM/admission.mjs" "$IT/warn.yaml" "$ADMISSION/cases.yaml"
+    [ "$status" -eq 1 ] || fail "the corpus passed with validationActions $actions"
+    assert_output --partial "the workload runs as root: admitted despite failures"
+  done
+
+  # The check fails when a rule is weakened: each mutation lets some corpus request through.
   local m
   for m in 's/c.securityContext.allowPrivilegeEscalation == false/true/g' \
     "s/'ALL' in c.securityContext.capabilities.drop || //g" \
@@ -395,9 +433,23 @@ ADMISSION="$EF_ROOT/tests/chart/admission"
     's/ > 0)/ >= 0)/g' \
     's/"1337", "1338"/"1337"/' \
     's/has(object.spec.ephemeralContainers) ? /false ? /g' \
-    's/agents-\.\*/agents-7/'; do
+    's/agents-\.\*/agents-7/' \
+    's/operations: \["UPDATE"\]/operations: ["DELETE"]/' \
+    's|"pods", "pods/status", "pods/ephemeralcontainers"|"pods", "pods/ephemeralcontainers"|' \
+    's|"pods", "pods/binding"|"pods"|' \
+    's/(oldObject != null \&\& /(false \&\& /' \
+    's/ : oldObject == null ? \[\] : / : true ? [] : /' \
+    's/\[object.metadata.annotations\[k\]\]/[true]/; s/\[oldObject.metadata.annotations\[k\]\]/[true]/' \
+    's|, "openshell.ai/proxy-uid"\]|]|g' \
+    "s/request.operation == 'CREATE' ? (has(request.subResource) ? request.subResource : '') != 'binding'/true ? true/" \
+    "s/: (has(request.subResource) ? request.subResource : '') == 'ephemeralcontainers'/: false/" \
+    's/has(object.spec.hostNetwork) \&\& object.spec.hostNetwork/false/' \
+    's/has(object.spec.hostPID) \&\& object.spec.hostPID/false/' \
+    's/has(object.spec.hostIPC) \&\& object.spec.hostIPC/false/' \
+    's/has(v.hostPath) \&\& /false \&\& /' \
+    's/!has(object.spec.runtimeClassName) || /true || /'; do
     sed -e "$m" "$IT/vap.yaml" >"$IT/mutant.yaml"
-    ! cmp -s "$IT/vap.yaml" "$IT/mutant.yaml" || fail "sed '$m' changed nothing"
+    if cmp -s "$IT/vap.yaml" "$IT/mutant.yaml"; then fail "sed '$m' changed nothing"; fi
     run node "$EF_NPM/admission.mjs" "$IT/mutant.yaml" "$ADMISSION/cases.yaml"
     [ "$status" -eq 1 ] || fail "the corpus accepted the policy weakened by: $m"
   done
@@ -569,6 +621,7 @@ ADMISSION="$EF_ROOT/tests/chart/admission"
   assert_output --partial "(ptp)"
   run run_container "$IT/chart.json" liveness
   assert_failure
+  assert_output --partial "(ptp)"
 }
 
 @test "bin dir: cni.skipBinDirCheck (--skip-bin-dir-check) installs and verifies with the primary's plugins elsewhere" {
@@ -593,7 +646,8 @@ ADMISSION="$EF_ROOT/tests/chart/admission"
   # Debian's reference plugins (bootstrap installs them) are one of the known dirs.
   local dir
   dir="$(grep -o 'they are in [^:]*' <<<"$output" | cut -d' ' -f4)"
-  [ -n "$dir" ] && [ -x "$dir/bridge" ]
+  [ -n "$dir" ] || fail "the error names no directory of reference plugins: $output"
+  [ -x "$dir/bridge" ] || fail "the error names $dir, which holds no bridge plugin"
   [ -z "$(ls -A "$IT/bin")" ]
   [ "$(ls "$IT/net.d")" = 10-bridge.conf ]
 }
@@ -612,6 +666,7 @@ ADMISSION="$EF_ROOT/tests/chart/admission"
   jq -e '.plugins[-1].type == "egress-fence"' "$CONF_DIR/00-egress-fence.conflist"
   run run_container "$IT/chart.json" liveness
   assert_failure
+  assert_output --partial "10-calico.conflist changed since"
   # kubelet restarts the main container, whose command installs again.
   run run_container "$IT/chart.json" init
   assert_success
@@ -696,6 +751,7 @@ EOF
 
 @test "install waits for a primary CNI that writes its config later" {
   render "$IT/chart.json" --set cni.waitForPrimarySeconds=30
+  # shellcheck disable=SC2030 # this test's own; others get theirs from host_with
   CONF_DIR="$HOST$(hostpath "$IT/chart.json" cni-conf)"
   mkdir -p "$CONF_DIR"
   fake_plugins "$HOST/opt/cni/bin" flannel portmap
@@ -703,8 +759,11 @@ EOF
   local pid=$!
   # The installer is polling: the conf dir has no config yet, nothing is installed.
   local i
-  for i in $(seq 1 500); do grep -q "waiting up to 30s for a primary CNI config" "$IT/install.log" && break; sleep 0.02; done
-  grep -q "waiting up to 30s" "$IT/install.log"
+  for i in $(seq 1 500); do
+    if grep -q "waiting up to 30s for a primary CNI config" "$IT/install.log"; then break; fi
+    sleep 0.02
+  done
+  grep -q "waiting up to 30s for a primary CNI config" "$IT/install.log" || fail "the installer is not waiting: $(cat "$IT/install.log")"
   [ ! -e "$CONF_DIR/00-egress-fence.conflist" ]
   [ ! -e "$HOST/opt/cni/bin/egress-fence" ]
   cp "$CORPUS/primaries/10-flannel.conflist" "$CONF_DIR/"
@@ -717,6 +776,7 @@ EOF
   host_with 10-kindnet.conflist "$IT/chart.json"
   RUN_PIDFILE="$IT/main.pid" run_container "$IT/chart.json" main >"$IT/main.log" 2>&1 &
   local pid=$!
+  # shellcheck disable=SC2031 # host_with set CONF_DIR in this very test
   ef_wait_for_file "$CONF_DIR/00-egress-fence.conflist" 10
   run run_container "$IT/chart.json" readiness
   assert_success
@@ -730,7 +790,7 @@ EOF
 wait_for_line() {
   local i
   for i in $(seq 1 500); do
-    grep -qF -- "$2" "$1" 2>/dev/null && return 0
+    if grep -qF -- "$2" "$1" 2>/dev/null; then return 0; fi
     sleep 0.02
   done
   echo "no line with $2 in $1:" >&2
@@ -808,7 +868,7 @@ runtime_setup() {
   local mode
   for mode in owned chained; do
     rm -rf "$HOST"
-    [ -n "${EF_TMP:-}" ] && ef_teardown
+    if [ -n "${EF_TMP:-}" ]; then ef_teardown; fi
     pod_host --set cni.mode="$mode"
     run run_container "$RENDERED" init
     assert_success

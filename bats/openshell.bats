@@ -32,6 +32,7 @@ openshell_write_conf() {
 
 # A jq filter giving the sidecar profile an allowed destination (udp 53 on the
 # WORLD addresses), for the tests that need one; the shipped profile has none.
+# shellcheck disable=SC2016 # $w4 and $w6 are jq's variables, not the shell's
 WITH_DNS_STAND_IN='(.plugins[] | select(.type == "egress-fence") | .profiles["openshell-sidecar"].allow) =
   [{cidr: ($w4 + "/32"), protocol: "udp", ports: [53]}, {cidr: ($w6 + "/128"), protocol: "udp", ports: [53]}]'
 with_dns_stand_in() {
@@ -178,6 +179,7 @@ ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
   # No looser than OpenShell's own sidecar fence: no allow entries, no exempt UID of its own.
   run -0 jq -e '.profiles | length == 1 and .["openshell-sidecar"].allow == [] and .["openshell-sidecar"].exemptUids == []' "$example"
   # The tests' chain carries the same selectors and profiles.
+  # shellcheck disable=SC2016 # $e and $ex are jq's variables
   run -0 jq -e --slurpfile ex "$example" '(.plugins[] | select(.type == "egress-fence")) as $e
     | $e.selectors == $ex[0].selectors and $e.profiles == $ex[0].profiles and $e.capabilities == $ex[0].capabilities' \
     "$EF_CONF_SRC/openshell-sidecar.conflist"
@@ -253,11 +255,23 @@ nd_after_flush() {
   run -0 ip netns exec "$EF_WORLD" "$EF_BIN/efprobe" icmp "$(ef_pod_addr6)" --timeout-ms 2000
   local before
   before="$(ef_counter other_dropped)"
-  run ! ef_probe icmp "$EF_WORLD6" --uid "$EF_WORKLOAD_UID" --timeout-ms 1000
+  # A tap of the test's own: other_dropped also counts the pod's own MLD reports.
+  ef_tap_add echo6 ip6 daddr "$EF_WORLD6" icmpv6 type echo-request
+  # v6 ping sockets ignore the hook's drop: no reply, 110.
+  run -110 ef_probe icmp "$EF_WORLD6" --uid "$EF_WORKLOAD_UID" --timeout-ms 1000
+  assert_equal "$(ef_tap echo6)" 1
   [ "$(ef_counter other_dropped)" -gt "$before" ] || fail "other_dropped did not count the echo request"
 
   # A related error coming back: udp to an allowed port with no listener -> port unreachable.
+  local allowed refused
+  allowed="$(ef_counter allowed_accepted)"
+  refused="$(ef_counter udp_refused)"
+  ef_tap_add -n "$EF_WORLD" unreach6 ip6 daddr "$(ef_pod_addr6)" icmpv6 type destination-unreachable
   run -111 ef_probe udp "$EF_WORLD6" 53 --expect-reply --uid "$EF_WORKLOAD_UID" --timeout-ms 2000
+  # The 111 is the world's error, not the fence's own reject (which also gives 111).
+  (($(ef_counter allowed_accepted) > allowed)) || fail "allowed_accepted stayed at $allowed: the datagram did not leave"
+  assert_equal "$(ef_counter udp_refused)" "$refused"
+  assert_equal "$(ef_tap unreach6 "$EF_WORLD")" 1
   # A related error going out: the pod answers the world's udp to a closed port with
   # ICMPv6 port unreachable (the fence's ct related path, not an icmpv6 type rule).
   run -111 ip netns exec "$EF_WORLD" "$EF_BIN/efprobe" udp "$(ef_pod_addr6)" 9999 --expect-reply --timeout-ms 2000

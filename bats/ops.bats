@@ -364,6 +364,102 @@ os.execv(sys.argv[1], sys.argv[1:])' "${probe[@]}"
   assert_output --partial "timed out"
 }
 
+# The probe as the workload runs it: a non-root UID, no capability, no_new_privs.
+probe_as_workload() {
+  as_uid "$EF_WORKLOAD_UID" --bounding-set=-all --no-new-privs -- "$CTL" probe --timeout 1000 "$@"
+}
+
+# A router netns on the test bridge ($ROUTER4) in front of a far netns ($FAR4,
+# listening on tcp 8080, on a subnet of its own); route_via_router sends a
+# pod's traffic for that subnet to the router.
+setup_router() {
+  local n="${EF_WORLD4#10.199.}" router far
+  n="${n%%.*}"
+  ROUTER4="10.199.$n.250"
+  FAR_SUBNET4="10.197.$n.0/24"
+  FAR4="10.197.$n.2"
+  router="$(ef_new_netns r)"
+  far="$(ef_new_netns f)"
+  ROUTER_NS="$router"
+  ip link add "efr$EF_ID" type veth peer name eth0 netns "$router"
+  ef_on_teardown ip link delete "efr$EF_ID"
+  ip link set "efr$EF_ID" master "$EF_BRIDGE" up
+  ip -n "$router" link add eth1 type veth peer name eth0 netns "$far"
+  ip -n "$router" link set lo up
+  ip -n "$router" addr add "$ROUTER4/24" dev eth0
+  ip -n "$router" addr add "10.197.$n.1/24" dev eth1
+  ip -n "$router" link set eth0 up
+  ip -n "$router" link set eth1 up
+  ip netns exec "$router" sysctl -qw net.ipv4.ip_forward=1
+  ip -n "$far" link set lo up
+  ip -n "$far" addr add "$FAR4/24" dev eth0
+  ip -n "$far" link set eth0 up
+  ip -n "$far" route add "$EF_SUBNET4" via "10.197.$n.1"
+  ef_listen_in "$far" tcp "$FAR4" 8080
+}
+
+route_via_router() { ip -n "$EF_POD" route add "$FAR_SUBNET4" via "$ROUTER4"; }
+
+@test "probe: 8 in an unfenced pod whose target a router upstream rejects (the refusal did not come from the pod); 0 behind the fence" {
+  setup_router
+  new_pod "p-$EF_ID"
+  route_via_router
+  local fenced="$EF_POD"
+  ef_write_conf --no-fence
+  new_pod "u-$EF_ID"
+  route_via_router
+  run ! ef_table_present
+  # Without the router's reject the unfenced pod reaches the far listener.
+  run -2 probe_as_workload --target "$FAR4:8080"
+  ip netns exec "$ROUTER_NS" nft 'add table inet upstream; add chain inet upstream forward_reject { type filter hook forward priority 0; }; add rule inet upstream forward_reject tcp dport 8080 reject with tcp reset'
+  # Refused at once, as the fence would, but by the router.
+  run -8 probe_as_workload --target "$FAR4:8080"
+  assert_output --partial "NOT FENCED"
+  assert_output --partial "was refused, but not inside this pod: packets left the pod during the attempt (eth0 sent"
+  assert_output --partial "on each of 5 attempts"
+  refute_output --partial "probe: fenced"
+  # The fenced pod: its own fence refuses before the SYN reaches any interface.
+  use_pod "$fenced" "p-$EF_ID"
+  run -0 probe_as_workload --target "$FAR4:8080"
+  assert_output --partial "refused inside this pod"
+  assert_output --partial "no packet left the pod; the reset came back over lo"
+}
+
+@test "probe: 8 in an unfenced pod whose target's port is closed (IPv4 and IPv6), and in a fenced pod whose profile allows the target; 0 behind the fence" {
+  new_pod "p-$EF_ID"
+  local fenced="$EF_POD"
+  ef_write_conf --no-fence
+  new_pod "u-$EF_ID"
+  run ! ef_table_present
+  # Nothing listens on 9999 in the world: its kernel answers the SYN with a reset.
+  run -8 probe_as_workload --target "$EF_DENY4:9999"
+  assert_output --partial "eth0 sent"
+  run -8 probe_as_workload --target "[$EF_DENY6]:9999"
+  assert_output --partial "eth0 sent"
+  use_pod "$fenced" "p-$EF_ID"
+  run -0 probe_as_workload --target "$EF_DENY4:9999"
+  run -0 probe_as_workload --target "[$EF_DENY6]:9999"
+  # The profile allows tcp 8080 to the world address and nothing listens there:
+  # the fence lets the SYN out, and the world's reset is no proof of a fence.
+  run -8 probe_as_workload --target "$EF_WORLD4:8080"
+  assert_output --partial "or the pod's profile allows this target"
+}
+
+@test "probe: 4 for a target that is an address of the pod itself (its own TCP stack refuses, fenced or not)" {
+  new_pod "p-$EF_ID"
+  local fenced="$EF_POD" target pod
+  ef_write_conf --no-fence
+  new_pod "u-$EF_ID"
+  for pod in "$fenced" "$EF_POD"; do
+    use_pod "$pod" "x"
+    for target in "$(ef_pod_addr4):9" "[$(ef_pod_addr6)]:9" "0.0.0.0:9"; do
+      run -4 probe_as_workload --target "$target"
+      assert_output --partial "is an address of this pod (this network namespace's TCP stack sent"
+      refute_output --partial "probe: fenced"
+    done
+  done
+}
+
 # --- reconcile -----------------------------------------------------------------
 
 @test "reconcile: --dry-run changes nothing; a real run brings a running pod to the new config; a removed profile keeps its fence" {
@@ -484,7 +580,7 @@ log_lines() {
   local k line=""
   for ((k = 0; k < 50; k++)); do
     line="$(log_lines "log-$EF_ID")"
-    [ -n "$line" ] && break
+    if [ -n "$line" ]; then break; fi
     sleep 0.1
   done
   [ -n "$line" ] || fail "no kernel log line for the denial; last lines: $(dmesg | tail -n 5)"

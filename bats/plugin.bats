@@ -188,11 +188,11 @@ probe_udp() { ef_probe udp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --expect-rep
 render_is_installed_and_loads() {
   run ef_pod_add
   assert_success
+  local text rendered pod
   # The pod's IPv6 subnet is on its link (prevResult: host-local's /64).
-  run -0 "$EF_BIN/egress-fence-ctl" render --config "$EF_CONFLIST" --namespace sandboxes \
-    --name "$EF_POD_NAME" --container-id "ctr-$EF_POD" --onlink "$EF_SUBNET6"
-  local rendered pod
-  rendered="$(ef_normalise_counters <<<"$output")"
+  text="$("$EF_BIN/egress-fence-ctl" render --config "$EF_CONFLIST" --namespace sandboxes \
+    --name "$EF_POD_NAME" --container-id "ctr-$EF_POD" --onlink "$EF_SUBNET6")" || fail "render failed: $text"
+  rendered="$(ef_normalise_counters <<<"$text")"
   # The whole ruleset: the pod netns is test-owned, only the fence writes there.
   pod="$(ef_nft list ruleset | ef_normalise_counters)"
   same_ruleset "$rendered" "$pod" "rendered" "pod"
@@ -210,7 +210,7 @@ render_is_installed_and_loads() {
 
 # same_ruleset A B NAME_A NAME_B: fails with a unified diff when they differ.
 same_ruleset() {
-  [ "$1" = "$2" ] && return 0
+  if [ "$1" = "$2" ]; then return 0; fi
   diff -u --label "$3" --label "$4" <(echo "$1") <(echo "$2") | sed 's/^/# /' >&3 || true
   fail "$4 ruleset differs from the $3 one (diff above)"
 }
@@ -260,8 +260,8 @@ same_ruleset() {
     run -111 probe_tcp "$EF_DENY4" 8080
     run ef_pod_del
     assert_success
-    run ef_table_present
-    assert_failure
+    run ef_fence_tables "$EF_POD"
+    assert_output ""
   done
 }
 
@@ -275,6 +275,6 @@ same_ruleset() {
   run -0 probe_tcp "$EF_DENY4" 8080 2000
   run ef_runtime remove
   assert_success
-  run ef_table_present
-  assert_failure
+  run ef_fence_tables "$EF_POD"
+  assert_output ""
 }

@@ -135,7 +135,7 @@ rt_umount_under() {
 rt_rmdir_cgroups() {
   local d
   for d in /sys/fs/cgroup/*/"$1" /sys/fs/cgroup/"$1"; do
-    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+    if [ -d "$d" ]; then find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
   done
   return 0
 }
@@ -254,12 +254,12 @@ rt_containerd_start() {
     ef_on_teardown rt_containerd_teardown
   fi
   # Up when its CRI answers at all (image-status exits 0 or 1; 200 is no answer).
-  local i rc=200
-  for i in $(seq 1 200); do
+  local rc=200
+  for _ in $(seq 1 200); do
     if [ -S "$RT_SOCK" ]; then
       rc=0
       rt_cri --timeout 2s image-status "$RT_PAUSE_IMAGE" >/dev/null 2>&1 || rc=$?
-      [ "$rc" -ne 200 ] && break
+      if [ "$rc" -ne 200 ]; then break; fi
     fi
     kill -0 "$RT_CONTAINERD_PID" 2>/dev/null || break
     sleep 0.05
@@ -270,9 +270,11 @@ rt_containerd_start() {
     ctr --address "$RT_SOCK" -n k8s.io images import "$RT_FILE/$image.tar" >/dev/null
   done
   # The CRI plugin learns of imported images from containerd's events.
-  for i in $(seq 1 100); do
-    rt_cri --timeout 2s image-status "$RT_PAUSE_IMAGE" >/dev/null 2>&1 &&
-      rt_cri --timeout 2s image-status "$RT_PROBE_IMAGE" >/dev/null 2>&1 && return 0
+  for _ in $(seq 1 100); do
+    if rt_cri --timeout 2s image-status "$RT_PAUSE_IMAGE" >/dev/null 2>&1 &&
+      rt_cri --timeout 2s image-status "$RT_PROBE_IMAGE" >/dev/null 2>&1; then
+      return 0
+    fi
     sleep 0.05
   done
   echo "containerd's CRI never listed the imported images" >&2
@@ -282,8 +284,7 @@ rt_containerd_start() {
 # Stops containerd and waits for it (the pods' shims keep running).
 rt_containerd_stop() {
   kill -TERM "$RT_CONTAINERD_PID" 2>/dev/null || return 0
-  local i
-  for i in $(seq 1 200); do
+  for _ in $(seq 1 200); do
     kill -0 "$RT_CONTAINERD_PID" 2>/dev/null || break
     sleep 0.05
   done
@@ -313,7 +314,7 @@ rt_pids_with() {
   for f in /proc/[0-9]*/cmdline; do
     pid="${f#/proc/}"
     pid="${pid%/cmdline}"
-    tr '\0' ' ' <"$f" 2>/dev/null | grep -qF -- "$1" && echo "$pid"
+    if tr '\0' ' ' <"$f" 2>/dev/null | grep -qF -- "$1"; then echo "$pid"; fi
   done
   return 0
 }
@@ -323,12 +324,14 @@ rt_cri() { "$EF_BIN/ef-cri" --socket "$RT_SOCK" "$@"; }
 # Polls containerd's loaded CNI config (CRI Status, verbose) until
 # egress-fence is in the chain (rt_wait_fence_loaded) or not (... absent).
 rt_wait_fence_loaded() {
-  local want="${1:-present}" i has
-  for i in $(seq 1 200); do
+  local want="${1:-present}" has
+  for _ in $(seq 1 200); do
     has=absent
-    rt_cri --timeout 5s cni-config 2>/dev/null |
-      jq -e '[.Networks[].Config.Plugins[]?.Network.type] | index("egress-fence")' >/dev/null && has=present
-    [ "$has" = "$want" ] && return 0
+    if rt_cri --timeout 5s cni-config 2>/dev/null |
+      jq -e '[.Networks[].Config.Plugins[]?.Network.type] | index("egress-fence")' >/dev/null; then
+      has=present
+    fi
+    if [ "$has" = "$want" ]; then return 0; fi
     sleep 0.05
   done
   echo "containerd's CNI config: egress-fence still $has after 10 s" >&2
@@ -380,18 +383,26 @@ rt_world() {
   done
   netns="$(rt_netns "$id")"
   RT_DEST="$(rt_cri pod-status "$id" | jq -r '.ip')"
-  local i
-  for i in $(seq 1 200); do
-    [ "$(nsenter --net="$netns" ss -Htln "( sport = :$RT_ALLOWED_PORT or sport = :$RT_DENIED_PORT )" | wc -l)" -eq 2 ] &&
+  for _ in $(seq 1 200); do
+    if [ "$(nsenter --net="$netns" ss -Htln "( sport = :$RT_ALLOWED_PORT or sport = :$RT_DENIED_PORT )" | wc -l)" -eq 2 ]; then
       return 0
+    fi
     sleep 0.05
   done
   echo "the world's listeners did not come up" >&2
   return 1
 }
 
-# rt_fence_tables NETNS_PATH: the egress_fence tables in a sandbox's netns.
-rt_fence_tables() { nsenter --net="$1" nft list tables | grep -F egress_fence || true; }
+# rt_fence_tables NETNS_PATH: the egress_fence tables in a sandbox's netns. When
+# nft cannot list them it says so on stdout and fails: empty means none there.
+rt_fence_tables() {
+  local out
+  if ! out="$(nsenter --net="$1" nft list tables 2>&1)"; then
+    echo "rt_fence_tables: nft list tables failed in $1: $out"
+    return 1
+  fi
+  grep -F egress_fence <<<"$out" || true
+}
 
 # --- the chart's pod under podman ------------------------------------------------------
 
@@ -490,15 +501,17 @@ rt_restart_main() {
   started="$(rt_podman inspect --format '{{.State.StartedAt}}' "$RT_MAIN")"
   rt_podman kill --signal KILL "$RT_MAIN" >/dev/null
   rt_podman wait "$RT_MAIN" >/dev/null
-  local i
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     case "$(rt_podman pod inspect --format '{{.State}}' "ef-$EF_ID")" in Exited | Stopped) break ;; esac
     sleep 0.05
   done
   rt_podman pod start "ef-$EF_ID" >/dev/null
-  [ "$(rt_podman inspect --format '{{.State.Status}}' "$RT_MAIN")" = running ] &&
-    [ "$(rt_podman inspect --format '{{.State.StartedAt}}' "$RT_MAIN")" != "$started" ] ||
-    { echo "the main container was not restarted" >&2; rt_podman ps -a --pod >&2; return 1; }
+  if [ "$(rt_podman inspect --format '{{.State.Status}}' "$RT_MAIN")" != running ] ||
+    [ "$(rt_podman inspect --format '{{.State.StartedAt}}' "$RT_MAIN")" = "$started" ]; then
+    echo "the main container was not restarted" >&2
+    rt_podman ps -a --pod >&2
+    return 1
+  fi
 }
 
 # The chart's pod installs the plugin and containerd loads the chain.
@@ -551,7 +564,8 @@ rt_install() {
   spec="$(rt_pod_spec "$EF_TMP/chart")"
 
   # The init container ran to completion: plugin and owned conflist on the "host".
-  [ -x "$RT_BIN/egress-fence" ] && [ -L "$RT_BIN/egress-fence.d" ]
+  [ -x "$RT_BIN/egress-fence" ] || fail "no plugin in $RT_BIN"
+  [ -L "$RT_BIN/egress-fence.d" ] || fail "no egress-fence.d link in $RT_BIN"
   [ -f "$RT_OWNED" ]
   jq -e '.plugins[-1].type == "egress-fence"' "$RT_OWNED"
   run env -i CNI_COMMAND=VERSION "$RT_BIN/egress-fence" </dev/null
@@ -710,7 +724,8 @@ rt_install() {
   assert_success
   run rt_cri list-pods
   assert_output ""
-  ! findmnt -rn -o TARGET | grep -qF -- "$id"
+  run -0 findmnt -rn -o TARGET
+  refute_output --partial "$id"
   [ -z "$(rt_pids_with "$id")" ]
 }
 
@@ -733,8 +748,10 @@ rt_install() {
   assert_output --partial "10-$EF_NET.conflist"
   # ... kubelet restarts the main container, whose command installs again.
   rt_restart_main
-  local i
-  for i in $(seq 1 100); do rt_probe "$EF_TMP/chart" liveness >/dev/null 2>&1 && break; sleep 0.1; done
+  for _ in $(seq 1 100); do
+    if rt_probe "$EF_TMP/chart" liveness >/dev/null 2>&1; then break; fi
+    sleep 0.1
+  done
   run rt_probe "$EF_TMP/chart" liveness
   assert_success
   jq -e '.plugins[0].mtu == 1400 and .plugins[-1].type == "egress-fence"' "$RT_OWNED"
@@ -786,8 +803,11 @@ rt_install() {
     done
   ) 3>&- &
   local loop=$!
-  local i
-  for i in $(seq 1 200); do [ -s "$EF_TMP/loop.done" ] && break; sleep 0.05; done
+  for _ in $(seq 1 200); do
+    if [ -s "$EF_TMP/loop.done" ]; then break; fi
+    sleep 0.05
+  done
+  [ -s "$EF_TMP/loop.done" ] || fail "no sandbox of the loop was done within 10 s"
   local started
   started="$(wc -l <"$EF_TMP/loop.done")"
   # The rolling update: the DaemonSet's pod replaced by one with the v2 image.
@@ -854,12 +874,19 @@ rt_install() {
   [ ! -d "$tmp" ]
   [ -z "$(rt_pids_with "$tmp")" ]
   [ -z "$(rt_pids_with "$sock")" ]
-  ! findmnt -rn -o TARGET | grep -qF -- "$tmp"
-  ! grep -qF -- "$tmp" /proc/mounts
-  [ ! -e "$netns" ] && [ ! -e "$world_netns" ]
-  ! ip netns list | grep -qF -- "${netns##*/}"
-  ! ip link show "$bridge" 2>/dev/null
-  ! ls -d /sys/fs/cgroup/*/"$cgroup" 2>/dev/null
+  run -0 findmnt -rn -o TARGET
+  refute_output --partial "$tmp"
+  run -0 cat /proc/mounts
+  refute_output --partial "$tmp"
+  [ ! -e "$netns" ] || fail "the pod's netns $netns is left"
+  [ ! -e "$world_netns" ] || fail "the world's netns $world_netns is left"
+  run -0 ip netns list
+  refute_output --partial "${netns##*/}"
+  run -0 ip -o link show
+  refute_output --partial "$bridge"
+  run compgen -G "/sys/fs/cgroup/*/$cgroup"
+  assert_output ""
+  [ ! -e "/sys/fs/cgroup/$cgroup" ] || fail "cgroup /sys/fs/cgroup/$cgroup is left"
   run rt_podman pod ps --quiet
   assert_output ""
 }

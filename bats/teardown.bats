@@ -86,6 +86,7 @@ CASES=(newer-keys newer-spec older-schema older-spec invalid-values no-version t
   # The plugin says the same on stderr (libcni passes it on).
   run --separate-stderr ef_plugin DEL < <(skewed older-schema)
   assert_success
+  # shellcheck disable=SC2154 # run --separate-stderr sets stderr
   [[ "$stderr" == *'warning: config ignored by DEL: logLevel'* ]] || fail "stderr: $stderr"
 }
 

@@ -33,8 +33,9 @@ HOST_BASE=100000
 userns_holder() {
   local ready="$EF_TMP/holder.$RANDOM"
   local how=(unshare --user --net)
-  [ $# -gt 0 ] && how=("$@" unshare --user)
+  if [ $# -gt 0 ]; then how=("$@" unshare --user); fi
   # The holder writes its pid once it is in its namespaces; fd 3 closed for bats.
+  # shellcheck disable=SC2016 # $$ and $1 are the inner sh's
   "${how[@]}" sh -c 'echo $$ >"$1.tmp" && mv "$1.tmp" "$1" && exec sleep infinity' sh "$ready" 3>&- &
   ef_on_teardown kill -9 "$!"
   ef_wait_for_file "$ready" 5

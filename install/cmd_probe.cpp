@@ -12,11 +12,13 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "cni/error.h"
 #include "commands.h"
 #include "nft/nft.h"
 #include "probe/privileges.h"
+#include "probe/refusal.h"
 
 namespace ef::ctl {
 namespace {
@@ -25,14 +27,22 @@ namespace {
 // so an unfenced pod times out instead of reaching a real host.
 constexpr const char* kDefaultProbeTarget = "192.0.2.1:9";
 
-// Exit codes (README "Operating it"). 2-4: the fence is missing or cannot be
-// seen; 5-7: it is there, but this process could step around it.
+// Exit codes (README "Operating it"). 2-4 and 8: the fence is missing or
+// cannot be seen; 5-7: it is there, but this process could step around it.
 constexpr int kConnected = 2;
 constexpr int kTimedOut = 3;
 constexpr int kCannotTell = 4;
 constexpr int kNetRawReach = 5;
 constexpr int kUidChange = 6;
 constexpr int kNetAdminReach = 7;
+constexpr int kRefusedOutside = 8;
+
+// Other traffic of the pod during an attempt (IPv6 router solicitations and
+// MLD reports in its first seconds, a sidecar) can only make one look as if it
+// left the pod, never as if the fence refused it: a few tries, a little apart,
+// find a quiet one.
+constexpr int kRefusalAttempts = 5;
+constexpr std::chrono::milliseconds kAttemptPause{20};
 
 struct ProbeOptions {
     std::string target = kDefaultProbeTarget;
@@ -115,6 +125,39 @@ probe::Privileges own_privileges() {
     std::ostringstream text;
     text << in.rdbuf();
     return probe::parse_status(text.str());
+}
+
+std::string read_proc(const char* path) {
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error(std::string(path) + ": cannot be read");
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+// The packet counters of this process's netns (/proc/net follows the reader's netns).
+probe::StackCounters stack_counters() {
+    probe::StackCounters c;
+    c.interfaces = probe::parse_net_dev(read_proc("/proc/net/dev"));
+    c.tcp_out_rsts = probe::parse_tcp_out_rsts(read_proc("/proc/net/snmp"));
+    return c;
+}
+
+// One connection attempt, and for a refused one where it was refused.
+struct Attempt {
+    int err = 0;
+    double ms = 0;
+    probe::RefusalVerdict verdict{probe::RefusalOrigin::kNoReset, ""};
+};
+
+Attempt attempt(const Target& t, int timeout_ms) {
+    Attempt a;
+    probe::StackCounters before = stack_counters();
+    auto start = std::chrono::steady_clock::now();
+    a.err = connect_errno(t, timeout_ms);
+    a.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (a.err == ECONNREFUSED) a.verdict = probe::classify_refusal(before, stack_counters());
+    return a;
 }
 
 // The exempt UIDs of the fence in this netns, as nft writes them, or why they
@@ -200,27 +243,59 @@ int probe(const ProbeOptions& o) {
                   << "outside the pod that no profile allows\n";
         return kCannotTell;
     }
-    auto start = std::chrono::steady_clock::now();
-    int err = connect_errno(t, o.timeout_ms);
-    auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    if (err == 0) {
+    Attempt a;
+    int tries = 0;
+    try {
+        while (true) {
+            a = attempt(t, o.timeout_ms);
+            ++tries;
+            if (a.err != ECONNREFUSED || a.verdict.origin == probe::RefusalOrigin::kInsideNetns ||
+                tries == kRefusalAttempts)
+                break;
+            std::this_thread::sleep_for(kAttemptPause);
+        }
+    } catch (const std::exception& e) {
+        std::cerr << "probe: cannot tell where a refusal came from (" << e.what()
+                  << "): cannot tell whether the pod is fenced\n";
+        return kCannotTell;
+    }
+    if (a.err == 0) {
         std::cerr << "probe: NOT FENCED: a direct connection to " << o.target << " from uid " << geteuid()
                   << " succeeded; this pod's egress is open (is egress-fence in the node's CNI config? is this uid "
                      "exempt?)\n";
         return kConnected;
     }
-    if (err == ETIMEDOUT) {
+    if (a.err == ETIMEDOUT) {
         std::cerr << "probe: NOT FENCED: a direct connection to " << o.target << " from uid " << geteuid()
                   << " timed out after " << o.timeout_ms << " ms instead of being refused at once\n";
         return kTimedOut;
     }
-    if (err != ECONNREFUSED) {
-        std::cerr << "probe: connection to " << o.target << " failed with " << std::strerror(err)
+    if (a.err != ECONNREFUSED) {
+        std::cerr << "probe: connection to " << o.target << " failed with " << std::strerror(a.err)
                   << " instead of being refused: cannot tell whether the pod is fenced\n";
         return kCannotTell;
     }
-    std::cout << "probe: fenced: a direct connection to " << o.target << " was refused in " << ms << " ms (uid "
-              << geteuid() << ")\n";
+    switch (a.verdict.origin) {
+        case probe::RefusalOrigin::kInsideNetns: break;
+        case probe::RefusalOrigin::kLeftPod:
+            std::cerr << "probe: NOT FENCED: a direct connection to " << o.target << " from uid " << geteuid()
+                      << " was refused, but not inside this pod: " << a.verdict.detail << " on each of " << tries
+                      << " attempts, so the refusal came from outside it (an upstream firewall's reject, a closed port "
+                         "on the target) or the pod's profile allows this target; is egress-fence in the node's CNI "
+                         "config? Pick a target that no profile allows and that the pod would reach if it were "
+                         "unfenced\n";
+            return kRefusedOutside;
+        case probe::RefusalOrigin::kOwnStack:
+            std::cerr << "probe: " << o.target << " is an address of this pod (" << a.verdict.detail
+                      << "), which no fence stops: pick a target outside the pod that no profile allows\n";
+            return kCannotTell;
+        case probe::RefusalOrigin::kNoReset:
+            std::cerr << "probe: connection to " << o.target << " was refused, but " << a.verdict.detail
+                      << ": cannot tell whether the pod is fenced\n";
+            return kCannotTell;
+    }
+    std::cout << "probe: fenced: a direct connection to " << o.target << " was refused inside this pod in " << a.ms
+              << " ms (" << a.verdict.detail << "; uid " << geteuid() << ")\n";
     probe::Privileges privileges;
     try {
         privileges = own_privileges();
@@ -242,12 +317,13 @@ int probe(const ProbeOptions& o) {
 void add_probe(CLI::App& app) {
     auto o = std::make_shared<ProbeOptions>();
     auto* p = app.add_subcommand("probe",
-                                 "exit 0 only if a direct connection is refused at once and this process can neither "
-                                 "change its UID nor use CAP_NET_ADMIN or CAP_NET_RAW (run in the pod as the "
-                                 "workload, with its UID and capabilities)");
+                                 "exit 0 only if a direct connection is refused at once, inside the pod (no packet "
+                                 "leaves it), and this process can neither change its UID nor use CAP_NET_ADMIN or "
+                                 "CAP_NET_RAW (run in the pod as the workload, with its UID and capabilities)");
     p->add_option("--target", o->target,
-                  "ADDR:PORT or [ADDR6]:PORT that no profile allows (default " + std::string(kDefaultProbeTarget) +
-                      ")");
+                  "ADDR:PORT or [ADDR6]:PORT outside the pod that no profile allows and that the pod would reach if "
+                  "it were unfenced (default " +
+                      std::string(kDefaultProbeTarget) + ")");
     p->add_option("--timeout", o->timeout_ms, "milliseconds to wait before calling the pod unfenced")
         ->check(CLI::Range(1, 60000));
     p->add_flag("--allow-net-raw", o->allow_net_raw,

@@ -8,6 +8,8 @@ APT_PACKAGES=(build-essential cmake pkg-config libnftnl-dev libmnl-dev nettle-de
   doctest-dev nftables iproute2 jq bats bats-support bats-assert containernetworking-plugins golang-go
   golang-github-appc-cni-dev golang-github-containerd-go-cni-dev procps psmisc util-linux unzip
   iptables
+  # scripts/lint.sh: shellcheck, and python3 for scripts/bats-lint.py (bats/ops.bats runs it too).
+  shellcheck python3
   # bats/runtime.bats: a real containerd and podman, the image built with buildah,
   # the CRI client (tests/drivers/ef-cri) generated from its .proto.
   containerd runc podman buildah catatonit protobuf-compiler golang-goprotobuf-dev

@@ -48,8 +48,10 @@ if ((${#missing[@]})); then
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-    { echo "fuzz: 0 passed, 1 failed"; exit 1; }
+  if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
+    echo "fuzz: 0 passed, 1 failed"
+    exit 1
+  fi
 fi
 
 step "build the fuzz targets in build-asan (clang 14, libFuzzer + ASan + UBSan)"

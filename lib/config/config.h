@@ -56,6 +56,9 @@ struct Profile {
     TcpDeny tcp_deny = TcpDeny::reset;
     Mode mode = Mode::enforce;
     std::optional<LogSpec> log;
+    // `inboundPeers`: only connections coming in from these prefixes may be
+    // answered (sorted, unique); nullopt: from anywhere.
+    std::optional<std::vector<Cidr>> inbound_peers;
     // Set only by select_profile: the UID a pod annotation (exemptUidAnnotation)
     // added, also present in exempt_uids. Recorded so the table's metadata can
     // say which exemption came from the pod rather than the admin.

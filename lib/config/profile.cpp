@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <tuple>
 
 #include "config/json_shape.h"
 #include "config/validate_parts.h"
@@ -13,7 +14,10 @@ using namespace shape;
 
 namespace {
 
-constexpr std::array<std::string_view, 5> kProfileKeys = {"exemptUids", "allow", "tcpDeny", "mode", "log"};
+constexpr std::array<std::string_view, 6> kProfileKeys = {"exemptUids", "allow", "tcpDeny", "mode", "log", "inboundPeers"};
+// More than a profile's inbound peers need; the set is looked up only by a
+// connection's first inbound packet.
+constexpr std::size_t kMaxInboundPeers = 4096;
 constexpr std::array<std::string_view, 3> kAllowKeys = {"cidr", "protocol", "ports"};
 constexpr std::array<std::string_view, 3> kLogKeys = {"rate", "burst", "prefix"};
 constexpr std::array<std::string_view, 4> kProtocols = {"tcp", "udp", "sctp", "any"};
@@ -29,6 +33,22 @@ std::optional<Cidr> read_cidr(const json& v, const std::string& path, std::vecto
     auto cidr = parse_cidr(*text, why);
     if (!cidr) add(problems, path, why);
     return cidr;
+}
+
+// `inboundPeers`: the prefixes whose inbound connections the pod may answer.
+std::vector<Cidr> read_inbound_peers(const json& v, const std::string& path, std::vector<Problem>& problems) {
+    std::vector<Cidr> out;
+    if (!expect_array(v, path, problems)) return out;
+    if (v.size() > kMaxInboundPeers)
+        add(problems, path, "lists " + std::to_string(v.size()) + " prefixes; at most " +
+                                std::to_string(kMaxInboundPeers));
+    for (std::size_t i = 0; i < v.size() && i < kMaxInboundPeers; ++i)
+        if (auto c = read_cidr(v[i], item(path, i), problems)) out.push_back(*c);
+    std::sort(out.begin(), out.end(), [](const Cidr& a, const Cidr& b) {
+        return std::tie(a.v6, a.addr, a.prefix) < std::tie(b.v6, b.addr, b.prefix);
+    });
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
 }
 
 std::optional<PortRange> read_port(const json& v, const std::string& path, std::vector<Problem>& problems) {
@@ -204,6 +224,8 @@ Profile read_profile(const json& v, const std::string& name, const std::string& 
         if (auto mode = read_choice(v["mode"], child(path, "mode"), kModes, problems))
             profile.mode = *mode == "audit" ? Mode::audit : Mode::enforce;
     if (v.contains("log")) profile.log = read_log(v["log"], child(path, "log"), problems);
+    if (v.contains("inboundPeers"))
+        profile.inbound_peers = read_inbound_peers(v["inboundPeers"], child(path, "inboundPeers"), problems);
     return profile;
 }
 

@@ -105,7 +105,7 @@ ProfileRef profile_named(const PluginConfig& cfg, const std::string& name, std::
     if (it == cfg.profiles.end())
         throw cni::Error(cni::kInvalidConfig, where(index) + " names profile \"" + name + "\", which does not exist");
     const Profile& p = it->second;
-    Profile head{name, p.exempt_uids, {}, p.tcp_deny, p.mode, p.log, p.annotated_uid};
+    Profile head{name, p.exempt_uids, {}, p.tcp_deny, p.mode, p.log, p.inbound_peers, p.annotated_uid};
     return ProfileRef{std::move(head), &p.allow};
 }
 

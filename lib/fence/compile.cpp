@@ -189,15 +189,47 @@ void listener_reports(std::vector<Rule>& rules) {
     }
 }
 
-Set onlink_set(const Attachment& a) {
-    Set s{onlink_set_name(a.ifname), {FieldType::ipv6_addr}, true, {}};
-    for (const auto& c : a.onlink6) {
-        Bytes lo(c.addr.begin(), c.addr.end()), hi = lo;
-        for (size_t bit = c.prefix; bit < 128; ++bit) hi[bit / 8] |= uint8_t(0x80 >> (bit % 8));
+// An interval set of address prefixes of one family.
+Set prefix_set(std::string name, bool v6, const std::vector<config::Cidr>& prefixes) {
+    Set s{std::move(name), {v6 ? FieldType::ipv6_addr : FieldType::ipv4_addr}, true, {}};
+    const size_t len = v6 ? 16 : 4;
+    for (const auto& c : prefixes) {
+        if (c.v6 != v6) continue;
+        Bytes lo(c.addr.begin(), c.addr.begin() + static_cast<long>(len)), hi = lo;
+        for (size_t bit = c.prefix; bit < len * 8; ++bit) hi[bit / 8] |= uint8_t(0x80 >> (bit % 8));
         s.elements.push_back({{FieldRange{lo, hi}}});
     }
     sort_unique(s.elements);
     return s;
+}
+
+Set onlink_set(const Attachment& a) { return prefix_set(onlink_set_name(a.ifname), true, a.onlink6); }
+
+// The `inbound` chain: marks connections that come in from outside the pod
+// (the first packet arrives on an interface other than lo, from a source
+// routed back through that interface: a nested netns cannot pose as the
+// world), from the profile's inboundPeers when it names them (their sets go
+// into `sets`).
+Chain inbound_chain(const config::Profile& p, std::vector<Set>& sets) {
+    Chain inbound{"inbound", BaseHook{Hook::prerouting, 0, Policy::accept, ""}, {}};
+    const std::vector<Stmt> from_outside{IifnameNe{"lo"}, CtStateIn{kCtNew}, FibSaddrIifOif{true}};
+    if (!p.inbound_peers) {
+        Rule r{from_outside};
+        r.stmts.emplace_back(CtMarkOr{kInboundMark});
+        inbound.rules.push_back(std::move(r));
+        return inbound;
+    }
+    for (bool v6 : {false, true}) {
+        Set peers = prefix_set(v6 ? "inbound_peers6" : "inbound_peers4", v6, *p.inbound_peers);
+        // A family with no peers listed: none of its connections is answered.
+        if (peers.elements.empty()) continue;
+        Rule r{from_outside};
+        r.stmts.emplace_back(SaddrInSet{v6 ? IpFamily::ipv6 : IpFamily::ipv4, peers.name});
+        r.stmts.emplace_back(CtMarkOr{kInboundMark});
+        inbound.rules.push_back(std::move(r));
+        sets.push_back(std::move(peers));
+    }
+    return inbound;
 }
 
 std::vector<Attachment> canonical(std::vector<Attachment> v) {
@@ -290,11 +322,7 @@ Ruleset compile(const config::Profile& p, const std::vector<config::AllowEntry>&
     for (auto& r : allow_accept) forward.rules.push_back(std::move(r));
     forward.rules.push_back(Rule{{refuse}});
 
-    // Marks connections that come in from outside the pod: the first packet
-    // arrives on an interface other than lo, from a source routed back
-    // through that interface (a nested netns cannot pose as the world).
-    Chain inbound{"inbound", BaseHook{Hook::prerouting, 0, Policy::accept, ""}, {}};
-    inbound.rules.push_back(Rule{{IifnameNe{"lo"}, CtStateIn{kCtNew}, FibSaddrIifOif{true}, CtMarkOr{kInboundMark}}});
+    Chain inbound = inbound_chain(p, rs.sets);
 
     Chain refusal{kRefuseChain, std::nullopt, deny_rules(p, pod)};
 

@@ -515,6 +515,7 @@ class Escape {
             direct(family);
             loopback_spoof(family);
             reuse(family);
+            related_error(family);
             if (!o_.nested_netns.empty()) nested(family);
         }
         settle();
@@ -712,6 +713,20 @@ class Escape {
         }
     }
 
+    // An ICMP error about the proxy's flow would be conntrack's "related":
+    // only a raw socket can forge one, and the workload cannot open it.
+    void related_error(int f) {
+        int id = next_id_++;
+        std::string tok = token_of(id);
+        Attempt a{fam(f), "icmp error", "pod address", "the proxy's udp flow", "-"};
+        a.signatures.push_back({icmp_proto(f), 0, 0, 0, tok});
+        attempt(a, [=] {
+            int fd = socket(f, SOCK_RAW | SOCK_CLOEXEC, icmp_proto(f));
+            if (fd < 0) return report(errno, "no socket");
+            return report(0, "a raw socket opened");
+        });
+    }
+
     // The proxy makes a flow; the workload then sends on its tuple.
     void reuse(int f) {
         struct Case {
@@ -905,7 +920,7 @@ class Escape {
             if (name != "exempt_accepted" && name != "allowed_accepted" && name != "mld_accepted") counted = true;
         if (a.got_out) a.verdict = "got-out";
         else if (counted) a.verdict = "refused";
-        else if (is_unavailable(a.err)) a.verdict = "unavailable";
+        else if (is_unavailable(a.err) || (a.err == EPERM && a.note == "no socket")) a.verdict = "unavailable";
         else if (!a.kernel_drops.empty()) {
             a.verdict = "blocked";
             a.note += (a.note.empty() ? "" : "; ") + a.kernel_drops;
@@ -926,7 +941,10 @@ class Escape {
             decide(a);
             bool control = a.actor.find("control") != std::string::npos;
             std::string detail;
-            for (const auto& [name, n] : a.moved) detail += name + " +" + std::to_string(n) + " ";
+            for (const auto& [name, n] : a.moved)
+                // The markdown matrix is committed: only what the attempt
+                // itself moved, not the pod's own MLD reports meanwhile.
+                if (!o_.markdown || name != "mld_accepted") detail += name + " +" + std::to_string(n) + " ";
             detail += a.err ? std::string(std::strerror(a.err)) : "sent";
             if (!a.note.empty()) detail += " (" + a.note + ")";
             if (control) a.verdict = a.got_out ? "arrived" : "CAPTURE BROKEN";
@@ -942,6 +960,7 @@ class Escape {
         }
         int got = 0;
         for (const auto& a : attempts_) got += a.got_out && a.actor.find("control") == std::string::npos;
+        std::fflush(stdout);
         std::fprintf(stderr, "ef_escape: %zu attempts, %d got out\n", attempts_.size(), got);
         kill(peer_pid_, SIGKILL);
         waitpid(peer_pid_, nullptr, 0);

@@ -3,7 +3,7 @@
 // (110) from "dropped by policy" (1, EPERM from the output hook) from "went
 // through" (0).
 //
-//   efprobe connect tcp ADDR PORT [--uid N] [--timeout-ms T]
+//   efprobe connect tcp ADDR PORT [--uid N] [--timeout-ms T] [--source ADDR]
 //   efprobe udp ADDR PORT [--uid N] [--expect-reply] [--timeout-ms T]
 //   efprobe listen tcp|udp ADDR PORT [--count N] [--ready-file F] [--uid N]
 //   efprobe icmp ADDR [--uid N] [--timeout-ms T]
@@ -76,6 +76,7 @@ struct Options {
     std::string close = "client";
     bool sink = false;          // listen tcp: read to EOF before closing
     long close_after = 0;       // listen tcp: read this many bytes, then close first
+    std::string source;         // connect: bind this address first
 };
 
 long parse_number(std::string_view text, long lo, long hi, const char* what) {
@@ -112,6 +113,8 @@ Options parse_options(int argc, char** argv) {
         } else if (a == "--close") {
             o.close = value();
             if (o.close != "client" && o.close != "server") usage("--close takes client or server");
+        } else if (a == "--source") {
+            o.source = value();
         } else if (a == "--sink") {
             o.sink = true;
         } else if (a == "--close-after") {
@@ -201,6 +204,10 @@ int cmd_connect(const Options& o) {
     Address to = parse_address(o.positional[1], parse_number(o.positional[2], 1, 65535, "port"));
     drop_to(o.uid);
     Fd s = open_socket(to.family, SOCK_STREAM | SOCK_NONBLOCK, 0, "tcp");
+    if (!o.source.empty()) {
+        Address from = parse_address(o.source, 0);
+        if (bind(s.get(), from.sa(), from.len) != 0) fail("bind " + from.text, errno);
+    }
     if (connect(s.get(), to.sa(), to.len) != 0) {
         if (errno != EINPROGRESS) fail("connect " + to.text, errno);
         if (!wait_for(s.get(), POLLOUT, o.timeout_ms)) fail("connect " + to.text, ETIMEDOUT);

@@ -291,7 +291,8 @@ TEST_CASE("parse_json: nesting limit counts brackets outside strings only") {
     CHECK(kMaxJsonDepth == 64);
     const std::string deep64 = std::string(64, '[') + std::string(64, ']');
     CHECK(parse_json(deep64).is_array());
-    CHECK_THROWS_AS(parse_json("[" + deep64 + "]"), ef::cni::Error);
+    CHECK_THROWS_WITH_AS(parse_json("[" + deep64 + "]"), "JSON nesting is deeper than 64 levels (at byte 65)",
+                         ef::cni::Error);
     // A string full of brackets is not nesting, and an escaped quote does not end it.
     const std::string brackets = R"("\")" + std::string(200, '{') + "\"";
     CHECK(parse_json("[" + brackets + "]")[0].get<std::string>().size() == 201);
@@ -299,7 +300,7 @@ TEST_CASE("parse_json: nesting limit counts brackets outside strings only") {
     std::string mixed;
     for (int i = 0; i < 40; ++i) mixed += "{\"a\":[";
     for (int i = 0; i < 40; ++i) mixed += "]}";
-    CHECK_THROWS_AS(parse_json(mixed), ef::cni::Error);
+    CHECK_THROWS_WITH_AS(parse_json(mixed), "JSON nesting is deeper than 64 levels (at byte 193)", ef::cni::Error);
 }
 
 TEST_CASE("parse_json: decode failures name the byte") {
@@ -449,4 +450,22 @@ TEST_CASE("validate accepts a document built in code (signed integers), not only
     CHECK(cfg->profiles.at("proxy-only").exempt_uids == std::vector<uint32_t>{1337});
     entry["profiles"]["proxy-only"]["exemptUids"] = json::array({json(int64_t{-5})});
     CHECK(has_problem(problems_of(entry), "profiles.proxy-only.exemptUids[0]", "found number -5"));
+}
+
+TEST_CASE("inboundPeers: prefixes validated, each problem at its path; absent means any peer") {
+    json entry = json::parse(design_example());
+    entry["profiles"]["proxy-only"]["inboundPeers"] = {"fd00::/8", "10.0.0.0/8", "10.0.0.0/8"};
+    std::vector<Problem> none;
+    auto cfg = validate(entry, none);
+    REQUIRE(cfg);
+    REQUIRE(cfg->profiles.at("proxy-only").inbound_peers);
+    CHECK(cfg->profiles.at("proxy-only").inbound_peers->size() == 2);  // sorted, duplicates gone
+    CHECK(!cfg->profiles.at("proxy-and-dns").inbound_peers);
+    entry["profiles"]["proxy-only"]["inboundPeers"] = {"10.0.0.0/8", "10.0.0.1/8", "fd00::/8", 7};
+    const auto problems = problems_of(entry);
+    CHECK(has_problem(problems, "profiles.proxy-only.inboundPeers[1]", "host bits are set; did you mean 10.0.0.0/8?"));
+    CHECK(has_problem(problems, "profiles.proxy-only.inboundPeers[3]", "expected string, found number 7"));
+    CHECK(problems.size() == 2);
+    entry["profiles"]["proxy-only"]["inboundPeers"] = "10.0.0.0/8";
+    CHECK(has_problem(problems_of(entry), "profiles.proxy-only.inboundPeers", "expected array"));
 }

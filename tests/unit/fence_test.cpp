@@ -479,3 +479,25 @@ TEST_CASE("an interface name the tables cannot carry fails the compile, naming i
     }
     CHECK_NOTHROW((void)compile(example_profile(), pod(), {{"net1.100", {}}, {"eth_0-a", {}}}));
 }
+
+TEST_CASE("inboundPeers: only connections from the listed prefixes are marked for an answer, per family") {
+    config::Profile p = example_profile();
+    p.inbound_peers = std::vector<config::Cidr>{cidr("10.0.0.0/8"), cidr("10.1.0.0/16"), cidr("fd00::/8")};
+    Ruleset rs = compile(p, pod());
+    CHECK(rule_texts(chain(rs, "inbound")) ==
+          std::vector<std::string>{"iifname != \"lo\" ct state new fib saddr . iif oif exists ip saddr @inbound_peers4 "
+                                   "ct mark set ct mark | 0x40000000",
+                                   "iifname != \"lo\" ct state new fib saddr . iif oif exists ip6 saddr @inbound_peers6 "
+                                   "ct mark set ct mark | 0x40000000"});
+    CHECK(element_texts(set_named(rs, "inbound_peers4")) == std::vector<std::string>{"10.0.0.0/8", "10.1.0.0/16"});
+    CHECK(element_texts(set_named(rs, "inbound_peers6")) == std::vector<std::string>{"fd00::/8"});
+    // No IPv6 peer listed: no IPv6 connection is answered.
+    p.inbound_peers = std::vector<config::Cidr>{cidr("192.168.0.0/16")};
+    Ruleset v4only = compile(p, pod());
+    CHECK(rule_texts(chain(v4only, "inbound")).size() == 1);
+    for (const auto& s : v4only.sets) CHECK(s.name != "inbound_peers6");
+    // An empty list: nothing is answered at all.
+    p.inbound_peers = std::vector<config::Cidr>{};
+    CHECK(chain(compile(p, pod()), "inbound").rules.empty());
+    CHECK(digest(compile(p, pod())) != digest(compile(example_profile(), pod())));
+}

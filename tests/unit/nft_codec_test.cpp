@@ -421,7 +421,8 @@ TEST_CASE("the netdev table decodes back: device, counters with values, chain, t
     Ruleset plain = sample();
     CHECK(!roundtrip(plain).netdev);
     // A longer interface name than the kernel allows is refused, not cut.
-    CHECK_THROWS_AS(nft::encode_batch(sample_with_netdev("a-name-longer-than-ifnamsiz"), 1), cni::Error);
+    CHECK_THROWS_WITH_AS(nft::encode_batch(sample_with_netdev("a-name-longer-than-ifnamsiz"), 1),
+                         "cannot encode the fence: interface name too long: a-name-longer-than-ifnamsiz", cni::Error);
 }
 
 TEST_CASE("a chain in the netdev table that the fence did not make shows in the diff") {
@@ -566,7 +567,8 @@ TEST_CASE("truncated encodings are refused with cni::Error") {
     for (size_t len = 1; len < b.size(); ++len) {
         if (std::binary_search(bounds.begin(), bounds.end(), len)) continue;
         INFO("length " << len);
-        CHECK_THROWS_AS(nft::decode_messages(b.data(), len), cni::Error);
+        CHECK_THROWS_WITH_AS(nft::decode_messages(b.data(), len),
+                             doctest::Contains("malformed nf_tables message: truncated"), cni::Error);
     }
 }
 
@@ -649,8 +651,11 @@ TEST_CASE("expressions the fence never emits decode as Unrecognized") {
 TEST_CASE("invalid models are refused before anything is sent") {
     Ruleset rs = sample();
     rs.sets[0].elements.push_back({{one(Bytes{1, 2})}});  // 2 bytes in a uid set
-    CHECK_THROWS_AS(nft::encode_batch(rs, 1), cni::Error);
+    CHECK_THROWS_WITH_AS(nft::encode_batch(rs, 1),
+                         "cannot encode the fence: an element of set exempt_uids does not match the set's key",
+                         cni::Error);
     rs = sample();
     rs.chains[0].rules[0].stmts[0] = OifnameEq{"a-very-long-interface-name"};
-    CHECK_THROWS_AS(nft::encode_batch(rs, 1), cni::Error);
+    CHECK_THROWS_WITH_AS(nft::encode_batch(rs, 1),
+                         "cannot encode the fence: interface name too long: a-very-long-interface-name", cni::Error);
 }
