@@ -115,3 +115,19 @@ check_names_only() {
   assert_failure
   assert_output --regexp 'nf_tables accepted the fence but holds something else: set allow4: missing element `100\.[0-9.]+ \. tcp \. 443`'
 }
+
+@test "100,000 entries: one element swapped for another (the same count) fails CHECK, naming both" {
+  large_fenced_pod
+  local gone extra
+  gone="$(entry_addr 12345)"
+  extra="$(entry_addr 23456)"
+  extra="${extra%.*}.$((${extra##*.} + 1))"
+  ef_nft delete element inet egress_fence allow4 "{ $gone . tcp . 443 }"
+  ef_nft add element inet egress_fence allow4 "{ $extra . tcp . 443 }"
+  run ef_cnitool check
+  assert_failure
+  local err
+  err="$(grep '^{' <<<"$output" | tail -n1)"
+  assert_equal "$(jq -r .details <<<"$err")" "set allow4: missing element \`$gone . tcp . 443\`
+set allow4: unexpected element \`$extra . tcp . 443\`"
+}
