@@ -146,15 +146,16 @@ sandboxes/t-$EF_ID proxy-only false DIFFERS"
   jq -e --arg p "t-$EF_ID" '.pods[] | select(.pod == $p) | .differences | length > 0' "$EF_TMP/inspect.json"
 
   # Every counter of A is what `nft -j list counters` reports, packets and bytes;
-  # other_dropped only ever grows (the pod's own IPv6 MLD reports land there).
+  # mld_accepted only ever grows (the pod's own IPv6 MLD reports).
   ef_nft -j list counters table inet egress_fence |
     jq -c '[.nftables[] | select(.counter) | .counter | {key: .name, value: {packets, bytes}}] | from_entries' \
       >"$EF_TMP/nft-counters.json"
-  jq -e '[keys[]] == ["allowed_accepted","exempt_accepted","other_dropped","tcp_refused","udp_refused"]' \
+  jq -e '[keys[]] == ["allowed_accepted","exempt_accepted","mld_accepted","other_dropped","spoofed_dropped",
+    "tcp_refused","udp_refused"]' \
     "$EF_TMP/nft-counters.json"
   jq -e --arg p "a-$EF_ID" --slurpfile nft "$EF_TMP/nft-counters.json" \
     '.pods[] | select(.pod == $p) | .counters as $c | $nft[0] | to_entries
-     | all(if .key == "other_dropped" then $c[.key].packets <= .value.packets else $c[.key] == .value end)' \
+     | all(if .key == "mld_accepted" then $c[.key].packets <= .value.packets else $c[.key] == .value end)' \
     "$EF_TMP/inspect.json" || { cat "$EF_TMP/nft-counters.json"; jq -c .pods "$EF_TMP/inspect.json"; false; }
   jq -e --arg p "a-$EF_ID" '.pods[] | select(.pod == $p) | .counters.tcp_refused.packets >= 3' "$EF_TMP/inspect.json"
 }
@@ -565,7 +566,7 @@ log_lines() {
   ef_world_listen tcp "$EF_DENY4" 8080
   jq -e '.plugins[] | select(.type == "egress-fence") | .profiles["proxy-only"].log.prefix == "egress-fence"' "$EF_CONFLIST"
   new_pod "log-$EF_ID"
-  ef_nft list chain inet egress_fence output | grep -F "log prefix \"egress-fence sandboxes/log-$EF_ID: \" flags skuid" ||
+  ef_nft list chain inet egress_fence refuse | grep -F "log prefix \"egress-fence sandboxes/log-$EF_ID: \" flags skuid" ||
     fail "no log rule with the pod's prefix and flags skuid"
 
   # Off: the kernel drops log output from a pod netns.
