@@ -62,10 +62,13 @@ void prepare_heap(size_t input_size) {
         pieces.push_back(p);
     }
     if (!pieces.empty()) {
-        const auto lo = reinterpret_cast<uintptr_t>(*std::min_element(pieces.begin(), pieces.end()));
-        const auto hi = reinterpret_cast<uintptr_t>(*std::max_element(pieces.begin(), pieces.end())) + kPiece;
-        const uintptr_t begin = (lo + kHuge - 1) & ~(kHuge - 1), end = hi & ~(kHuge - 1);
-        if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+        // The span of the pieces, trimmed to whole huge pages.
+        auto* lo = static_cast<char*>(*std::min_element(pieces.begin(), pieces.end()));
+        auto* hi = static_cast<char*>(*std::max_element(pieces.begin(), pieces.end())) + kPiece;
+        const auto lo_addr = reinterpret_cast<uintptr_t>(lo);
+        char* begin = lo + ((kHuge - lo_addr % kHuge) % kHuge);
+        char* end = hi - reinterpret_cast<uintptr_t>(hi) % kHuge;
+        if (end > begin) madvise(begin, static_cast<size_t>(end - begin), MADV_HUGEPAGE);
     }
     for (void* p : pieces) std::free(p);
 }

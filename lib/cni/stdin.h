@@ -37,8 +37,9 @@ void keep_heap();
 // and asks for it to be backed by huge pages, so it is faulted in 2 MiB at a
 // time rather than 4 KiB: ~10% less CPU for a 100,000-entry ADD here. A
 // huge page is resident as a whole, so more grows the peak RSS past what
-// it saves (16 bytes: 68 MiB at 100,000 entries; 8: 61 MiB; none: 50 MiB). Nothing for a small input, or when called before (read_stdin()
-// calls it when fstat tells the size).
+// it saves (16 bytes: 68 MiB at 100,000 entries; 8: 61 MiB; none: 50 MiB).
+// Nothing for a small input, or when called before (read_stdin() calls it
+// when fstat tells the size).
 void prepare_heap(size_t input_size);
 
 }  // namespace ef::cni

@@ -143,7 +143,7 @@ class Fallback {
         if (depth_ == 1 && root_is_object_) members_.push_back({top_key_, v, "a string"});
         return place(std::move(v));
     }
-    bool binary(json::binary_t&) { return true; }  // not produced by text input
+    static bool binary(json::binary_t&) { return true; }  // not produced by text input
     bool start_object(std::size_t) { return open(json::value_t::object, "an object"); }
     bool key(json::string_t& k) {
         if (depth_ == 1 && root_is_object_) top_key_ = k;
@@ -309,6 +309,8 @@ class Converter {
     // "profiles", or one profile.
     enum class Context : uint8_t { plain, stdin_top, profiles, profile };
 
+    // Not `return {...}`: a braced json of one value is an array of it.
+    // NOLINTBEGIN(modernize-return-braced-init-list)
     json value(dom::element e, std::size_t depth) {
         switch (e.type()) {
             case dom::element_type::OBJECT: return object(e, depth + 1, Context::plain, nullptr);
@@ -326,6 +328,7 @@ class Converter {
         }
         return json(nullptr);
     }
+    // NOLINTEND(modernize-return-braced-init-list)
 
     void enter(std::size_t depth) const {
         if (depth > kMaxJsonDepth) fail_too_deep(text_);

@@ -233,8 +233,8 @@ bool same_but_counted(const fence::Ruleset& want, const fence::Ruleset& got, con
         return false;
     for (size_t i = 0; i < want.sets.size(); ++i) {
         const fence::Set &w = want.sets[i], &g = got.sets[i];
-        const bool by_count =
-            std::any_of(counted.begin(), counted.end(), [&](const CountedSet& c) { return c.name == w.name; });
+        const bool by_count = std::any_of(counted.begin(), counted.end(),
+                                          [&](const CountedSet& c) { return c.name == w.name; });
         if (w.name != g.name || w.key != g.key || w.interval != g.interval || w.size != g.size) return false;
         if (!by_count && w.elements != g.elements) return false;
     }
@@ -331,9 +331,10 @@ std::optional<fence::Ruleset> one_element_short(const fence::Ruleset& rs) {
     const char* drop_env = std::getenv("EF_TEST_DROP_ELEMENT");
     if (!drop_env || std::strcmp(drop_env, "1") != 0) return std::nullopt;
     fence::Ruleset short_one = rs;
-    auto largest =
-        std::max_element(short_one.sets.begin(), short_one.sets.end(),
-                         [](const fence::Set& a, const fence::Set& b) { return a.elements.size() < b.elements.size(); });
+    auto largest = std::max_element(short_one.sets.begin(), short_one.sets.end(),
+                                    [](const fence::Set& a, const fence::Set& b) {
+                                        return a.elements.size() < b.elements.size();
+                                    });
     if (largest != short_one.sets.end() && !largest->elements.empty()) largest->elements.pop_back();
     return short_one;
 }

@@ -29,8 +29,9 @@ std::string backend_mismatch(const fence::Set& want, const KernelSet& k) {
     const std::string_view b = k.backend;
     if (!b.starts_with("nft_set_")) return "";
     const char* kind = !want.interval ? "hash" : want.key.size() == 1 ? "rbtree" : "pipapo";
-    const bool fits = !want.interval ? (b.find("hash") != std::string_view::npos || b.find("bitmap") != std::string_view::npos)
-                                     : b.find(kind) != std::string_view::npos;
+    const bool fits = !want.interval
+                          ? (b.find("hash") != std::string_view::npos || b.find("bitmap") != std::string_view::npos)
+                          : b.find(kind) != std::string_view::npos;
     if (fits) return "";
     return "set " + want.name + " is held in the kernel's " + k.backend + ", not in a " + kind + " backend";
 }

@@ -46,7 +46,7 @@ struct KernelSet {
 
 // The most element bytes a set may take in a dump and still come back in one
 // chunk (the kernel fills dump skbs of up to 32 KiB; headroom for headers).
-inline constexpr size_t kOneDumpChunk = 30 * 1024;
+inline constexpr size_t kOneDumpChunk = size_t{30} * 1024;
 
 // The bytes the elements of `s` take in a GETSETELEM dump.
 size_t dump_bytes(const fence::Set& s);

@@ -105,8 +105,8 @@ int run(bool replace) {
         p.done("socket_open");
         uint32_t first = s->take_seq(0);
         nft::BatchLabels labels;
-        std::vector<uint8_t> batch = nft::encode_batch_labeled(rs, first, labels, false,
-                                                               replace ? nft::BatchMode::replace : nft::BatchMode::create);
+        std::vector<uint8_t> batch = nft::encode_batch_labeled(
+            rs, first, labels, false, replace ? nft::BatchMode::replace : nft::BatchMode::create);
         p.done("encode");
         s->take_seq(static_cast<uint32_t>(labels.size()));
         nft::BatchError e = s->send_batch(batch, first, labels.size() - 2);

@@ -191,8 +191,9 @@ TEST_CASE("read_json: strict RFC 8259, with nlohmann's number types") {
           "last read: '\"<0xFF>'");
     const std::string long_bad = "\"" + std::string(100000, 'a') + "\x01\"";
     const std::string msg = refusal(long_bad);
-    CHECK(msg.starts_with("input is not valid JSON (byte 100002): syntax error while parsing value - invalid string: "
-                          "control character U+0001 (SOH) must be escaped"));
+    CHECK(
+        msg.starts_with("input is not valid JSON (byte 100002): syntax error while parsing value - invalid string: "
+                        "control character U+0001 (SOH) must be escaped"));
     CHECK(msg.size() < 300);
     CHECK(msg.ends_with("..."));
 }

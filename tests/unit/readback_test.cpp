@@ -31,6 +31,8 @@ namespace {
 //   set allow4 { type ipv4_addr . inet_proto . inet_service; size 16;
 //                elements = { 10.0.0.1 . tcp . 443, 10.0.0.2 . tcp . 443, 10.0.0.3 . udp . 53 } }
 // as Linux 6.18 sent it (nft created the table; tests/probe's raw GETSET).
+// Rows of 12 bytes, as recorded, not one byte a line.
+// clang-format off
 const std::vector<uint8_t> kGetsetReply = {
     // message of 140 bytes
     0x8c, 0x00, 0x00, 0x00, 0x09, 0x0a, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00,
@@ -58,8 +60,8 @@ const std::vector<uint8_t> kGetsetReply = {
     0x00, 0x00, 0x00, 0x10, 0x17, 0x00, 0x13, 0x00, 0x30, 0x78, 0x66, 0x66,
     0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x38, 0x32, 0x35, 0x30, 0x36, 0x35,
     0x34, 0x30, 0x00, 0x00, 0x08, 0x00, 0x14, 0x00, 0x00, 0x00, 0x00, 0x03,
-   
 };
+// clang-format on
 
 // Each message of `bytes` with every attribute of type `drop` removed, as a
 // kernel that does not know them sends the reply.
@@ -214,7 +216,8 @@ TEST_CASE("a backend the kernel names must be of the kind the set needs; an addr
     CHECK(why(uids, "nft_set_rbtree_type").empty());
     CHECK(why(ranges, "nft_set_pipapo_avx2_type").empty());
     CHECK(why(ranges, "nft_set_pipapo_type").empty());
-    CHECK(why(hash, "nft_set_rbtree_type") == "set allow4 is held in the kernel's nft_set_rbtree_type, not in a hash backend");
+    CHECK(why(hash, "nft_set_rbtree_type") ==
+          "set allow4 is held in the kernel's nft_set_rbtree_type, not in a hash backend");
     CHECK(why(hash, "0xffffffff82506540").empty());
     CHECK(why(hash, "").empty());
 }

@@ -160,7 +160,7 @@ TEST_CASE("addresses print exactly as inet_ntop prints them") {
         CAPTURE(want);
         CHECK(std::string(got.data(), n) == want);
     };
-    std::mt19937 rng(19);  // fixed: the same cases every run
+    std::mt19937 rng(19);  // NOLINT(cert-msc32-c,cert-msc51-cpp): fixed, the same cases every run
     // IPv6: every pattern of zero and non-zero groups, each non-zero group a
     // random value of 1 to 4 hex digits, 0xffff in group 5 half the time
     // (IPv4-mapped forms), and the IPv4-compatible ones.
