@@ -212,7 +212,8 @@ Set onlink_set(const Attachment& a) { return prefix_set(onlink_set_name(a.ifname
 // into `sets`).
 Chain inbound_chain(const config::Profile& p, std::vector<Set>& sets) {
     Chain inbound{"inbound", BaseHook{Hook::prerouting, 0, Policy::accept, ""}, {}};
-    const std::vector<Stmt> from_outside{IifnameNe{"lo"}, CtStateIn{kCtNew}, FibSaddrIifOif{true}};
+    // ct state first: it ends the rule for every packet after a connection's first.
+    const std::vector<Stmt> from_outside{CtStateIn{kCtNew}, IifnameNe{"lo"}, FibSaddrIifOif{true}};
     if (!p.inbound_peers) {
         Rule r{from_outside};
         r.stmts.emplace_back(CtMarkOr{kInboundMark});

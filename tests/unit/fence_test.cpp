@@ -92,7 +92,7 @@ TEST_CASE("the example profile compiles to the invariant's rule order") {
                                                                           "oifname \"eth0\" goto refuse", "accept"});
     CHECK(rule_texts(chain(rs, "inbound")) ==
           std::vector<std::string>{
-              "iifname != \"lo\" ct state new fib saddr . iif oif exists ct mark set ct mark | 0x40000000"});
+              "ct state new iifname != \"lo\" fib saddr . iif oif exists ct mark set ct mark | 0x40000000"});
     REQUIRE(chain(rs, "inbound").base);
     CHECK(chain(rs, "inbound").base->hook == Hook::prerouting);
     CHECK(chain(rs, "inbound").base->policy == Policy::accept);
@@ -483,9 +483,9 @@ TEST_CASE("inboundPeers: only connections from the listed prefixes are marked fo
     Ruleset rs = compile(p, pod());
     CHECK(
         rule_texts(chain(rs, "inbound")) ==
-        std::vector<std::string>{"iifname != \"lo\" ct state new fib saddr . iif oif exists ip saddr @inbound_peers4 "
+        std::vector<std::string>{"ct state new iifname != \"lo\" fib saddr . iif oif exists ip saddr @inbound_peers4 "
                                  "ct mark set ct mark | 0x40000000",
-                                 "iifname != \"lo\" ct state new fib saddr . iif oif exists ip6 saddr @inbound_peers6 "
+                                 "ct state new iifname != \"lo\" fib saddr . iif oif exists ip6 saddr @inbound_peers6 "
                                  "ct mark set ct mark | 0x40000000"});
     CHECK(element_texts(set_named(rs, "inbound_peers4")) == std::vector<std::string>{"10.0.0.0/8", "10.1.0.0/16"});
     CHECK(element_texts(set_named(rs, "inbound_peers6")) == std::vector<std::string>{"fd00::/8"});
