@@ -5,6 +5,11 @@
 # through the plugin's stdin); CHECK passes; then one element of the 100,000
 # is removed from, or one added to, the kernel's set with nft from inside the
 # pod, and CHECK must fail naming exactly that element and nothing else.
+# Issue 19: ADD checks such a set by the kernel's count of it (NFTA_SET_COUNT)
+# and CHECK by the count and lookups; EF_TEST_NO_SET_COUNT=1 reads the
+# kernel's replies as a kernel before 6.16 sends them (no count: every
+# element read back), EF_TEST_DROP_ELEMENT=1 makes ADD send one element less
+# than it means, as a kernel that lost one would look.
 # The generated addresses (100.64.0.0/10) are only ever set elements: the pod
 # has no route to them and nothing is sent.
 
@@ -69,6 +74,8 @@ check_names_only() {
   addr="$(entry_addr 54321)"
   ef_nft delete element inet egress_fence allow4 "{ $addr . tcp . 443 }"
   check_names_only "set allow4: missing element \`$addr . tcp . 443\`"
+  # The same on a kernel that reports no count (the elements dumped).
+  EF_TEST_NO_SET_COUNT=1 check_names_only "set allow4: missing element \`$addr . tcp . 443\`"
   # Put back, the fence is whole again.
   ef_nft add element inet egress_fence allow4 "{ $addr . tcp . 443 }"
   run -0 ef_cnitool check
@@ -83,4 +90,44 @@ check_names_only() {
   addr="${addr%.*}.$((${addr##*.} + 1))"
   ef_nft add element inet egress_fence allow4 "{ $addr . tcp . 443 }"
   check_names_only "set allow4: unexpected element \`$addr . tcp . 443\`"
+}
+
+@test "100,000 entries: ADD checks the large set by the kernel's count; one element short fails ADD" {
+  large_profile
+  EF_TEST_DROP_ELEMENT=1 run ef_pod_add
+  assert_failure
+  assert_output --partial "nf_tables accepted the fence but holds something else: set allow4 holds"
+  [[ "$output" =~ set\ allow4\ holds\ ([0-9]+)\ elements,\ ([0-9]+)\ were\ sent ]] ||
+    fail "no count in the error: $output"
+  ((BASH_REMATCH[2] == BASH_REMATCH[1] + 1)) || fail "counts ${BASH_REMATCH[1]} and ${BASH_REMATCH[2]}"
+}
+
+@test "100,000 entries on a kernel without NFTA_SET_COUNT: ADD reads every element back, CHECK passes" {
+  large_profile
+  EF_TEST_NO_SET_COUNT=1 run ef_pod_add
+  assert_success
+  EF_TEST_NO_SET_COUNT=1 run -0 ef_cnitool check
+}
+
+@test "100,000 entries on a kernel without NFTA_SET_COUNT: ADD one element short fails, naming it" {
+  large_profile
+  EF_TEST_NO_SET_COUNT=1 EF_TEST_DROP_ELEMENT=1 run ef_pod_add
+  assert_failure
+  assert_output --regexp 'nf_tables accepted the fence but holds something else: set allow4: missing element `100\.[0-9.]+ \. tcp \. 443`'
+}
+
+@test "100,000 entries: one element swapped for another (the same count) fails CHECK, naming both" {
+  large_fenced_pod
+  local gone extra
+  gone="$(entry_addr 12345)"
+  extra="$(entry_addr 23456)"
+  extra="${extra%.*}.$((${extra##*.} + 1))"
+  ef_nft delete element inet egress_fence allow4 "{ $gone . tcp . 443 }"
+  ef_nft add element inet egress_fence allow4 "{ $extra . tcp . 443 }"
+  run ef_cnitool check
+  assert_failure
+  local err
+  err="$(grep '^{' <<<"$output" | tail -n1)"
+  assert_equal "$(jq -r .details <<<"$err")" "set allow4: missing element \`$gone . tcp . 443\`
+set allow4: unexpected element \`$extra . tcp . 443\`"
 }

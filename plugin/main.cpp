@@ -1,37 +1,21 @@
 // egress-fence: the CNI plugin. Reads the CNI environment and stdin, runs the
 // verb, prints its result or a CNI error object. Nothing else lives here.
-#include <unistd.h>
-
 #include <chrono>
 #include <iostream>
 
+#include "cni/stdin.h"
 #include "cni/version.h"
 #include "config/config.h"
 #include "config/envelope.h"
+#include "config/json_read.h"
 #include "plugin/verbs.h"
 
 using namespace ef;
 
 namespace {
 
-// One byte more than the config parser accepts, so it can say "too large"
-// without this process holding arbitrary amounts of input.
-constexpr size_t kMaxStdin = config::kMaxInputBytes + 1;
-
-std::string read_stdin() {
-    std::string in;
-    char buf[65536];
-    while (in.size() < kMaxStdin) {
-        ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        in.append(buf, static_cast<size_t>(n));
-    }
-    return in;
-}
-
 // Every verb but DEL: the whole config, validated, and the pod it is for.
-void read_invocation(plugin::Invocation& in, const std::string& input) {
+void read_invocation(plugin::Invocation& in, const config::JsonText& input) {
     in.conf = config::parse_netconf(input);
     in.args = cni::parse_args(in.env.args);
     in.pod = config::Pod{in.args.pod_namespace,
@@ -67,6 +51,7 @@ std::string dispatch(const std::string& verb, const plugin::Invocation& in) {
 
 int main() {
     auto start = std::chrono::steady_clock::now();
+    cni::keep_heap();
     cni::InvocationRecord record;
     std::string version(cni::kSupportedVersions.back()), log_file, log_level = "info";
     int rc = 0;
@@ -76,22 +61,30 @@ int main() {
         record.container_id = in.env.container_id;
         const std::string& verb = in.env.command;
         if (verb.empty()) throw cni::Error(cni::kInvalidEnvironment, "CNI_COMMAND is not set");
-        std::string input = read_stdin();
-        // Read from any input, valid or not: the version an answer is given
-        // in and where this invocation is logged.
-        const config::Envelope envelope = config::read_envelope(input);
-        if (!envelope.cni_version.empty()) version = envelope.cni_version;
-        log_file = envelope.log_file;
-        log_level = envelope.log_level;
-        if (verb == "VERSION") {
-            std::cout << cni::version_json(version) << "\n";
-            return 0;
+        // One byte more than the config parser accepts, so it can say "too
+        // large" without this process holding arbitrary amounts of input.
+        const cni::StdinBytes input = cni::read_stdin(config::kMaxInputBytes + 1, config::kJsonPadding);
+        cni::prepare_heap(input.size);
+        {
+            // Parsed once, for the envelope and the config; the parser's
+            // memory is gone before the fence is compiled.
+            const config::JsonText parsed(input.view(), /*padded=*/true);
+            // Read from any input, valid or not: the version an answer is given
+            // in and where this invocation is logged.
+            const config::Envelope envelope = config::read_envelope(parsed);
+            if (!envelope.cni_version.empty()) version = envelope.cni_version;
+            log_file = envelope.log_file;
+            log_level = envelope.log_level;
+            if (verb == "VERSION") {
+                std::cout << cni::version_json(version) << "\n";
+                return 0;
+            }
+            if (verb != "ADD" && verb != "DEL" && verb != "CHECK" && verb != "STATUS" && verb != "GC")
+                throw cni::Error(cni::kInvalidEnvironment, "CNI_COMMAND \"" + verb + "\" is not a CNI verb",
+                                 "expected ADD, DEL, CHECK, STATUS, GC or VERSION");
+            if (verb == "DEL") read_teardown(in, envelope);
+            else read_invocation(in, parsed);
         }
-        if (verb != "ADD" && verb != "DEL" && verb != "CHECK" && verb != "STATUS" && verb != "GC")
-            throw cni::Error(cni::kInvalidEnvironment, "CNI_COMMAND \"" + verb + "\" is not a CNI verb",
-                             "expected ADD, DEL, CHECK, STATUS, GC or VERSION");
-        if (verb == "DEL") read_teardown(in, envelope);
-        else read_invocation(in, input);
         record.pod = in.pod.namespace_ + "/" + in.pod.name;
         std::string out = dispatch(verb, in);
         if (!out.empty()) std::cout << out << "\n";

@@ -247,10 +247,14 @@ std::string cmd_check(const Invocation& in) {
                     "the runtime passes the cached ADD result as prevResult");
     auto profile = select(in);
     require_pod_netns(in.env.netns);
+    // Compiled for this attachment first: the read knows what sets to expect
+    // (nft::read_ruleset); attachments do not change the sets.
+    std::optional<fence::Ruleset> expected;
+    if (profile) expected = fence::compile(profile->head, *profile->allow, in.pod, {this_attachment(in)});
     std::optional<fence::Ruleset> actual;
     {
         netns::ScopedNetns inside(in.env.netns);
-        actual = nft::read_ruleset();
+        actual = expected ? nft::read_ruleset(*expected) : nft::read_ruleset();
         // Warned, not failed: see nft::foreign_chain_warning.
         for (const auto& c : nft::foreign_base_chains()) in.record->warnings.push_back(nft::foreign_chain_warning(c));
     }
@@ -267,8 +271,11 @@ std::string cmd_check(const Invocation& in) {
     // The other attachments' parts as the table holds them (their own CHECK
     // compares those with their prevResult); this one's from this prevResult.
     std::vector<fence::Attachment> attachments = other_attachments(*actual, in);
-    attachments.push_back(this_attachment(in));
-    auto diffs = fence::diff(fence::compile(profile->head, *profile->allow, in.pod, attachments), *actual);
+    if (!attachments.empty()) {
+        attachments.push_back(this_attachment(in));
+        expected = fence::compile(profile->head, *profile->allow, in.pod, attachments);
+    }
+    auto diffs = fence::diff(*expected, *actual);
     if (diffs.empty()) return "";
     std::string details;
     for (const auto& d : diffs) details += d + "\n";

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(build-essential cmake pkg-config libnftnl-dev libmnl-dev nettle-dev nlohmann-json3-dev libcli11-dev
+APT_PACKAGES=(build-essential cmake pkg-config libnftnl-dev libmnl-dev nettle-dev nlohmann-json3-dev libsimdjson-dev libcli11-dev
   doctest-dev nftables iproute2 jq bats bats-support bats-assert containernetworking-plugins golang-go
   golang-github-appc-cni-dev golang-github-containerd-go-cni-dev procps psmisc util-linux unzip
   iptables

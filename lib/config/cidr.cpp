@@ -55,7 +55,48 @@ bool is_v4_mapped(const Cidr& c) {
 
 }  // namespace
 
+namespace {
+
+// "a.b.c.d" or "a.b.c.d/n" in the one spelling inet_pton and the checks
+// below accept without a problem (decimal octets without leading zeros, a
+// prefix of 1-3 digits up to 32, no host bits): the common case of a long
+// allow list, without the copies. false: let the general path decide.
+bool plain_ipv4_cidr(std::string_view text, Cidr& out) {
+    const char* p = text.data();
+    const char* end = p + text.size();
+    Cidr c;
+    auto digit = [](char ch) { return ch >= '0' && ch <= '9'; };
+    for (int octet = 0; octet < 4; ++octet) {
+        if (octet > 0) {
+            if (p == end || *p != '.') return false;
+            ++p;
+        }
+        const char* start = p;
+        unsigned v = 0;
+        while (p != end && digit(*p) && p - start < 3) v = v * 10 + static_cast<unsigned>(*p++ - '0');
+        if (p == start || v > 255 || (*start == '0' && p - start > 1)) return false;
+        c.addr[octet] = static_cast<uint8_t>(v);
+    }
+    c.prefix = 32;
+    if (p != end) {
+        if (*p++ != '/') return false;
+        const char* start = p;
+        unsigned n = 0;
+        while (p != end && digit(*p) && p - start < 3) n = n * 10 + static_cast<unsigned>(*p++ - '0');
+        if (p == start || p != end || n > 32) return false;
+        c.prefix = static_cast<uint8_t>(n);
+    }
+    const uint32_t addr = uint32_t{c.addr[0]} << 24 | uint32_t{c.addr[1]} << 16 | uint32_t{c.addr[2]} << 8 | c.addr[3];
+    const uint32_t host = c.prefix == 32 ? 0 : 0xFFFFFFFFu >> c.prefix;
+    if (addr & host) return false;
+    out = c;
+    return true;
+}
+
+}  // namespace
+
 std::optional<Cidr> parse_cidr(std::string_view text, std::string& why) {
+    if (Cidr c; plain_ipv4_cidr(text, c)) return c;
     if (text.empty()) {
         why = "empty; expected an address prefix such as 10.0.0.0/8 or fd00::/64";
         return std::nullopt;

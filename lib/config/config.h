@@ -130,7 +130,7 @@ std::optional<PluginConfig> validate(const nlohmann::json& entry, std::vector<Pr
 inline constexpr std::size_t kMaxInputBytes = std::size_t{16} * 1024 * 1024;
 inline constexpr std::size_t kMaxJsonDepth = 64;
 
-// Decodes JSON text (strict RFC 8259: json_read.h) under the limits above,
+// Decodes JSON text (strict RFC 8259, by simdjson: json_read.h) under the limits above,
 // refusing repeated keys in an object. Throws cni::Error{kDecodeFailure}
 // naming the byte position or the limit. Use it for config files too (egress-fence-ctl), so they decode
 // exactly as the plugin's stdin does.
@@ -143,6 +143,10 @@ nlohmann::json parse_json(std::string_view bytes);
 // "invalid config: <first path>: <message>" and details listing every
 // problem, one "path: message" per line.
 NetConf parse_netconf(std::string_view stdin_bytes);
+// The same for a text parsed already (the plugin parses its stdin once, for
+// the envelope and for this).
+class JsonText;
+NetConf parse_netconf(const JsonText& stdin_text);
 
 // Given a document holding either the egress-fence entry or a whole conflist
 // ({"plugins": [...]}) with exactly one egress-fence entry, returns the entry;

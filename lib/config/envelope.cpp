@@ -1,4 +1,4 @@
-// Plugin stdin -> Envelope with scan_json(): it checks the whole document (so
+// Plugin stdin -> Envelope with scan_json(): the whole document is checked (so
 // a truncated or garbled one is told apart) but keeps only three top-level
 // strings, whatever size or depth the rest has.
 #include "config/envelope.h"
@@ -33,11 +33,21 @@ struct EnvelopeValues {
 }  // namespace
 
 Envelope read_envelope(std::string_view stdin_bytes) noexcept {
+    try {
+        return read_envelope(JsonText(stdin_bytes));
+    } catch (...) {
+        Envelope env;
+        env.problems.emplace_back("stdin could not be read (out of memory)");
+        return env;
+    }
+}
+
+Envelope read_envelope(const JsonText& stdin_text) noexcept {
     Envelope env;
     try {
         EnvelopeValues reader;
         bool is_object = false;
-        const std::string decode_error = scan_json(stdin_bytes, is_object,
+        const std::string decode_error = scan_json(stdin_text, is_object,
                                                    [&reader](const TopMember& m) { reader.take(m); });
         if (!decode_error.empty() || !is_object) {
             env.problems.push_back("stdin does not decode as a JSON object" +

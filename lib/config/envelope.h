@@ -30,5 +30,8 @@ struct Envelope {
 // one JSON object (truncated, not JSON, not an object) yields nothing but a
 // problem: no value is taken from half a document.
 Envelope read_envelope(std::string_view stdin_bytes) noexcept;
+// The same for a text parsed already (config/json_read.h).
+class JsonText;
+Envelope read_envelope(const JsonText& stdin_text) noexcept;
 
 }  // namespace ef::config

@@ -1,5 +1,5 @@
 // parse_json() and parse_stdin_json(): JSON text -> document, under the size
-// limit, with our own reader (json_read.h).
+// limit, with simdjson (json_read.h).
 #include "cni/error.h"
 #include "config/config.h"
 #include "config/json_read.h"
@@ -23,6 +23,11 @@ nlohmann::json parse_json(std::string_view bytes) {
 
 nlohmann::json parse_stdin_json(std::string_view bytes, DecodedAllow& allow) {
     check_size(bytes);
+    return read_stdin_json(bytes, allow);
+}
+
+nlohmann::json parse_stdin_json(const JsonText& bytes, DecodedAllow& allow) {
+    check_size(bytes.text());
     return read_stdin_json(bytes, allow);
 }
 

@@ -85,9 +85,11 @@ void read_pod_annotations(const json& doc, NetConf& conf, std::vector<Problem>& 
 
 }  // namespace
 
-NetConf parse_netconf(std::string_view stdin_bytes) {
+NetConf parse_netconf(std::string_view stdin_bytes) { return parse_netconf(JsonText(stdin_bytes)); }
+
+NetConf parse_netconf(const JsonText& stdin_text) {
     DecodedAllow decoded;
-    const json doc = parse_stdin_json(stdin_bytes, decoded);
+    const json doc = parse_stdin_json(stdin_text, decoded);
     if (!doc.is_object())
         throw cni::Error(cni::kDecodeFailure, "plugin stdin must be a JSON object, found " + describe(doc));
     check_version(doc);

@@ -1,8 +1,8 @@
 // nft syntax for the model, written to match `nft list table` (nftables 1.0.x)
 // byte for byte, so an admin can diff what `render` promises against what the
 // kernel holds, and so the output loads with `nft -f`.
-#include <arpa/inet.h>
 
+#include <array>
 #include <cstdio>
 
 #include "fence/ruleset.h"
@@ -33,10 +33,20 @@ uint64_t to_uint(const Bytes& b) {
     return v;
 }
 
+char* dotted_quad(char* out, const uint8_t* a) {
+    for (size_t i = 0; i < 4; ++i) {
+        const unsigned v = a[i];
+        if (i) *out++ = '.';
+        if (v >= 100) *out++ = static_cast<char>('0' + v / 100);
+        if (v >= 10) *out++ = static_cast<char>('0' + v / 10 % 10);
+        *out++ = static_cast<char>('0' + v % 10);
+    }
+    return out;
+}
+
 void write_addr(TextOut& o, const Bytes& b) {
-    char buf[INET6_ADDRSTRLEN] = {};
-    inet_ntop(b.size() == 4 ? AF_INET : AF_INET6, b.data(), buf, sizeof buf);
-    o << static_cast<const char*>(buf);
+    std::array<char, kAddressTextMax> buf;  // NOLINT(cppcoreguidelines-pro-type-member-init): written before read
+    o << std::string_view(buf.data(), address_text(b, buf.data()));
 }
 
 std::string addr_text(const Bytes& b) {
@@ -219,6 +229,49 @@ std::string priority_text(int32_t p) {
 }
 
 }  // namespace
+
+size_t address_text(const Bytes& b, char* out) {
+    char* p = out;
+    if (b.size() == 4) return static_cast<size_t>(dotted_quad(p, b.data()) - out);
+    // RFC 5952 as glibc's inet_ntop writes it: groups in lowercase hex
+    // without leading zeros; the first longest run of two or more zero
+    // groups as "::"; an IPv4-compatible or -mapped address ends in dotted
+    // decimal.
+    std::array<unsigned, 8> words{};
+    for (size_t i = 0; i < 8; ++i) words[i] = unsigned{b[2 * i]} << 8 | b[2 * i + 1];
+    int best = -1, best_len = 0;
+    for (int i = 0; i < 8;) {
+        if (words[static_cast<size_t>(i)] != 0) {
+            ++i;
+            continue;
+        }
+        int j = i;
+        while (j < 8 && words[static_cast<size_t>(j)] == 0) ++j;
+        if (j - i > best_len) best = i, best_len = j - i;
+        i = j;
+    }
+    if (best_len < 2) best = -1;
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (int i = 0; i < 8; ++i) {
+        if (best >= 0 && i >= best && i < best + best_len) {
+            if (i == best) *p++ = ':';
+            continue;
+        }
+        if (i != 0) *p++ = ':';
+        if (i == 6 && best == 0 && (best_len == 6 || (best_len == 5 && words[5] == 0xffff)))
+            return static_cast<size_t>(dotted_quad(p, b.data() + 12) - out);
+        const unsigned w = words[static_cast<size_t>(i)];
+        bool started = false;
+        for (int shift = 12; shift >= 0; shift -= 4) {
+            const unsigned nibble = (w >> shift) & 15;
+            if (!nibble && !started && shift) continue;
+            started = true;
+            *p++ = kHex[nibble];
+        }
+    }
+    if (best >= 0 && best + best_len == 8) *p++ = ':';
+    return static_cast<size_t>(p - out);
+}
 
 std::string to_nft_text(const Stmt& s) {
     return std::visit(

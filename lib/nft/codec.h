@@ -49,6 +49,8 @@ size_t key_len(const std::vector<fence::FieldType>& key);
 class BatchBuffer {
   public:
     explicit BatchBuffer(uint32_t first_seq) : seq_(first_seq) {}
+    // Room for `bytes` in all, so a large batch is not copied as it grows.
+    void expect(size_t bytes) { buf_.reserve(bytes); }
     // Room for the next message of at most `max_len` bytes; the returned
     // pointer is valid until the next call.
     char* reserve(size_t max_len);
@@ -84,16 +86,23 @@ std::vector<uint8_t> encode_delete_batch(uint32_t seq, BatchLabels& labels);
 // Decodes nf_tables messages one at a time, as a dump delivers them, into
 // one Ruleset: what decode_messages does for a buffer of them, without the
 // buffer (the read-back of 100,000 set elements never holds their dump).
+struct KernelSet;
 class MessageDecoder {
   public:
-    MessageDecoder();
+    // `read_set_count` false: decode as if the kernel reported no
+    // NFTA_SET_COUNT (as before Linux 6.16), for tests of that path.
+    explicit MessageDecoder(bool read_set_count = true);
     ~MessageDecoder();
     MessageDecoder(const MessageDecoder&) = delete;
     MessageDecoder& operator=(const MessageDecoder&) = delete;
     // One message whose nlmsg_len the caller checked against its buffer.
     void message(const nlmsghdr* nlh);
-    // The sets decoded so far, by name.
-    std::vector<std::string> set_names() const;
+    // The sets decoded so far (their elements come at finish()), and what
+    // the kernel said about each, in the same order.
+    const std::vector<fence::Set>& sets() const;
+    const std::vector<KernelSet>& kernel_sets() const;
+    // Whether table inet egress_fence was among the messages.
+    bool has_table() const;
     fence::Ruleset finish();
 
   private:

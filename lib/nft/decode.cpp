@@ -26,6 +26,7 @@
 #include "nft/codec.h"
 #include "nft/elements.h"
 #include "nft/nft.h"
+#include "nft/readback.h"
 
 namespace ef::nft {
 namespace {
@@ -716,8 +717,11 @@ Exprs expressions(const Attrs& rule) {
 // Decoder state across messages.
 class Decoder {
   public:
+    explicit Decoder(bool read_set_count = true) : read_set_count_(read_set_count) {}
     void message(const nlmsghdr* nlh);
     const std::vector<fence::Set>& sets() const { return rs_.sets; }
+    const std::vector<KernelSet>& kernel_sets() const { return kernel_sets_; }
+    bool has_table() const { return has_table_; }
     fence::Ruleset finish();
 
   private:
@@ -735,6 +739,10 @@ class Decoder {
     std::vector<fence::Chain> no_chains_;
     std::map<std::string, ElementReader, std::less<>> readers_;
     SetKinds set_kinds_;
+    // One per set, in the order of rs_.sets.
+    std::vector<KernelSet> kernel_sets_;
+    bool read_set_count_;
+    bool has_table_ = false;
 };
 
 void Decoder::message(const nlmsghdr* nlh) {
@@ -759,6 +767,8 @@ void Decoder::message(const nlmsghdr* nlh) {
             rs_ = {};
             readers_.clear();
             set_kinds_.clear();
+            kernel_sets_.clear();
+            has_table_ = false;
             table_flags_ = 0;
             return;
         case NFT_MSG_NEWOBJ: return counter(nlh);
@@ -776,6 +786,7 @@ void Decoder::table(const nlmsghdr* nlh) {
     auto name = a.str(NFTA_TABLE_NAME);
     if (!name) malformed("table without a name");
     if (*name != fence::kTableName) return;
+    has_table_ = true;
     table_flags_ = a.u32(NFTA_TABLE_FLAGS).value_or(0);
     const nlattr* ud = a.get(NFTA_TABLE_USERDATA);
     rs_.meta = ud ? decode_metadata(static_cast<const uint8_t*>(mnl_attr_get_payload(ud)), mnl_attr_get_payload_len(ud))
@@ -828,8 +839,17 @@ uint32_t be32_attr(const nlattr* a) {
 void Decoder::set(const nlmsghdr* nlh) {
     std::string name, table;
     uint32_t flags = 0, type = 0, len = 0, size = 0;
+    KernelSet kernel;
     for_each_attr(nlh, sizeof(nfgenmsg), [&](const nlattr* a) {
         switch (mnl_attr_get_type(a)) {
+            case kNftaSetCount:
+                if (read_set_count_) kernel.count = be32_attr(a);
+                break;
+            case kNftaSetType:
+                kernel.backend = std::string(static_cast<const char*>(mnl_attr_get_payload(a)),
+                                             strnlen(static_cast<const char*>(mnl_attr_get_payload(a)),
+                                                     mnl_attr_get_payload_len(a)));
+                break;
             case NFTA_SET_TABLE:
             case NFTA_SET_NAME:
                 if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0) malformed("set name");
@@ -852,6 +872,8 @@ void Decoder::set(const nlmsghdr* nlh) {
     set_kinds_[name] = s.interval;
     readers_.erase(name);
     readers_.emplace(name, ElementReader(s));
+    kernel.name = name;
+    kernel_sets_.push_back(std::move(kernel));
     rs_.sets.push_back(std::move(s));
 }
 
@@ -993,10 +1015,11 @@ fence::Ruleset Decoder::finish() {
 }  // namespace
 
 struct MessageDecoder::State {
+    explicit State(bool read_set_count) : d(read_set_count) {}
     Decoder d;
 };
 
-MessageDecoder::MessageDecoder() : state_(std::make_unique<State>()) {}
+MessageDecoder::MessageDecoder(bool read_set_count) : state_(std::make_unique<State>(read_set_count)) {}
 MessageDecoder::~MessageDecoder() = default;
 
 void MessageDecoder::message(const nlmsghdr* nlh) {
@@ -1004,11 +1027,11 @@ void MessageDecoder::message(const nlmsghdr* nlh) {
     state_->d.message(nlh);
 }
 
-std::vector<std::string> MessageDecoder::set_names() const {
-    std::vector<std::string> out;
-    for (const auto& s : state_->d.sets()) out.push_back(s.name);
-    return out;
-}
+const std::vector<fence::Set>& MessageDecoder::sets() const { return state_->d.sets(); }
+
+const std::vector<KernelSet>& MessageDecoder::kernel_sets() const { return state_->d.kernel_sets(); }
+
+bool MessageDecoder::has_table() const { return state_->d.has_table(); }
 
 fence::Ruleset MessageDecoder::finish() { return state_->d.finish(); }
 

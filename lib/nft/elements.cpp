@@ -83,6 +83,14 @@ ElementWriter::ElementWriter(const fence::Set& set)
         pending_marker_ = !is_zero(set.elements.front().fields[0].lo);
 }
 
+size_t ElementWriter::bytes_bound(const fence::Set& set) {
+    // fill()'s bound for one entry; a one-field interval set sends up to two
+    // per element (its end key) and a leading marker; a message per 64 KiB.
+    const size_t entry_max = 4 + 8 + 2 * (8 + MNL_ALIGN(key_len(set.key))) + 12;
+    const size_t entries = 2 * set.elements.size() + 1;
+    return entries * entry_max + (entries * entry_max / UINT16_MAX + 1) * 1024;
+}
+
 void ElementWriter::check(const fence::Element& e) const {
     bool ok = e.fields.size() == set_.key.size();
     for (size_t i = 0; ok && i < e.fields.size(); ++i) {
@@ -134,14 +142,14 @@ void ElementWriter::advance() {
     }
 }
 
-void ElementWriter::fill(nlmsghdr* nlh) {
+void ElementWriter::fill(nlmsghdr* nlh, size_t max_entries) {
     // Bytes one element can take: nest, flags, key and key_end nests, udata.
     const size_t entry_max = 4 + 8 + 2 * (8 + MNL_ALIGN(klen_)) + 12;
     nlattr* list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
     const auto* start = reinterpret_cast<const uint8_t*>(list);
     // nft numbers the element nests 1, 2, ... (the kernel ignores the type).
     uint16_t index = 0;
-    while (!done()) {
+    for (size_t entries = 0; !done() && entries < max_entries; ++entries) {
         size_t used = reinterpret_cast<const uint8_t*>(mnl_nlmsg_get_payload_tail(nlh)) - start;
         if (used + entry_max > UINT16_MAX) break;
         Entry en = next_entry();
@@ -158,6 +166,52 @@ void ElementWriter::fill(nlmsghdr* nlh) {
         advance();
     }
     mnl_attr_nest_end(nlh, list);
+}
+
+bool reply_holds(const fence::Set& set, const fence::Element& e, const nlmsghdr* reply) {
+    if (reply->nlmsg_len < NLMSG_LENGTH(sizeof(nfgenmsg))) return false;
+    const nlattr* list = nullptr;
+    for_each_attr(reply, sizeof(nfgenmsg), [&](const nlattr* a) {
+        if (mnl_attr_get_type(a) == NFTA_SET_ELEM_LIST_ELEMENTS) list = a;
+    });
+    if (!list) return false;
+    const nlattr* elem = nullptr;
+    size_t n = 0;
+    for_each_nested(list, [&](const nlattr* a) {
+        elem = a;
+        ++n;
+    });
+    if (n != 1 || e.fields.size() != set.key.size()) return false;
+    const nlattr *key = nullptr, *key_end = nullptr;
+    for_each_nested(elem, [&](const nlattr* a) {
+        if (mnl_attr_get_type(a) == NFTA_SET_ELEM_KEY) key = a;
+        if (mnl_attr_get_type(a) == NFTA_SET_ELEM_KEY_END) key_end = a;
+    });
+    const bool concat = set.key.size() > 1;
+    // The key (the fields' lo, or hi for the end key), each field padded
+    // to 4 bytes in a concatenation.
+    auto same = [&](const nlattr* nest, bool hi) {
+        if (!nest) return false;
+        const nlattr* value = nullptr;
+        for_each_nested(nest, [&](const nlattr* a) {
+            if (mnl_attr_get_type(a) == NFTA_DATA_VALUE) value = a;
+        });
+        if (!value || mnl_attr_get_payload_len(value) != key_len(set.key)) return false;
+        const auto* p = static_cast<const uint8_t*>(mnl_attr_get_payload(value));
+        size_t off = 0;
+        for (size_t i = 0; i < set.key.size(); ++i) {
+            const fence::Bytes& v = hi ? e.fields[i].hi : e.fields[i].lo;
+            const size_t width = concat ? padded_len(set.key[i]) : v.size();
+            if (std::memcmp(p + off, v.data(), v.size()) != 0) return false;
+            for (size_t pad = v.size(); pad < width; ++pad)
+                if (p[off + pad] != 0) return false;
+            off += width;
+        }
+        return true;
+    };
+    if (!same(key, false)) return false;
+    if (set.interval) return same(key_end, true);
+    return !key_end;
 }
 
 std::string element_at(const fence::Ruleset& rs, const nlmsghdr* msg, uint32_t offset) {

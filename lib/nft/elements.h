@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -34,9 +35,14 @@ class ElementWriter {
     static constexpr size_t kMaxMessage = 65536 + 1024;
 
     explicit ElementWriter(const fence::Set& set);
+    // At least the bytes the NEWSETELEM messages of `set` take.
+    static size_t bytes_bound(const fence::Set& set);
     bool done() const { return next_ >= set_.elements.size() && !pending_marker_ && !pending_end_; }
-    // Appends NFTA_SET_ELEM_LIST_ELEMENTS with as many elements as fit.
-    void fill(nlmsghdr* nlh);
+    // Appends NFTA_SET_ELEM_LIST_ELEMENTS with as many elements as fit, at
+    // most `max_entries` element nests.
+    void fill(nlmsghdr* nlh, size_t max_entries = SIZE_MAX);
+    // The index in the set's elements of the next element fill() writes.
+    size_t next_index() const { return next_; }
 
   private:
     struct Entry {
@@ -66,6 +72,12 @@ class ElementWriter {
 // message (where the kernel says the element it refused is), in nft syntax
 // and quoted, e.g. "`10.0.0.1 . tcp . 443`"; "" when no element starts there.
 std::string element_at(const fence::Ruleset& rs, const nlmsghdr* msg, uint32_t offset);
+
+// Whether NEWSETELEM message `reply` (the kernel's answer to a non-dump
+// GETSETELEM for one element) holds exactly element `e` of `set`, a set
+// without one-field intervals (a hash set, or a concatenation with intervals:
+// its key and end key).
+bool reply_holds(const fence::Set& set, const fence::Element& e, const nlmsghdr* reply);
 
 // Collects the elements of one set from NEWSETELEM messages and rebuilds the
 // canonical lo/hi form, in canonical order (fence::sort_elements), without

@@ -541,6 +541,9 @@ class Encoder {
 std::vector<uint8_t> encode_batch_labeled(const fence::Ruleset& rs, uint32_t seq, BatchLabels& labels,
                                           bool inject_failure, BatchMode mode) {
     BatchBuffer b(seq);
+    size_t bound = 65536;
+    for (const auto& s : rs.sets) bound += ElementWriter::bytes_bound(s);
+    b.expect(bound);
     Encoder enc(b, labels);
     labels.clear();
     std::vector<uint8_t> meta = encode_metadata(rs.meta);

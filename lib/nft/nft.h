@@ -21,7 +21,10 @@ namespace ef::nft {
 // table already exists (re-ADD) the kernel refuses that batch with EEXIST,
 // changing nothing, and a replace batch follows: NEWTABLE, DELTABLE, NEWTABLE
 // + the whole body of each. Then reads the tables back on the same socket and
-// throws if they differ from `rs` (a kernel that silently dropped something).
+// throws if they differ from `rs` (a kernel that silently dropped something):
+// every object exactly, but the elements of a set too large for one dump
+// chunk, which the kernel's count of them vouches for when it reports one
+// (NFTA_SET_COUNT, Linux 6.16+; nft/readback.h says why that is sound).
 // Throws cni::Error{kNftRejected} with the errno and the object being added
 // when the kernel refuses a batch for any other reason.
 // When a table already exists and `merge` is given, the replace batch sends
@@ -35,6 +38,11 @@ void apply_ruleset(const fence::Ruleset& rs, const Merge& merge = {});
 // table known to exist (DEL of one attachment of several).
 void replace_ruleset(const fence::Ruleset& rs);
 
+// apply_ruleset()'s read-back alone, on a socket of its own (for the
+// benchmark that times it as a phase): throws cni::Error{kNftRejected} unless
+// this netns holds `rs` as apply_ruleset() checks it.
+void verify_applied(const fence::Ruleset& rs);
+
 // Deletes tables inet egress_fence and netdev egress_fence in one batch (one
 // transaction, the inet table first) when either exists; each is added before
 // it is deleted, so a missing one cannot fail the batch. Returns false when
@@ -45,6 +53,14 @@ bool delete_table();
 // with elements, chains, rules), with table `netdev egress_fence` when it
 // exists. nullopt when the inet table does not exist.
 std::optional<fence::Ruleset> read_ruleset();
+
+// read_ruleset() for CHECK: the same value, read knowing what `expected`
+// (the fence the config demands) holds. A set too large to come back in one
+// dump chunk, on a kernel that reports its element count (Linux 6.16+), is
+// proven equal to the expected one by its count and a lookup of every
+// expected element, linear in the elements (a dump is quadratic); only when
+// those say it differs are its elements dumped, to name the differences.
+std::optional<fence::Ruleset> read_ruleset(const fence::Ruleset& expected);
 
 // The base chains in this netns, of every table but inet egress_fence and of
 // every family but netdev, hooked on output or forward (the hooks our fence

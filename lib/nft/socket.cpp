@@ -1,11 +1,13 @@
 #include "nft/socket.h"
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 
 #include <linux/netlink.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "cni/error.h"
 #include "nft/codec.h"
@@ -142,6 +144,53 @@ int Socket::request(const nlmsghdr* req, const std::function<void(const nlmsghdr
             if (!dump && !(req->nlmsg_flags & NLM_F_ACK)) return 0;
         }
     }
+}
+
+int Socket::request_many(const nlmsghdr* req, const std::function<void(const nlmsghdr*)>& each) {
+    if (mnl_socket_sendto(nl_.get(), req, req->nlmsg_len) < 0) fail("cannot send an nf_tables request", errno);
+    constexpr size_t kSlots = 64;
+    static_assert(kSlots * kSmallReply <= kReceiveBuffer);
+    std::array<mmsghdr, kSlots> msgs{};
+    std::array<iovec, kSlots> iov{};
+    for (size_t i = 0; i < kSlots; ++i) {
+        iov[i] = {rx_.data() + i * kSmallReply, kSmallReply};
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    const int fd = mnl_socket_get_fd(nl_.get());
+    for (;;) {
+        // MSG_WAITFORONE: block for the first datagram only, take what else is queued.
+        int got = recvmmsg(fd, msgs.data(), kSlots, MSG_WAITFORONE, nullptr);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) fail("nf_tables did not answer within 5 s", ETIMEDOUT);
+            fail("cannot read nf_tables' answer", errno);
+        }
+        int result = -1;
+        for (int m = 0; m < got; ++m) {
+            if (msgs[m].msg_hdr.msg_flags & MSG_TRUNC) result = EMSGSIZE;
+            const auto* nlh = reinterpret_cast<const nlmsghdr*>(iov[m].iov_base);
+            int left = static_cast<int>(msgs[m].msg_len);
+            for (; result < 0 && mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left)) {
+                if (nlh->nlmsg_seq != req->nlmsg_seq || nlh->nlmsg_pid != portid_) continue;  // stale
+                if (nlh->nlmsg_type == NLMSG_ERROR) {
+                    if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(nlmsgerr))) result = EPROTO;
+                    else result = -static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh))->error;
+                    continue;
+                }
+                each(nlh);
+            }
+        }
+        // The answer ends with its ack; nothing of this request follows it.
+        if (result >= 0) return result;
+    }
+}
+
+size_t Socket::receive_buffer() const {
+    int size = 0;
+    socklen_t len = sizeof size;
+    if (getsockopt(mnl_socket_get_fd(nl_.get()), SOL_SOCKET, SO_RCVBUF, &size, &len) < 0 || size <= 0) return 0;
+    return static_cast<size_t>(size);
 }
 
 }  // namespace ef::nft

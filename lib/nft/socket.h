@@ -42,6 +42,14 @@ class Socket {
     // The same, handing each reply message to `each` as it arrives (valid
     // only during the call) instead of collecting them.
     int request(const nlmsghdr* req, const std::function<void(const nlmsghdr*)>& each, bool& interrupted);
+    // A non-dump get with NLM_F_ACK whose many small replies (one datagram
+    // each: a GETSETELEM of many elements) are received many per system
+    // call. Returns 0, the errno the kernel answered, or EMSGSIZE for a reply
+    // larger than kSmallReply.
+    int request_many(const nlmsghdr* req, const std::function<void(const nlmsghdr*)>& each);
+    static constexpr size_t kSmallReply = 2048;
+    // The receive queue's size in bytes, as the kernel accounts it.
+    size_t receive_buffer() const;
 
   private:
     struct Close {

@@ -9,11 +9,17 @@
 # prevResult), every figure side by side in the same run:
 #   add       ADD on a fresh pod netns vs a raw-batch floor, `nft -f`, the
 #             reference firewall plugin and the plugin as of EF_BENCH_BASE_REF
-#             (7f0b26f, before the large-allow-list work; built from git, or
+#             (bffe865, main before issue 19, the same ruleset; built from git, or
 #             EF_BENCH_BASE_BIN=DIR); where egress-fence's time goes
-#   del/check DEL and CHECK vs the floor / `nft`
-#   scale     ADD latency and peak RSS with 0 .. 100,000 allow entries, exact
-#             and mixed shapes, as ratios to the small ADD of the same run
+#   del/check DEL and CHECK vs the floor / `nft`; CHECK of 10,000 and 100,000
+#             entries (lookups, the dump, and the plugin as of EF_BENCH_BASE_REF)
+#   scale     ADD with 3 .. 100,000 allow entries, exact and mixed shapes, each
+#             against the floor sending the same batch, `nft -f` of the same
+#             ruleset and the small ADD of the same run; peak RSS; where the
+#             time goes at each size
+#   backends  the set backend the kernel chose for each layout (NFTA_SET_TYPE,
+#             named by reference sets of known backend) and what the hash,
+#             rhash and pipapo backends cost the kernel's commit
 #   datapath  TCP connection and UDP packet rates, fenced (10 / 100,000
 #             entries) vs unfenced
 #   parallel  32 pod startups through the go-cni runtime driver, concurrent
@@ -40,7 +46,7 @@ OUT="$ROOT/tests/bench/out"
 RUNS="${EF_BENCH_RUNS:-20}"
 CHUNKS="${EF_BENCH_CHUNKS:-4}"
 PAR_RUNS="${EF_BENCH_PAR_RUNS:-20}"
-ONLY="${EF_BENCH_ONLY:-add del check scale datapath parallel inspect}"
+ONLY="${EF_BENCH_ONLY:-add del check scale backends datapath parallel inspect}"
 BIN="${EF_BENCH_BIN:-$ROOT/build/bin}"
 
 [ "$(id -u)" = 0 ] || { echo "run.sh: run as root (it creates network namespaces)" >&2; exit 1; }
@@ -60,7 +66,7 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 CURL="$(command -v curl)" || { echo "run.sh: curl is missing (scripts/bootstrap.sh installs it)" >&2; exit 1; }
-for tool in egress-fence egress-fence-ctl ef_bench_time ef_bench_floor ef_bench_batch ef_bench_phases ef_bench_load efprobe; do
+for tool in egress-fence egress-fence-ctl ef_bench_time ef_bench_floor ef_bench_batch ef_bench_phases ef_bench_load ef_bench_sets efprobe; do
   [ -x "$BIN/$tool" ] || { echo "run.sh: $BIN/$tool is missing (build first)" >&2; exit 1; }
 done
 
@@ -250,13 +256,13 @@ v_add_ef() { ns_opts ef; plugin add/egress-fence ADD ef "$TMP/example.json" "$BI
 # git: the small ADD must not have become slower.
 v_add_base() { ns_opts eb; plugin add/egress-fence-base ADD eb "$TMP/example.json" "$BASE_BIN/egress-fence" "$@"; }
 v_phases() { ns_opts ph; plugin add/phases ADD ph "$TMP/example.json" "$BIN/ef_bench_phases" "$@"; }
-# What-if: the plugin's work with a create-only batch (no close() wait).
-v_phases_create() {
-  ns_opts pc
+# What-if: the plugin's work with the replace batch of a re-ADD (close() waits).
+v_phases_replace() {
+  ns_opts pr
   local env
-  mapfile -t env < <(cni_env ADD "$(nspath pc)")
-  "$TIME" --label add/phases-create "${NSO[@]}" "${env[@]}" --stdin "$TMP/example.json" "$@" -- \
-    "$BIN/ef_bench_phases" --create-only
+  mapfile -t env < <(cni_env ADD "$(nspath pr)")
+  "$TIME" --label add/phases-replace "${NSO[@]}" "${env[@]}" --stdin "$TMP/example.json" "$@" -- \
+    "$BIN/ef_bench_phases" --replace
 }
 v_nft_create() {
   ns_opts nc
@@ -310,9 +316,9 @@ build_plugin_at() {
   fi
 }
 
-BASE_REF="${EF_BENCH_BASE_REF:-7f0b26f}"
+BASE_REF="${EF_BENCH_BASE_REF:-bffe865}"
 BASE_BIN="" BASE_WHY=""
-if section_on add; then
+if section_on add || section_on check; then
   if [ -n "${EF_BENCH_BASE_BIN:-}" ]; then
     BASE_BIN="$EF_BENCH_BASE_BIN"
   else
@@ -320,12 +326,14 @@ if section_on add; then
     build_plugin_at "$BASE_REF" "$TMP/base"
     BASE_BIN="$BUILT_BIN" BASE_WHY="$BUILT_WHY"
   fi
+fi
+if section_on add; then
   log "add: ADD on a fresh pod netns"
   ip netns add "$FW_NODE"
   mapfile -t nftv < <(nft_variants v_nft_create v_nft_replace)
   basev=()
   [ -n "$BASE_BIN" ] && basev=(v_add_base)
-  interleave v_true v_floor_create v_floor v_add_ef "${basev[@]}" v_phases v_phases_create "${nftv[@]}" v_firewall
+  interleave v_true v_floor_create v_floor v_add_ef "${basev[@]}" v_phases v_phases_replace "${nftv[@]}" v_firewall
   # Where the floor's close() blocks (kernel stack), when perf is at hand.
   if command -v perf >/dev/null; then
     ip netns add "$P-perf"
@@ -356,18 +364,46 @@ if section_on del; then
   mapfile -t nftv < <(nft_variants v_del_nft)
   interleave v_del_ef v_del_floor "${nftv[@]}"
 fi
+# CHECK of one netns fenced once with N exact entries (CHECK changes nothing):
+# the plugin (count + lookups), the same forced to dump the elements
+# (EF_TEST_NO_SET_COUNT=1: what a kernel before 6.16 gets) and the plugin as
+# of EF_BENCH_BASE_REF (the dump, before issue 19).
+CHECK_N=(10000 100000)
+v_check_scale() { # N VARIANT(ef|dump|base) [options]
+  local n="$1" how="$2" prog="$BIN/egress-fence" extra=() env
+  shift 2
+  [ "$how" = base ] && prog="$BASE_BIN/egress-fence"
+  [ "$how" = dump ] && extra=(--env EF_TEST_NO_SET_COUNT=1)
+  mapfile -t env < <(cni_env CHECK "/run/netns/$P-chk-$n")
+  "$TIME" --label "check/$n/$how" "${env[@]}" "${extra[@]}" --stdin "$TMP/check-$n.json" "$@" -- "$prog"
+}
 if section_on check; then
   log "check: CHECK of a fenced netns"
   interleave v_check_ef v_check_nft
+  for n in "${CHECK_N[@]}"; do
+    bash tests/bench/gen-config.sh "$TMP/check-$n.json" --entries "$n" --shape exact --log "$TMP/egress-fence.log"
+    ip netns add "$P-chk-$n"
+    ip -n "$P-chk-$n" link add eth0 type veth peer name eth1
+    "$TMP/fence.sh" "/run/netns/$P-chk-$n" "$TMP/check-$n.json"
+  done
+  log "check: CHECK of 10,000 and 100,000 entries"
+  checkv=()
+  for n in "${CHECK_N[@]}"; do
+    checkv+=("v_check_scale $n ef" "v_check_scale $n dump")
+    [ -n "$BASE_BIN" ] && checkv+=("v_check_scale $n base")
+  done
+  interleave "${checkv[@]}"
 fi
 
 # === scale ==========================================================================
 # ADD on a fresh netns with N generated allow entries of two shapes
 # (tests/bench/gen-config.sh): exact (/32, tcp 443: one hash set) and mixed
-# (several prefix lengths, port ranges, v4 and v6). At each N the example
-# profile's ADD runs in the same chunks, so "N entries / small ADD" is a ratio
-# of one run; the floor sends the plugin's own batch for the exact shape.
-SCALE_N=(0 10 100 1000 10000 100000)
+# (several prefix lengths, port ranges, v4 and v6). At each N and shape, in
+# the same chunks: the plugin, the floor sending the plugin's own batch (the
+# create batch of a fresh netns), `nft -f` of what `render` prints for the
+# same config, ef_bench_phases, and the example profile's ADD (the small ADD),
+# so every ratio is of one run.
+SCALE_N=(3 1000 10000 100000)
 SCALE_SHAPES=(exact mixed)
 v_scale_small() { ns_opts ss; plugin scale/small/egress-fence ADD ss "$TMP/example.json" "$BIN/egress-fence" "$@"; }
 v_scale_ef() { # SHAPE N [options]
@@ -400,18 +436,75 @@ if section_on scale; then
   for shape in "${SCALE_SHAPES[@]}"; do
     for n in "${SCALE_N[@]}"; do
       bash tests/bench/gen-config.sh "$TMP/scale-$shape-$n.json" --entries "$n" --shape "$shape" --log "$TMP/egress-fence.log"
-      batch "$TMP/scale-$shape-$n.json" "$TMP/scale-$shape-$n.batch" >"$TMP/scale-$shape-$n.batch.txt"
-      if ((n <= 10000)) && [ "$shape" = exact ]; then render "$TMP/scale-$shape-$n.json" "$TMP/scale-$shape-$n"; fi
+      batch "$TMP/scale-$shape-$n.json" "$TMP/scale-$shape-$n.batch" --create-only >"$TMP/scale-$shape-$n.batch.txt"
+      render "$TMP/scale-$shape-$n.json" "$TMP/scale-$shape-$n"
     done
   done
   for n in "${SCALE_N[@]}"; do
     log "scale: $n allow entries"
-    extra=()
-    ((n >= 10000)) && extra=("v_scale_phases exact $n" "v_scale_phases mixed $n")
-    nftv=()
-    ((n <= 10000)) && mapfile -t nftv < <(nft_variants "v_scale_nft exact $n")
-    interleave v_scale_small "v_scale_ef exact $n" "v_scale_ef mixed $n" "v_scale_floor exact $n" "${nftv[@]}" "${extra[@]}"
+    variants=(v_scale_small)
+    for shape in "${SCALE_SHAPES[@]}"; do
+      variants+=("v_scale_ef $shape $n" "v_scale_floor $shape $n" "v_scale_phases $shape $n")
+      mapfile -t -O "${#variants[@]}" variants < <(nft_variants "v_scale_nft $shape $n")
+    done
+    # nft -f of 100,000 entries takes a second or more a run: fewer of them.
+    if ((n >= 100000)); then
+      RUNS=$(((RUNS + 1) / 2)) interleave "${variants[@]}"
+    else
+      interleave "${variants[@]}"
+    fi
   done
+fi
+
+# === set backends ===================================================================
+# What the kernel chose for each set of the 100,000-entry layouts, and what
+# the kernel's commit costs with the exact layout's set in its fixed-size hash
+# (a declared size, as compiled), its resizable hash (no size) or pipapo
+# (flags interval): the floor sending each batch, interleaved.
+BACKEND_N=100000
+BACKENDS=(hash rhash pipapo)
+declare -A BACKEND_NAME=()
+v_backend_floor() { # BACKEND [options]
+  local b="$1"
+  shift
+  ns_opts "b$b"
+  "$TIME" --label "backends/$b/floor" "${NSO[@]}" "$@" -- "$BIN/ef_bench_floor" "$(nspath "b$b")" "$TMP/backend-$b.batch"
+}
+if section_on backends; then
+  log "backends: naming the kernel's set backends"
+  # Reference sets whose backend the kernel's choice rules leave no doubt
+  # about (nf_tables_api.c nft_select_set_ops): their NFTA_SET_TYPE strings
+  # name the backends this kernel reports only as addresses.
+  ip netns add "$P-ref"
+  "$NSENTER" --net="/run/netns/$P-ref" "$NFT" -f - <<'EOF'
+table inet egress_fence {
+  set hash_fast { type ipv4_addr; size 16; }
+  set hash { type ipv4_addr . inet_proto . inet_service; size 16; }
+  set rhash { type ipv4_addr . inet_proto . inet_service; }
+  set bitmap { type inet_service; size 16; }
+  set rbtree { type ipv4_addr; flags interval; }
+  set pipapo { type ipv4_addr . inet_proto . inet_service; flags interval; }
+}
+EOF
+  while read -r line; do
+    name="$(sed -n 's/^set=\([^ ]*\) .*/\1/p' <<<"$line")" backend="$(sed -n 's/.* backend=\([^ ]*\) .*/\1/p' <<<"$line")"
+    [ -n "$backend" ] && BACKEND_NAME[$backend]="$name"
+  done < <("$BIN/ef_bench_sets" "/run/netns/$P-ref")
+  ip netns delete "$P-ref"
+  for shape in "${SCALE_SHAPES[@]}"; do
+    bash tests/bench/gen-config.sh "$TMP/backend-$shape.json" --entries "$BACKEND_N" --shape "$shape" --log "$TMP/egress-fence.log"
+    ip netns add "$P-bk-$shape"
+    ip -n "$P-bk-$shape" link add eth0 type veth peer name eth1
+    "$TMP/fence.sh" "/run/netns/$P-bk-$shape" "$TMP/backend-$shape.json"
+    "$BIN/ef_bench_sets" "/run/netns/$P-bk-$shape" >"$TMP/backend-$shape.sets"
+    ip netns delete "$P-bk-$shape"
+  done
+  bash tests/bench/gen-config.sh "$TMP/backend.json" --entries "$BACKEND_N" --shape exact --log "$TMP/egress-fence.log"
+  for b in "${BACKENDS[@]}"; do
+    batch "$TMP/backend.json" "$TMP/backend-$b.batch" --create-only --backend "$b" >/dev/null
+  done
+  log "backends: the commit of $BACKEND_N exact entries per backend"
+  RUNS=$(((RUNS + 1) / 2)) interleave "v_backend_floor hash" "v_backend_floor rhash" "v_backend_floor pipapo"
 fi
 
 # === datapath =======================================================================
@@ -618,7 +711,7 @@ say "load average at start $LOAD_START, at end $LOAD_END; median / p90 of n runs
 phases_line() { # LABEL
   local l="$1" out k v
   out="process start $(ms "$(get "$l" mark_main_us)")"
-  for k in read_stdin decode_and_validate select compile enter_netns socket_open encode commit socket_close read_back leave_netns result_json; do
+  for k in read_stdin json_parse decode_and_validate select compile enter_netns socket_open encode commit socket_close read_back leave_netns result_json; do
     v=$(get "$l" "stat_${k}_us")
     [ -z "$v" ] && continue
     out+=", $k $(ms "$v")"
@@ -626,12 +719,12 @@ phases_line() { # LABEL
   done
   local endus wall
   endus=$(get "$l" mark_end_us) wall=$(get "$l" median_us)
-  out+=", exit $(msdiff "$wall" "$endus") ms (json decode alone: $(ms "$(get "$l" stat_json_decode_us)") ms)"
+  out+=", exit $(msdiff "$wall" "$endus") ms"
   local ack
   ack=$(awk -v m="$(get "$l" mark_main_us)" -v l="$(grep -F "label=$l " "$TMP/summary.txt" | head -1)" 'BEGIN {
     s = m; n = split(l, f, " ")
     for (i = 1; i <= n; i++) { split(f[i], kv, "="); k = kv[1]
-      if (k ~ /^stat_(read_stdin|decode_and_validate|select|compile|enter_netns|socket_open|encode|commit)_us$/) s += kv[2] }
+      if (k ~ /^stat_(read_stdin|json_parse|decode_and_validate|select|compile|enter_netns|socket_open|encode|commit)_us$/) s += kv[2] }
     printf "%.2f", s / 1000 }')
   out+="; acks at ~$ack ms after fork"
   say "  $out"
@@ -648,12 +741,12 @@ if section_on add; then
     csv_wall add "$2" "$1"
   }
   add_row add/true "process start only (/bin/true)"
-  add_row add/floor-create "floor: prebuilt batch, create only"
-  add_row add/floor "floor: prebuilt batch, same bytes as egress-fence"
+  add_row add/floor-create "floor: the plugin's batch (create, fresh netns)"
+  add_row add/floor "floor: the replace batch of a re-ADD"
   add_row add/egress-fence "egress-fence ADD"
   add_row add/egress-fence-base "egress-fence ADD as of $BASE_REF"
   add_row add/phases "egress-fence's calls, timed (ef_bench_phases)"
-  add_row add/phases-create "same, create-only batch (what-if)"
+  add_row add/phases-replace "same, replace batch (what-if: a re-ADD)"
   add_row add/nft-create "nsenter + nft -f (create)"
   add_row add/nft-replace "nsenter + nft -f (replace, as the plugin does)"
   add_row add/firewall "firewall plugin ADD (iptables-nft, node netns)"
@@ -667,28 +760,21 @@ if section_on add; then
   r_nft=$(ratio "$(get add/nft-create median_us)" "$ef")
   r_nftr=$(ratio "$(get add/nft-replace median_us)" "$ef")
   r_fw=$(ratio "$(get add/firewall median_us)" "$ef")
-  say "egress-fence / floor (same batch)      = ${r_floor}x   (target <= 1.5x)"
-  say "egress-fence / floor (create only)     = ${r_create}x"
-  say "nft -f (create) / egress-fence         = ${r_nft}x   (target >= 5x)"
+  say "egress-fence / floor (its own batch)   = ${r_create}x   (target <= 1.3x)"
+  say "egress-fence / floor (replace batch)   = ${r_floor}x"
+  say "nft -f (create) / egress-fence         = ${r_nft}x   (target >= 1.5x)"
   say "nft -f (replace) / egress-fence        = ${r_nftr}x"
   say "firewall plugin / egress-fence         = ${r_fw}x"
   if [ -n "$BASE_BIN" ]; then
     r_base=$(ratio "$ef" "$(get add/egress-fence-base median_us)")
-    say "egress-fence / itself as of $BASE_REF   = ${r_base}x   (target <= 1.05x: the small ADD no slower)"
-    csv ratio "egress-fence / egress-fence as of $BASE_REF" ratio "$r_base" "" "" x "target <= 1.05"
+    say "egress-fence / itself as of $BASE_REF   = ${r_base}x   (target <= 1.02x: the small ADD no slower)"
+    csv ratio "egress-fence / egress-fence as of $BASE_REF" ratio "$r_base" "" "" x "target <= 1.02"
   else
     say "egress-fence / itself as of $BASE_REF: not measured: $BASE_WHY"
   fi
-  wi=$(get add/phases-create median_us)
-  r_wi_floor=$(ratio "$wi" "$(get add/floor-create median_us)") r_wi_nft=$(ratio "$(get add/nft-create median_us)" "$wi")
-  r_wi_nftr=$(ratio "$(get add/nft-replace median_us)" "$wi")
-  say "what-if create-only / floor (create only) = ${r_wi_floor}x; nft -f (create) / what-if = ${r_wi_nft}x; nft -f (replace) / what-if = ${r_wi_nftr}x"
-  csv ratio "what-if create-only / floor (create only)" ratio "$r_wi_floor" "" "" x ""
-  csv ratio "nft -f create / what-if create-only" ratio "$r_wi_nft" "" "" x ""
-  csv ratio "nft -f replace / what-if create-only" ratio "$r_wi_nftr" "" "" x ""
-  csv ratio "egress-fence / floor (same batch)" ratio "$r_floor" "" "" x "target <= 1.5"
-  csv ratio "egress-fence / floor (create only)" ratio "$r_create" "" "" x ""
-  csv ratio "nft -f create / egress-fence" ratio "$r_nft" "" "" x "target >= 5"
+  csv ratio "egress-fence / floor (replace batch)" ratio "$r_floor" "" "" x ""
+  csv ratio "egress-fence / floor (its own batch)" ratio "$r_create" "" "" x "target <= 1.3"
+  csv ratio "nft -f create / egress-fence" ratio "$r_nft" "" "" x "target >= 1.5"
   csv ratio "nft -f replace / egress-fence" ratio "$r_nftr" "" "" x ""
   csv ratio "firewall / egress-fence" ratio "$r_fw" "" "" x ""
   fa=$(get add/floor mark_ack_us) fc=$(get add/floor mark_closed_us)
@@ -699,8 +785,8 @@ if section_on add; then
   say ""
   say "where egress-fence's ADD goes (ef_bench_phases: the plugin's calls in order, socket closed before the read-back):"
   phases_line add/phases
-  say "  create-only what-if:"
-  phases_line add/phases-create
+  say "  the replace batch of a re-ADD (what-if):"
+  phases_line add/phases-replace
 fi
 
 if section_on del || section_on check; then
@@ -723,50 +809,92 @@ if section_on del || section_on check; then
     dc_row check/egress-fence "egress-fence CHECK (read back + compare)"
     dc_row check/nft-list "nsenter + nft list ruleset"
     say "nft list / egress-fence CHECK = $(ratio "$(get check/nft-list median_us)" "$(get check/egress-fence median_us)")x"
+    say ""
+    say "== CHECK of a netns fenced with N exact entries (count + GETSETELEM lookups; the element dump; as of $BASE_REF) =="
+    row "case" "median ms" "p90 ms" "" "RSS KiB" "n"
+    for n in "${CHECK_N[@]}"; do
+      dc_row "check/$n/ef" "$n: egress-fence CHECK (count + lookups)"
+      dc_row "check/$n/dump" "$n: the same, elements dumped (no NFTA_SET_COUNT)"
+      [ -n "$BASE_BIN" ] && dc_row "check/$n/base" "$n: egress-fence CHECK as of $BASE_REF"
+    done
+    r_lin=$(ratio "$(get check/100000/ef median_us)" "$(get check/10000/ef median_us)")
+    r_today=$(ratio "$(get check/100000/ef median_us)" "$(get check/100000/base median_us)")
+    r_dump=$(ratio "$(get check/100000/dump median_us)" "$(get check/10000/dump median_us)")
+    say "CHECK 100,000 / 10,000 = ${r_lin}x (target <= 12x: linear); dumped: ${r_dump}x"
+    say "CHECK 100,000 / as of $BASE_REF = ${r_today}x (target <= 0.5x); dumped / as of $BASE_REF = $(ratio "$(get check/100000/dump median_us)" "$(get check/100000/base median_us)")x"
+    csv ratio "check 100000 / 10000" ratio "$r_lin" "" "" x "target <= 12"
+    csv ratio "check 100000 / as of $BASE_REF" ratio "$r_today" "" "" x "target <= 0.5"
   fi
 fi
 
 if section_on scale; then
   say ""
-  say "== scale: ADD on a fresh netns vs allow entries (example-profile ADD interleaved: ratio = N entries / small ADD) =="
-  row "entries: shape (set elements)" "ef ms" "ef p90" "/ small" "floor ms" "RSS KiB" "n"
+  say "== scale: ADD on a fresh netns vs allow entries; the floor sends the same batch, nft -f loads what render prints =="
+  row "entries: shape (set elements)" "ef ms" "floor ms" "ef/floor" "nft/ef" "/ small" "RSS KiB"
   : >"$OUT/scale.dat"
+  small=$(get scale/small/egress-fence median_us)
   for n in "${SCALE_N[@]}"; do
-    small=$(get scale/small/egress-fence median_us)
     line="$n"
     for shape in "${SCALE_SHAPES[@]}"; do
-      l="scale/$shape/$n/egress-fence"
+      l="scale/$shape/$n/egress-fence" f="scale/$shape/$n/floor" x="scale/$shape/$n/nft-create"
       el=$(elements "$TMP/scale-$shape-$n.batch.txt")
-      r=$(ratio "$(get "$l" median_us)" "$small")
-      row "$n: $shape ($el)" "$(ms "$(get "$l" median_us)")" "$(ms "$(get "$l" p90_us)")" "$r" \
-        "$(ms "$(get "scale/$shape/$n/floor" median_us)")" "$(get "$l" maxrss_kib)" "$(get "$l" n)"
+      r=$(ratio "$(get "$l" median_us)" "$small") rf=$(ratio "$(get "$l" median_us)" "$(get "$f" median_us)")
+      rn=$(ratio "$(get "$x" median_us)" "$(get "$l" median_us)")
+      row "$n: $shape ($el)" "$(ms "$(get "$l" median_us)")" "$(ms "$(get "$f" median_us)")" "$rf" "$rn" "$r" "$(get "$l" maxrss_kib)"
       csv_wall scale "$n entries $shape: egress-fence" "$l" "$el set elements"
+      csv_wall scale "$n entries $shape: floor" "$f"
+      csv_wall scale "$n entries $shape: nft -f create" "$x"
+      csv scale "$n entries $shape: floor" to_ack "$(ms "$(get "$f" mark_ack_us)")" "" "$(get "$f" n)" ms "kernel commit done"
+      csv ratio "scale $n entries $shape / floor" ratio "$rf" "" "" x "target <= 1.3"
+      csv ratio "scale $n entries $shape: nft -f / egress-fence" ratio "$rn" "" "" x ""
       csv ratio "scale $n entries $shape / small ADD" ratio "$r" "" "" x "$el set elements"
-      line="$line $el $(get "$l" median_us) $(get "$l" maxrss_kib)"
+      # N, then per shape: elements, ef us, RSS KiB, floor us, nft us
+      line="$line $el $(get "$l" median_us) $(get "$l" maxrss_kib) $(get "$f" median_us) $(get "$x" median_us)"
     done
-    csv_wall scale "$n entries exact: floor" "scale/exact/$n/floor"
-    csv_wall scale "$n entries exact: nft -f create" "scale/exact/$n/nft-create"
-    csv scale "$n entries exact: floor" to_ack "$(ms "$(get "scale/exact/$n/floor" mark_ack_us)")" "" "$(get "scale/exact/$n/floor" n)" ms "kernel commit done"
-    r_mixed=$(ratio "$(get "scale/mixed/$n/egress-fence" median_us)" "$(get "scale/exact/$n/egress-fence" median_us)")
-    csv ratio "scale $n entries mixed / exact" ratio "$r_mixed" "" "" x "target <= 2"
-    # N, exact elements, exact us, exact RSS, mixed elements, mixed us, mixed RSS, floor us, nft us, small us
-    echo "$line $(get "scale/exact/$n/floor" median_us) $(get "scale/exact/$n/nft-create" median_us) $small" >>"$OUT/scale.dat"
+    echo "$line $small" >>"$OUT/scale.dat"
   done
-  say "small ADD (example profile) in these runs: $(ms "$(get scale/small/egress-fence median_us)") ms, RSS $(get scale/small/egress-fence maxrss_kib) KiB"
+  say "n per case: $(get scale/exact/1000/egress-fence n) runs (100,000: $(get scale/exact/100000/egress-fence n)); the small ADD (example profile) in these runs: $(ms "$small") ms, RSS $(get scale/small/egress-fence maxrss_kib) KiB"
+  say "p90 of ADD: $(for n in "${SCALE_N[@]}"; do printf '%s exact %s, mixed %s; ' "$n" "$(ms "$(get "scale/exact/$n/egress-fence" p90_us)")" "$(ms "$(get "scale/mixed/$n/egress-fence" p90_us)")"; done)"
   say "stdin at 100,000 entries: exact $(stat -c %s "$TMP/scale-exact-100000.json") bytes, mixed $(stat -c %s "$TMP/scale-mixed-100000.json") bytes"
-  r10=$(ratio "$(get scale/exact/10000/egress-fence median_us)" "$(get scale/small/egress-fence median_us)")
-  r100=$(ratio "$(get scale/exact/100000/egress-fence median_us)" "$(get scale/small/egress-fence median_us)")
-  say "targets: 10,000 exact / small = ${r10}x (<= 3); 100,000 exact / small = ${r100}x (<= 30),"
-  say "  peak RSS at 100,000: exact $(get scale/exact/100000/egress-fence maxrss_kib) KiB, mixed $(get scale/mixed/100000/egress-fence maxrss_kib) KiB (<= 65536);"
-  for n in 10000 100000; do
-    say "  mixed / exact at $n: $(ratio "$(get "scale/mixed/$n/egress-fence" median_us)" "$(get "scale/exact/$n/egress-fence" median_us)")x (<= 2)"
-  done
-  say "the floor's acks (kernel commit of the same batch) at 10,000 exact: $(ms "$(get scale/exact/10000/floor mark_ack_us)") ms, at 100,000: $(ms "$(get scale/exact/100000/floor mark_ack_us)") ms; nft -f (create) at 10,000: $(ms "$(get scale/exact/10000/nft-create median_us)") ms"
-  for shape in "${SCALE_SHAPES[@]}"; do
-    for n in 10000 100000; do
-      say "where $n $shape entries go:"
-      phases_line "scale/$shape/$n/phases"
+  r10=$(ratio "$(get scale/exact/10000/egress-fence median_us)" "$small")
+  r100=$(ratio "$(get scale/exact/100000/egress-fence median_us)" "$small")
+  say "targets: ADD / floor <= 1.3 at every size and shape (column ef/floor); nft -f / ADD >= 3 at 10,000 and 100,000, >= 1.5 at 3 (nft/ef);"
+  say "  10,000 exact / small = ${r10}x (<= 3); 100,000 exact / small = ${r100}x (<= 30);"
+  say "  peak RSS at 100,000: exact $(get scale/exact/100000/egress-fence maxrss_kib) KiB, mixed $(get scale/mixed/100000/egress-fence maxrss_kib) KiB (<= 65536)"
+  say ""
+  say "where the time goes (ef_bench_phases, medians, ms; socket closed before the read-back; exit: from the end of main to reaped):"
+  printf "%-16s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s\n" "entries: shape" start stdin parse validate compile netns encode commit readback exit total | tee -a "$TABLE"
+  for n in "${SCALE_N[@]}"; do
+    for shape in "${SCALE_SHAPES[@]}"; do
+      l="scale/$shape/$n/phases"
+      nsx=$(awk -v a="$(get "$l" stat_enter_netns_us)" -v b="$(get "$l" stat_socket_open_us)" 'BEGIN { printf "%.0f", a + b }')
+      printf "%-16s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s\n" "$n: $shape" "$(ms "$(get "$l" mark_main_us)")" \
+        "$(ms "$(get "$l" stat_read_stdin_us)")" "$(ms "$(get "$l" stat_json_parse_us)")" "$(ms "$(get "$l" stat_decode_and_validate_us)")" \
+        "$(ms "$(get "$l" stat_compile_us)")" "$(ms "$nsx")" "$(ms "$(get "$l" stat_encode_us)")" \
+        "$(ms "$(get "$l" stat_commit_us)")" "$(ms "$(get "$l" stat_read_back_us)")" \
+        "$(msdiff "$(get "$l" median_us)" "$(get "$l" mark_end_us)")" "$(ms "$(get "$l" median_us)")" | tee -a "$TABLE"
     done
+  done
+fi
+
+if section_on backends; then
+  say ""
+  say "== set backends the kernel chose (NFTA_SET_TYPE), $BACKEND_N entries =="
+  name_of() { local n="${BACKEND_NAME[$1]:-}"; [ -n "$n" ] && echo "$n" || echo "$1"; }
+  for shape in "${SCALE_SHAPES[@]}"; do
+    while read -r line; do
+      set_name="$(sed -n 's/^set=\([^ ]*\) .*/\1/p' <<<"$line")" count="$(sed -n 's/.* count=\([^ ]*\) .*/\1/p' <<<"$line")"
+      backend="$(sed -n 's/.* backend=\([^ ]*\) .*/\1/p' <<<"$line")" size="$(sed -n 's/.* size=\([^ ]*\)$/\1/p' <<<"$line")"
+      say "  $shape: set $set_name, $count elements, size $size: $(name_of "$backend") ($backend)"
+      csv backends "$shape $set_name" backend "$(name_of "$backend")" "" "$count" "" "$backend"
+    done <"$TMP/backend-$shape.sets"
+  done
+  say "  (named by reference sets of known backend in a scratch netns: $(for k in "${!BACKEND_NAME[@]}"; do printf '%s=%s ' "${BACKEND_NAME[$k]}" "$k"; done))"
+  say "the kernel's commit of $BACKEND_N exact entries by backend (the floor sending the batch; ms to the last ack):"
+  for b in "${BACKENDS[@]}"; do
+    l="backends/$b/floor"
+    say "  $b: $(ms "$(get "$l" mark_ack_us)") ms to the acks, $(ms "$(get "$l" median_us)") ms whole process (p90 $(ms "$(get "$l" p90_us)"), n $(get "$l" n))"
+    csv backends "$b" commit "$(ms "$(get "$l" mark_ack_us)")" "" "$(get "$l" n)" ms "floor, $BACKEND_N exact entries"
   done
 fi
 
@@ -861,24 +989,21 @@ EOF
 fi
 if section_on scale; then
   gnuplot <<EOF
-set terminal pngcairo size 900,500 noenhanced
+set terminal pngcairo size 900,560 noenhanced
 set output "$OUT/scale.png"
-set title "ADD vs allow entries (median, fresh netns); peak RSS of egress-fence"
+set title "ADD vs allow entries, fresh netns, median ($(nproc) cores, kernel $(uname -r))"
 set logscale x
 set logscale y
-set xlabel "allow entries (0 plotted at 1)"
+set xlabel "allow entries"
 set ylabel "ms (whole process)"
-set y2label "peak RSS, MiB"
-set y2tics
-set ytics nomirror
 set grid
 set key top left
-plot "$OUT/scale.dat" using (\$1 < 1 ? 1 : \$1):(\$3/1000) with linespoints lw 2 title "egress-fence ADD, exact", \
-     "" using (\$1 < 1 ? 1 : \$1):(\$6/1000) with linespoints lw 2 title "egress-fence ADD, mixed", \
-     "" using (\$1 < 1 ? 1 : \$1):(\$8/1000) with linespoints lw 2 title "floor (prebuilt batch, exact)", \
-     "" using (\$1 < 1 ? 1 : \$1):(\$4/1024) axes x1y2 with linespoints dt 2 title "peak RSS, exact (MiB)", \
-     "" using (\$1 < 1 ? 1 : \$1):(\$7/1024) axes x1y2 with linespoints dt 2 title "peak RSS, mixed (MiB)", \
-     "" using (\$1 < 1 ? 1 : \$1):(3 * \$10/1000) with lines dt 3 lc rgb "red" title "3x the small ADD"
+plot "$OUT/scale.dat" using 1:(\$3/1000) with linespoints lw 2 lc rgb "#1f77b4" title "egress-fence ADD, exact", \
+     "" using 1:(\$5/1000) with linespoints lw 1 dt 2 lc rgb "#1f77b4" title "floor (the same batch), exact", \
+     "" using 1:(\$6/1000) with linespoints lw 2 lc rgb "#d62728" title "nft -f (what render prints), exact", \
+     "" using 1:(\$8/1000) with linespoints lw 2 lc rgb "#2ca02c" title "egress-fence ADD, mixed", \
+     "" using 1:(\$10/1000) with linespoints lw 1 dt 2 lc rgb "#2ca02c" title "floor (the same batch), mixed", \
+     "" using 1:(\$11/1000) with linespoints lw 1 lc rgb "#ff7f0e" title "nft -f, mixed"
 EOF
 fi
 if section_on datapath; then

@@ -1,19 +1,23 @@
 // ef_bench_batch: writes, once, the nf_tables batch egress-fence's ADD would
 // send for a pod, so ef_bench_floor can replay it without doing any of the
 // plugin's work at run time. Same library path as the plugin (validate,
-// select_profile, compile, encode_batch), but the config is read from a file
+// select_profile, compile, encode), but the config is read from a file
 // without the plugin's 16 MiB stdin limit, so rulesets the plugin cannot be
 // handed can still be installed for the datapath runs.
 //
 //   ef_bench_batch CONFIG OUT [--namespace NS] [--name NAME] [--container-id ID]
-//                  [--create-only | --delete]
+//                  [--create-only | --delete] [--backend hash|rhash|pipapo]
 //     CONFIG         the plugin's stdin (or a conflist / the bare entry)
-//     --create-only  leave out each table's NEWTABLE + DELTABLE pair that
-//                    makes the batch a replace: a plain create, for measuring
-//                    what the replace costs on a fresh netns
-//     --delete       a batch that only deletes the tables ADD creates (inet
-//                    egress_fence, and netdev egress_fence when the fence has
-//                    one), as DEL does
+//     --create-only  the batch the plugin sends to a netns without a fence
+//                    (the tables created exclusively, nothing freed); without
+//                    it, the replace batch of a re-ADD (NEWTABLE, DELTABLE,
+//                    NEWTABLE + body for each table)
+//     --delete       the batch DEL sends (both tables deleted)
+//     --backend B    what-if, to price the kernel's set backends at commit:
+//                    the hash sets as compiled (hash, the default: a declared
+//                    size, so the kernel picks its fixed-size hash), declared
+//                    without a size (rhash: the kernel picks its resizable
+//                    hash), or with flags interval (pipapo)
 //
 // Prints what it wrote: `bytes=.. messages=.. SET=ELEMENTS...`.
 #include <linux/netfilter/nf_tables.h>
@@ -32,8 +36,8 @@
 
 #include "cni/error.h"
 #include "config/config.h"
-#include "ef_bench_batch_edit.h"
 #include "fence/compile.h"
+#include "nft/codec.h"
 #include "nft/nft.h"
 
 using namespace ef;
@@ -41,33 +45,6 @@ using namespace ef;
 namespace {
 
 constexpr uint32_t kFirstSeq = 1;
-
-// A batch deleting every table the ADD batch creates (family and name taken
-// from its DELTABLE messages, so it follows whatever tables the fence has).
-std::vector<uint8_t> delete_batch(const std::vector<uint8_t>& add_batch) {
-    std::vector<char> buf(4096);
-    size_t off = 0;
-    uint32_t seq = kFirstSeq;
-    auto add = [&](nlmsghdr* h) { off += NLMSG_ALIGN(h->nlmsg_len); };
-    add(nftnl_batch_begin(buf.data(), seq++));
-    for (size_t at = 0; at + sizeof(nlmsghdr) <= add_batch.size();) {
-        const auto* h = reinterpret_cast<const nlmsghdr*>(add_batch.data() + at);
-        at += NLMSG_ALIGN(h->nlmsg_len);
-        if (!bench::is_nftables(h) || bench::nft_type(h) != NFT_MSG_DELTABLE) continue;
-        const auto* g = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(h));
-        const nlattr* name = nullptr;
-        const auto* end = reinterpret_cast<const char*>(h) + h->nlmsg_len;
-        for (const auto* a = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(h, sizeof(nfgenmsg)));
-             mnl_attr_ok(a, int(end - reinterpret_cast<const char*>(a))); a = mnl_attr_next(a))
-            if (mnl_attr_get_type(a) == NFTA_TABLE_NAME) name = a;
-        if (!name) continue;
-        nlmsghdr* del = nftnl_nlmsg_build_hdr(buf.data() + off, NFT_MSG_DELTABLE, g->nfgen_family, NLM_F_ACK, seq++);
-        mnl_attr_put_strz(del, NFTA_TABLE_NAME, mnl_attr_get_str(name));
-        add(del);
-    }
-    add(nftnl_batch_end(buf.data() + off, seq));
-    return {buf.begin(), buf.begin() + long(off)};
-}
 
 size_t count_messages(const std::vector<uint8_t>& batch) {
     size_t n = 0;
@@ -85,6 +62,7 @@ int run(int argc, char** argv) {
     std::string config_path = argv[1], out_path = argv[2];
     config::Pod pod{"sandboxes", "pod", "bench", "", {}};
     bool only_create = false, only_delete = false;
+    std::string backend = "hash";
     for (int i = 3; i < argc; ++i) {
         std::string a = argv[i];
         auto value = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -93,6 +71,7 @@ int run(int argc, char** argv) {
         else if (a == "--container-id") pod.container_id = value();
         else if (a == "--create-only") only_create = true;
         else if (a == "--delete") only_delete = true;
+        else if (a == "--backend") backend = value();
         else {
             std::cerr << "ef_bench_batch: unknown option " << a << "\n";
             return 250;
@@ -115,9 +94,22 @@ int run(int argc, char** argv) {
         auto profile = config::select_profile(*cfg, pod);
         if (!profile) throw cni::Error(cni::kInvalidConfig, "the pod matches no selector: nothing to install");
         fence::Ruleset rs = fence::compile(*profile, pod);
-        batch = nft::encode_batch(rs, kFirstSeq);
-        if (only_create) batch = bench::create_only(batch);
-        if (only_delete) batch = delete_batch(batch);
+        if (backend != "hash" && backend != "rhash" && backend != "pipapo") {
+            std::cerr << "ef_bench_batch: --backend hash, rhash or pipapo\n";
+            return 250;
+        }
+        for (auto& set : rs.sets) {
+            if (set.interval || set.name.rfind("allow", 0) != 0) continue;
+            if (backend == "rhash") set.size = 0;
+            if (backend == "pipapo") {
+                set.interval = true;
+                set.size = 0;
+            }
+        }
+        nft::BatchLabels labels;
+        batch = nft::encode_batch_labeled(rs, kFirstSeq, labels, false,
+                                          only_create ? nft::BatchMode::create : nft::BatchMode::replace);
+        if (only_delete) batch = nft::encode_delete_batch(kFirstSeq, labels);
         for (const auto& s : rs.sets) elements << " " << s.name << "=" << s.elements.size();
     }
     std::ofstream out(out_path, std::ios::binary | std::ios::trunc);

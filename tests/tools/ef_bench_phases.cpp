@@ -1,15 +1,16 @@
 // ef_bench_phases: egress-fence's ADD taken apart, to say where its time goes.
 // Runs the same library calls in the same order as plugin/main.cpp and
-// cmd_add (read stdin, decode + validate, select, compile, enter the netns,
-// encode, commit, read back, print the result) and reports each as
-// `stat NAME_us MICROSECONDS`, plus `mark main NS` / `mark end NS` so ef_bench_time can
-// add process start (fork to main) and exit (end to reaped).
+// cmd_add (read stdin, parse it once, the envelope, decode + validate,
+// select, compile, enter the netns, encode, commit, read back, print the
+// result) and reports each as `stat NAME_us MICROSECONDS`, plus `mark main
+// NS` / `mark end NS` so ef_bench_time can add process start (fork to main)
+// and exit (end to reaped).
 //
-//   CNI_COMMAND=ADD CNI_NETNS=... CNI_ARGS=... ef_bench_phases [--create-only] < stdin.json
+//   CNI_COMMAND=ADD CNI_NETNS=... CNI_ARGS=... ef_bench_phases [--replace] < stdin.json
 //
-// --create-only is a what-if: the batch without its NEWTABLE + DELTABLE
-// pairs (a plain create, for a netns that has no fence yet), to show what
-// the plugin's ADD would cost without the close() wait a replace brings.
+// The batch is the create batch the plugin sends on a fresh netns;
+// --replace sends the replace batch instead (NEWTABLE + DELTABLE + NEWTABLE),
+// the plugin's re-ADD, which makes close() wait for a grace period.
 //
 // One difference, on purpose: the plugin reads the table back on the socket
 // that committed and closes it afterwards; here the socket is closed first,
@@ -26,10 +27,13 @@
 
 #include "cni/error.h"
 #include "cni/protocol.h"
+#include "cni/stdin.h"
 #include "config/config.h"
-#include "ef_bench_batch_edit.h"
+#include "config/envelope.h"
+#include "config/json_read.h"
 #include "fence/compile.h"
 #include "netns/netns.h"
+#include "nft/codec.h"
 #include "nft/nft.h"
 #include "nft/socket.h"
 
@@ -43,34 +47,44 @@ long long now_ns() {
     return static_cast<long long>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
 }
 
+long long cpu_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<long long>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+}
+
+// Each phase's wall time, and its CPU time (`NAME_cpu_us`: what a busy
+// machine inflates less; the kernel's work in our system calls included).
 class Phases {
   public:
     // Ends the current phase and names it.
     void done(const char* name) {
-        long long t = now_ns();
-        std::printf("stat %s_us %.1f\n", name, double(t - last_) / 1000.0);
+        long long t = now_ns(), c = cpu_ns();
+        std::printf("stat %s_us %.1f\nstat %s_cpu_us %.1f\n", name, double(t - last_) / 1000.0, name,
+                    double(c - last_cpu_) / 1000.0);
         last_ = t;
+        last_cpu_ = c;
     }
 
   private:
     long long last_ = now_ns();
+    long long last_cpu_ = cpu_ns();
 };
 
-std::string read_stdin() {
-    std::string in;
-    char buf[65536];
-    for (ssize_t n; (n = read(STDIN_FILENO, buf, sizeof buf)) > 0;) in.append(buf, size_t(n));
-    return in;
-}
-
-int run(bool create_only) {
+int run(bool replace) {
     Phases p;
+    cni::keep_heap();
     cni::Env env = cni::read_env();
-    std::string input = read_stdin();
+    const cni::StdinBytes input = cni::read_stdin(config::kMaxInputBytes + 1, config::kJsonPadding);
+    cni::prepare_heap(input.size);
     p.done("read_stdin");
-    (void)config::parse_json(input);
-    p.done("json_decode");
-    config::NetConf conf = config::parse_netconf(input);  // decodes again, then validates
+    config::NetConf conf;
+    {
+        const config::JsonText parsed(input.view(), /*padded=*/true);
+        p.done("json_parse");
+        (void)config::read_envelope(parsed);
+        conf = config::parse_netconf(parsed);
+    }
     p.done("decode_and_validate");
     cni::Args args = cni::parse_args(env.args);
     config::Pod pod{args.pod_namespace,
@@ -90,27 +104,18 @@ int run(bool create_only) {
         std::optional<nft::Socket> s(std::in_place);
         p.done("socket_open");
         uint32_t first = s->take_seq(0);
-        std::vector<uint8_t> batch = nft::encode_batch(rs, first);
-        if (create_only) batch = bench::create_only(batch);
+        nft::BatchLabels labels;
+        std::vector<uint8_t> batch = nft::encode_batch_labeled(
+            rs, first, labels, false, replace ? nft::BatchMode::replace : nft::BatchMode::create);
         p.done("encode");
-        s->take_seq(4096);
-        size_t acks = 0;
-        for (size_t off = 0; off < batch.size();) {
-            const auto* h = reinterpret_cast<const nlmsghdr*>(batch.data() + off);
-            if (h->nlmsg_flags & NLM_F_ACK) ++acks;
-            off += NLMSG_ALIGN(h->nlmsg_len);
-        }
-        nft::BatchError e = s->send_batch(batch, first, acks);
+        s->take_seq(static_cast<uint32_t>(labels.size()));
+        nft::BatchError e = s->send_batch(batch, first, labels.size() - 2);
         if (e.error) throw cni::Error(cni::kNftRejected, "nf_tables rejected the batch", std::to_string(e.error));
         batch = {};  // as apply_ruleset does: the batch is gone before the read-back
         p.done("commit");
         s.reset();
         p.done("socket_close");
-        // Compared as apply_ruleset compares, without a copy of `rs`.
-        auto got = nft::read_ruleset();
-        bool meta_ok = got && got->meta == nft::fit_metadata(rs.meta);
-        if (got) got->meta = rs.meta;
-        if (!meta_ok || !(*got == rs)) throw cni::Error(cni::kNftRejected, "read-back differs");
+        nft::verify_applied(rs);
         p.done("read_back");
     }
     p.done("leave_netns");
@@ -126,7 +131,7 @@ int main(int argc, char** argv) {
     long long t_main = now_ns();
     int rc = 1;
     try {
-        rc = run(argc > 1 && std::string(argv[1]) == "--create-only");
+        rc = run(argc > 1 && std::string(argv[1]) == "--replace");
     } catch (const cni::Error& e) {
         std::cerr << "ef_bench_phases: " << e.msg << " " << e.details << "\n";
     } catch (const std::exception& e) {

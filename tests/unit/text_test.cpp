@@ -1,7 +1,13 @@
 // The nft text form: the exact layout `nft list table` prints (nftables 1.0.6).
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+
+#include <array>
+#include <random>
+
 #include "fence/ruleset.h"
+#include "fence/text_out.h"
 
 using namespace ef::fence;
 
@@ -143,4 +149,39 @@ TEST_CASE("the netdev table follows the inet table, as nft list ruleset prints t
           "\t\tcounter name \"raw_dropped\"\n"
           "\t}\n"
           "}\n");
+}
+
+TEST_CASE("addresses print exactly as inet_ntop prints them") {
+    auto same = [](const ef::fence::Bytes& b) {
+        char want[INET6_ADDRSTRLEN] = {};
+        REQUIRE(inet_ntop(b.size() == 4 ? AF_INET : AF_INET6, b.data(), want, sizeof want) != nullptr);
+        std::array<char, ef::fence::kAddressTextMax> got{};
+        const size_t n = ef::fence::address_text(b, got.data());
+        CAPTURE(want);
+        CHECK(std::string(got.data(), n) == want);
+    };
+    std::mt19937 rng(19);  // NOLINT(cert-msc32-c,cert-msc51-cpp): fixed, the same cases every run
+    // IPv6: every pattern of zero and non-zero groups, each non-zero group a
+    // random value of 1 to 4 hex digits, 0xffff in group 5 half the time
+    // (IPv4-mapped forms), and the IPv4-compatible ones.
+    for (unsigned pattern = 0; pattern < 256; ++pattern)
+        for (int round = 0; round < 8; ++round) {
+            ef::fence::Bytes b(16);
+            for (size_t g = 0; g < 8; ++g) {
+                if (!(pattern & (1u << g))) continue;
+                unsigned w = rng() & (0xffffu >> (4 * (rng() % 4)));
+                if (g == 5 && round % 2) w = 0xffff;
+                if (w == 0) w = 1;
+                b[2 * g] = static_cast<uint8_t>(w >> 8);
+                b[2 * g + 1] = static_cast<uint8_t>(w);
+            }
+            same(b);
+        }
+    // IPv4: every octet value in every place.
+    for (unsigned v = 0; v < 256; ++v)
+        for (size_t at = 0; at < 4; ++at) {
+            ef::fence::Bytes b{10, 20, 30, 40};
+            b[at] = static_cast<uint8_t>(v);
+            same(b);
+        }
 }
