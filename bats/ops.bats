@@ -165,16 +165,16 @@ sandboxes/t-$EF_ID proxy-only false DIFFERS"
   jq -e --arg p "t-$EF_ID" '.pods[] | select(.pod == $p) | .differences | length > 0' "$EF_TMP/inspect.json"
 
   # Every counter of A is what `nft -j list counters` reports, packets and bytes;
-  # mld_accepted only ever grows (the pod's own IPv6 MLD reports).
+  # mld_dropped only ever grows (the pod's own IPv6 MLD reports).
   ef_nft -j list counters table inet egress_fence |
     jq -c '[.nftables[] | select(.counter) | .counter | {key: .name, value: {packets, bytes}}] | from_entries' \
       >"$EF_TMP/nft-counters.json"
-  jq -e '[keys[]] == ["allowed_accepted","exempt_accepted","mld_accepted","other_dropped","spoofed_dropped",
+  jq -e '[keys[]] == ["allowed_accepted","exempt_accepted","mld_dropped","other_dropped","spoofed_dropped",
     "tcp_refused","udp_refused"]' \
     "$EF_TMP/nft-counters.json"
   jq -e --arg p "a-$EF_ID" --slurpfile nft "$EF_TMP/nft-counters.json" \
     '.pods[] | select(.pod == $p) | .counters as $c | $nft[0] | to_entries
-     | all(if .key == "mld_accepted" then $c[.key].packets <= .value.packets else $c[.key] == .value end)' \
+     | all(if .key == "mld_dropped" then $c[.key].packets <= .value.packets else $c[.key] == .value end)' \
     "$EF_TMP/inspect.json" || { cat "$EF_TMP/nft-counters.json"; jq -c .pods "$EF_TMP/inspect.json"; false; }
   jq -e --arg p "a-$EF_ID" '.pods[] | select(.pod == $p) | .counters.tcp_refused.packets >= 3' "$EF_TMP/inspect.json"
 }
@@ -203,7 +203,7 @@ sandboxes/t-$EF_ID proxy-only false DIFFERS"
   while read -r name want; do
     got="$(packets "$EF_TMP/metrics.prom" "a-$EF_ID" "$name")"
     [ -n "$got" ] || fail "no sample for counter $name"
-    if [ "$name" = other_dropped ] || [ "$name" = mld_accepted ]; then ((got <= want)) || fail "$name: $got > nft's $want"
+    if [ "$name" = other_dropped ] || [ "$name" = mld_dropped ]; then ((got <= want)) || fail "$name: $got > nft's $want"
     else assert_equal "$got" "$want"; fi
     n=$((n + 1))
   done < <(ef_nft -j list counters table inet egress_fence | jq -r '.nftables[] | select(.counter) | .counter | "\(.name) \(.packets)"')

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <netinet/in.h>
+
 #include "cni/error.h"
 #include "cni/version.h"
 #include "fence/allow_sets.h"
@@ -131,7 +133,6 @@ Bytes v6(std::initializer_list<uint8_t> head) {
 }
 
 Stmt ip6_daddr(Bytes addr, uint8_t len) { return Ip6AddrPrefix{false, addr, len}; }
-Stmt ip6_saddr(Bytes addr, uint8_t len) { return Ip6AddrPrefix{true, addr, len}; }
 
 // IPv6 neighbour discovery (RFC 4861). Only the kernel's own messages get
 // here (a process's packet, a raw socket's included, went to `refuse`
@@ -169,24 +170,18 @@ Chain neighbours_chain(const std::vector<Attachment>& attachments) {
     return c;
 }
 
-// The kernel's MLD listener reports for the groups the pod's addresses join
-// (RFC 3810 v2 to ff02::16, RFC 2710 v1 reports and done messages): hop limit
-// 1, from a link-local address or, while that is tentative, from ::, to
-// link-scope multicast. Without them a segment with MLD snooping may never
-// deliver neighbour solicitations for the pod; counted apart, so they are not
-// noise in the refusal counters.
-void listener_reports(std::vector<Rule>& rules) {
+// MLD listener reports (RFC 3810 v2, RFC 2710 v1 reports and done messages)
+// never leave: the kernel sends them from no socket, but what they say is the
+// workload's to choose (any process may join any group, with any source list,
+// on eth0, and the report names each group and source to the whole segment).
+// Counted apart from the refusals, so the pod's own reports for its
+// solicited-node groups are not noise there; an audit profile counts and
+// lets them out.
+void listener_reports(std::vector<Rule>& rules, bool audit) {
     constexpr uint8_t kMld1Report = 131, kMld1Done = 132, kMld2Report = 143;
-    const Stmt hop{Ip6HopLimitEq{1}};
-    const Stmt link_local = ip6_saddr(v6({0xfe, 0x80}), 10), unspecified = ip6_saddr(Bytes(16), 128);
-    const Stmt tail[] = {CounterRef{kCounterMldAccepted}, Verdict{VerdictKind::accept}};
-    for (const Stmt& src : {link_local, unspecified}) {
-        rules.push_back(
-            Rule{{Icmpv6TypeRange{kMld2Report, kMld2Report}, hop, src,
-                  ip6_daddr(v6({0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x16}), 128), tail[0], tail[1]}});
-        rules.push_back(Rule{
-            {Icmpv6TypeRange{kMld1Report, kMld1Done}, hop, src, ip6_daddr(v6({0xff, 0x02}), 16), tail[0], tail[1]}});
-    }
+    for (auto [lo, hi] : {std::pair{kMld1Report, kMld1Done}, std::pair{kMld2Report, kMld2Report}})
+        rules.push_back(Rule{{Icmpv6TypeRange{lo, hi}, CounterRef{kCounterMldDropped},
+                              Verdict{audit ? VerdictKind::accept : VerdictKind::drop}}});
 }
 
 // An interval set of address prefixes of one family.
@@ -205,6 +200,20 @@ Set prefix_set(std::string name, bool v6, const std::vector<config::Cidr>& prefi
 
 Set onlink_set(const Attachment& a) { return prefix_set(onlink_set_name(a.ifname), true, a.onlink6); }
 
+// A connection to a port of the kernel's ephemeral range (a new netns's
+// net.ipv4.ip_local_port_range, which the admission policy keeps pods from
+// changing) is never a connection to a service of the pod: it is a late answer
+// to a flow the pod opened that conntrack forgot, and a workload that binds
+// that port after the proxy closed it would answer whoever sent it. Such a
+// connection is not marked: replies to it are judged like any packet. Put
+// ahead of the marking rules when there are any.
+Chain with_ephemeral_first(Chain inbound) {
+    if (inbound.rules.empty()) return inbound;
+    inbound.rules.insert(inbound.rules.begin(), Rule{{CtStateIn{kCtNew}, ThDportRange{kEphemeralLo, kEphemeralHi},
+                                                      Verdict{VerdictKind::accept}}});
+    return inbound;
+}
+
 // The `inbound` chain: marks connections that come in from outside the pod
 // (the first packet arrives on an interface other than lo, from a source
 // routed back through that interface: a nested netns cannot pose as the
@@ -218,7 +227,7 @@ Chain inbound_chain(const config::Profile& p, std::vector<Set>& sets) {
         Rule r{from_outside};
         r.stmts.emplace_back(CtMarkOr{kInboundMark});
         inbound.rules.push_back(std::move(r));
-        return inbound;
+        return with_ephemeral_first(std::move(inbound));
     }
     for (bool v6 : {false, true}) {
         Set peers = prefix_set(v6 ? "inbound_peers6" : "inbound_peers4", v6, *p.inbound_peers);
@@ -230,7 +239,7 @@ Chain inbound_chain(const config::Profile& p, std::vector<Set>& sets) {
         inbound.rules.push_back(std::move(r));
         sets.push_back(std::move(peers));
     }
-    return inbound;
+    return with_ephemeral_first(std::move(inbound));
 }
 
 std::vector<Attachment> canonical(std::vector<Attachment> v) {
@@ -256,7 +265,7 @@ Ruleset compile(const config::Profile& p, const std::vector<config::AllowEntry>&
     for (const char* name :
          {kCounterExempt, kCounterAllowed, audit ? kCounterWouldRefuseTcp : kCounterTcpRefused,
           audit ? kCounterWouldRefuseUdp : kCounterUdpRefused, audit ? kCounterWouldDropOther : kCounterOtherDropped,
-          audit ? kCounterWouldDropSpoofed : kCounterSpoofedDropped, kCounterMldAccepted})
+          audit ? kCounterWouldDropSpoofed : kCounterSpoofedDropped, kCounterMldDropped})
         rs.counters.push_back(Counter{name});
 
     Set uids{kExemptUidSet, {FieldType::uid}, true, {}};
@@ -280,6 +289,7 @@ Ruleset compile(const config::Profile& p, const std::vector<config::AllowEntry>&
     };
     // Replies to connections that came into the pod (the `inbound` chain's mark).
     const Rule answer{{CtDirectionEq{CtDir::reply}, CtMarkHas{kInboundMark}, accept}};
+    const Rule routing_header{{Ip6ExthdrExists{IPPROTO_ROUTING}, refuse}};
 
     // First, before any verdict: whatever this chain lets through carries
     // the stamp the netdev chain looks for; what it drops never gets there.
@@ -297,6 +307,11 @@ Ruleset compile(const config::Profile& p, const std::vector<config::AllowEntry>&
     // `reject` for a local SYN comes back on lo with the remote's address.
     output.rules.push_back(spoofed({SkuidAny{}, FibSaddrNotLocal{}}));
     output.rules.push_back(Rule{{OifnameEq{"lo"}, accept}});
+    // A routing header (IPV6_RTHDR, segment routing, needs no privilege) makes
+    // the packet's destination its first segment: every check below would
+    // judge a hop, not where the packet goes. No process but the proxy's
+    // sends one.
+    output.rules.push_back(routing_header);
     // (c) Replies to connections that came in from outside.
     output.rules.push_back(answer);
     // (b) Allowed destinations.
@@ -309,7 +324,7 @@ Ruleset compile(const config::Profile& p, const std::vector<config::AllowEntry>&
     // those of a connection the pod opened that conntrack knows leave.
     output.rules.push_back(Rule{{CtDirectionEq{CtDir::original}, CtStateIn{kCtEstablishedRelated}, accept}});
     neighbour_discovery(output.rules);
-    listener_reports(output.rules);
+    listener_reports(output.rules, audit);
     output.rules.push_back(Rule{{refuse}});
 
     // Forwarded packets come from namespaces nested in the pod: no socket, so
@@ -318,6 +333,7 @@ Ruleset compile(const config::Profile& p, const std::vector<config::AllowEntry>&
     Chain forward{"forward", BaseHook{Hook::forward, 0, Policy::drop, ""}, {}};
     forward.rules.push_back(stamp);
     forward.rules.push_back(spoofed({FibSaddrIifOif{false}}));
+    forward.rules.push_back(routing_header);
     forward.rules.push_back(answer);
     for (auto& r : allow_accept) forward.rules.push_back(std::move(r));
     forward.rules.push_back(Rule{{refuse}});

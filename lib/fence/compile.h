@@ -12,13 +12,17 @@ inline constexpr const char* kCounterExempt = "exempt_accepted";
 inline constexpr const char* kCounterAllowed = "allowed_accepted";
 inline constexpr const char* kCounterTcpRefused = "tcp_refused";
 inline constexpr const char* kCounterUdpRefused = "udp_refused";
+// The kernel's ephemeral port range in a new netns (ip_local_port_range):
+// connections into the pod to these ports are not marked inbound.
+inline constexpr uint16_t kEphemeralLo = 32768, kEphemeralHi = 60999;
 inline constexpr const char* kCounterOtherDropped = "other_dropped";
 // A process's packet whose source address is not one of the pod's own
 // (IPV6_FREEBIND, IPV6_PKTINFO, raw sockets), on any interface, lo included;
 // and a forwarded packet that fails the strict reverse-path check.
 inline constexpr const char* kCounterSpoofedDropped = "spoofed_dropped";
-// The kernel's own MLD listener reports (RFC 3810, 2710), let out.
-inline constexpr const char* kCounterMldAccepted = "mld_accepted";
+// MLD listener reports (RFC 3810, 2710), the pod's own among them: dropped,
+// counted apart from the refusals.
+inline constexpr const char* kCounterMldDropped = "mld_dropped";
 // An audit profile counts what it would refuse under these names instead, and
 // lets it through.
 inline constexpr const char* kCounterWouldRefuseTcp = "would_refuse_tcp";

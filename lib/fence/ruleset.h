@@ -345,6 +345,12 @@ struct Ip6AddrPrefix {
     uint8_t len;
     bool operator==(const Ip6AddrPrefix&) const = default;
 };
+// `exthdr rt exists` (type 43): an IPv6 packet carrying a routing header,
+// found by the kernel's walk of the extension headers (ipv6_find_hdr).
+struct Ip6ExthdrExists {
+    uint8_t type;
+    bool operator==(const Ip6ExthdrExists&) const = default;
+};
 // `ip saddr @set` / `ip6 saddr @set`
 struct SaddrInSet {
     IpFamily family;
@@ -356,7 +362,7 @@ using Stmt =
     std::variant<OifnameEq, L4ProtoEq, CtStateIn, Icmpv6TypeRange, SkuidInSet, DaddrInSet, DaddrProtoPortInSet,
                  CounterRef, Limit, Log, Verdict, Reject, Unrecognized, SecmarkSet, SecmarkEq, EtherTypeEq,
                  DaddrProtoInSet, ThDportRange, OifnameNe, IifnameNe, SkuidAny, FibSaddrNotLocal, FibSaddrIifOif,
-                 CtDirectionEq, CtMarkHas, CtMarkOr, Goto, Ip6HopLimitEq, Ip6AddrPrefix, SaddrInSet>;
+                 CtDirectionEq, CtMarkHas, CtMarkOr, Goto, Ip6HopLimitEq, Ip6AddrPrefix, SaddrInSet, Ip6ExthdrExists>;
 
 struct Rule {
     std::vector<Stmt> stmts;

@@ -5,6 +5,8 @@
 #include <array>
 #include <cstdio>
 
+#include <netinet/in.h>
+
 #include "fence/ruleset.h"
 #include "fence/text_out.h"
 
@@ -291,6 +293,10 @@ std::string to_nft_text(const Stmt& s) {
             [](const CtMarkOr& x) { return "ct mark set ct mark | " + hex32(x.bits); },
             [](const Goto& x) { return "goto " + x.chain; },
             [](const Ip6HopLimitEq& x) { return "ip6 hoplimit " + std::to_string(x.value); },
+            [](const Ip6ExthdrExists& x) {
+                return x.type == IPPROTO_ROUTING ? std::string("exthdr rt exists")
+                                                 : "exthdr " + std::to_string(x.type) + " exists";
+            },
             [](const Ip6AddrPrefix& x) { return ip6_prefix_text(x); },
             [](const SaddrInSet& x) { return std::string(family_prefix(x.family)) + " saddr @" + x.set; },
             [](const L4ProtoEq& x) { return "meta l4proto " + proto_name(x.proto); },

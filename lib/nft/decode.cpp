@@ -455,6 +455,21 @@ Match ip6_hoplimit(const Exprs& x, size_t i, const Ctx& c) {
     return {d + 2, fence::Ip6HopLimitEq{*v}, -1, NFPROTO_IPV6};
 }
 
+// `exthdr rt exists`: the extension header's presence loaded, compared to 1.
+Match ip6_exthdr_exists(const Exprs& x, size_t i, const Ctx& c) {
+    size_t d = dep(x, i, NFPROTO_IPV6, c);
+    if (d == kNoDep || i + d + 1 >= x.size()) return {};
+    const Expr& e = x[i + d];
+    const Attrs& a = e.data;
+    auto type = a.u8(NFTA_EXTHDR_TYPE);
+    if (e.name != "exthdr" || !type || !u32_is(a, NFTA_EXTHDR_DREG, NFT_REG_1) ||
+        !u32_is_or_unset(a, NFTA_EXTHDR_OFFSET, 0) || !u32_is(a, NFTA_EXTHDR_LEN, 1) ||
+        !u32_is(a, NFTA_EXTHDR_FLAGS, NFT_EXTHDR_F_PRESENT) || !u32_is_or_unset(a, NFTA_EXTHDR_OP, NFT_EXTHDR_OP_IPV6) ||
+        a.has(NFTA_EXTHDR_SREG) || !cmp_u8_is(x[i + d + 1], NFT_CMP_EQ, 1))
+        return {};
+    return {d + 2, fence::Ip6ExthdrExists{*type}, -1, NFPROTO_IPV6};
+}
+
 // `ip6 saddr/daddr PREFIX`: the prefix's whole bytes compared, or the address
 // masked and compared (what encode.cpp sends for each length).
 Match ip6_prefix(const Exprs& x, size_t i, const Ctx& c) {
@@ -620,6 +635,7 @@ std::vector<fence::Stmt> statements(const Exprs& x, const SetKinds& kinds) {
                                        daddr,
                                        saddr_in_set,
                                        ip6_hoplimit,
+                                       ip6_exthdr_exists,
                                        ip6_prefix,
                                        without_ctx<skuid_any>,
                                        without_ctx<skuid>,

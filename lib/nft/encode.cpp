@@ -249,6 +249,17 @@ void add_stmt(ExprSink& x, const fence::Stmt& stmt, const SetIds& ids) {
                        x.cmp_u8(NFT_CMP_EQ, s.value);
                    },
                    [&](const fence::Ip6AddrPrefix& s) { ip6_prefix(x, s); },
+                   [&](const fence::Ip6ExthdrExists& s) {
+                       x.nfproto(NFPROTO_IPV6);
+                       nftnl_expr* e = x.add("exthdr");
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_EXTHDR_DREG, NFT_REG_1);
+                       nftnl_expr_set_u8(e, NFTNL_EXPR_EXTHDR_TYPE, s.type);
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_EXTHDR_OFFSET, 0);
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_EXTHDR_LEN, 1);
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_EXTHDR_FLAGS, NFT_EXTHDR_F_PRESENT);
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_EXTHDR_OP, NFT_EXTHDR_OP_IPV6);
+                       x.cmp_u8(NFT_CMP_EQ, 1);
+                   },
                    [&](const fence::SaddrInSet& s) {
                        bool v4 = s.family == fence::IpFamily::ipv4;
                        x.nfproto(v4 ? NFPROTO_IPV4 : NFPROTO_IPV6);

@@ -931,7 +931,7 @@ class Escape {
                 if (sig.matches(seen_[i])) a.got_out = true;
         bool counted = false;
         for (const auto& [name, n] : a.moved)
-            if (name != "exempt_accepted" && name != "allowed_accepted" && name != "mld_accepted") counted = true;
+            if (name != "exempt_accepted" && name != "allowed_accepted" && name != "mld_dropped") counted = true;
         if (a.got_out) a.verdict = "got-out";
         else if (counted) a.verdict = "refused";
         else if (is_unavailable(a.err) || (a.err == EPERM && a.note == "no socket")) a.verdict = "unavailable";
@@ -957,7 +957,7 @@ class Escape {
             for (const auto& [name, n] : a.moved)
                 // The markdown matrix is committed: only what the attempt
                 // itself moved, not the pod's own MLD reports meanwhile.
-                if (!o_.markdown || name != "mld_accepted") detail += name + " +" + std::to_string(n) + " ";
+                if (!o_.markdown || name != "mld_dropped") detail += name + " +" + std::to_string(n) + " ";
             detail += a.err ? std::string(std::strerror(a.err)) : "sent";
             if (!a.note.empty()) detail += " (" + a.note + ")";
             if (control) a.verdict = a.got_out ? "arrived" : "CAPTURE BROKEN";

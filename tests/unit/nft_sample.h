@@ -128,6 +128,8 @@ inline Ruleset sample() {
                      {rule({OifnameNe{"lo"}, SkuidInSet{"exempt_uids"}, Verdict{VerdictKind::accept}}),
                       rule({SkuidAny{}, FibSaddrNotLocal{}, CounterRef{"spoofed"}, Verdict{VerdictKind::drop}}),
                       rule({CtDirectionEq{CtDir::reply}, CtMarkHas{0x40000000}, Verdict{VerdictKind::accept}}),
+                      rule({Ip6ExthdrExists{43}, Goto{"aux"}}),
+                      rule({CtStateIn{0x8}, ThDportRange{32768, 60999}, Verdict{VerdictKind::accept}}),
                       rule({CtDirectionEq{CtDir::original}, CtStateIn{0x6}, Verdict{VerdictKind::accept}}),
                       rule({SkuidAny{}, Goto{"aux"}}),
                       rule({Icmpv6TypeRange{133, 133}, Ip6HopLimitEq{255}, Ip6AddrPrefix{false, all_routers, 128},
