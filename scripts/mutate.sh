@@ -138,7 +138,6 @@ e $FENCE '        r.stmts.emplace_back(CtMarkOr{kInboundMark});
         return inbound;'
 b egress-fence
 t bats bats/bypass.bats "replies to inbound connections"
-t bats bats/conntrack.bats "a server in the pod answers inbound tcp and udp clients"
 
 m inbound-marks-all "the inbound chain marks every new connection, from lo or a forged source too"
 e $FENCE '    const std::vector<Stmt> from_outside{IifnameNe{"lo"}, CtStateIn{kCtNew}, FibSaddrIifOif{true}};' \
@@ -166,8 +165,7 @@ b egress-fence
 t bats bats/conntrack.bats "bulk tcp transfers"
 
 m mld-refused "the MLD listener reports are not let out"
-e $FENCE '    listener_reports(output.rules);
-' ''
+e $FENCE '    listener_reports(output.rules);' '    if (false) listener_reports(output.rules);'
 b egress-fence
 t bats bats/conntrack.bats "an idle dual-stack pod"
 
@@ -175,7 +173,7 @@ m nd-anywhere "neighbour solicitations on the pod's link go to any address"
 e $FENCE '        c.rules.push_back(Rule{{OifnameEq{a.ifname}, Goto{kRefuseChain}}});
 ' ''
 b egress-fence
-t bats bats/conntrack.bats "a raw neighbour solicitation to an off-link address"
+t bats bats/conntrack.bats "the kernel's own neighbour probe to an address off the pod's links"
 
 m tcp-dropped-not-reset "denied TCP is dropped (a timeout) instead of reset (refused at once)"
 e $FENCE 'p.tcp_deny == config::TcpDeny::reset ? Stmt{Reject{RejectKind::tcp_reset}}' \
@@ -191,8 +189,9 @@ b egress-fence
 t bats bats/rawsocket.bats "with the fence no AF_PACKET variant reaches the world"
 
 m raw-frame-chain-gone "the netdev table without the attachment's egress chain"
-e $FENCE '    for (const auto& a : attachments) nd.chains.push_back(raw_frame_chain(p, a.ifname));
-' ''
+e $FENCE '    for (const auto& a : attachments) nd.chains.push_back(raw_frame_chain(p, a.ifname));' \
+  '    for (const auto& a : attachments)
+        if (a.ifname.empty()) nd.chains.push_back(raw_frame_chain(p, a.ifname));'
 b egress-fence
 t bats bats/rawsocket.bats "with the fence no AF_PACKET variant reaches the world"
 
@@ -244,15 +243,13 @@ t bats bats/check.bats "tamper: the output policy changed to accept"
 
 # CHECK's comparison.
 m check-ignores-elements "CHECK does not compare set elements"
-e lib/fence/diff.cpp '        diff_elements(es, *it, out);
-' ''
+e lib/fence/diff.cpp '        diff_elements(es, *it, out);' '        if (false) diff_elements(es, *it, out);'
 b egress-fence
 t bats bats/check.bats "tamper: an element added to an allow set"
 t bats bats/check.bats "tamper: an element added to the IPv6 allow set"
 
 m check-ignores-rules "CHECK does not compare rules"
-e lib/fence/diff.cpp '        diff_rules(ec, *it, out);
-' ''
+e lib/fence/diff.cpp '        diff_rules(ec, *it, out);' '        if (false) diff_rules(ec, *it, out);'
 b egress-fence
 t bats bats/check.bats "tamper: the rule that judges every process's packet deleted"
 
@@ -324,9 +321,9 @@ t unit "root in its user namespace can change its UID*"
 
 # The tools the tests trust.
 m efprobe-no-v6-echo "efprobe icmp sends no IPv6 echo request as a workload UID"
-e tests/tools/efprobe.cpp '    if (sendto(s.get(), packet, sizeof packet, 0, to.sa(), to.len) < 0)' \
+e tests/tools/efprobe.cpp '    if (sendto(s.get(), packet, sizeof packet, 0, to.sa(), to.len) < 0) fail("icmp echo to "' \
   '    if (o.uid && to.family == AF_INET6) {
-    } else if (sendto(s.get(), packet, sizeof packet, 0, to.sa(), to.len) < 0)'
+    } else if (sendto(s.get(), packet, sizeof packet, 0, to.sa(), to.len) < 0) fail("icmp echo to "'
 b efprobe
 t bats bats/bypass.bats "ICMP echo .v4, v6. on a ping socket is dropped"
 t bats bats/openshell.bats "the only ICMPv6 the fence passes by type"
@@ -358,10 +355,15 @@ t bats bats/rawsocket.bats "control: without the fence every AF_PACKET variant r
 
 # The chart and the fuzz corpus, read at run time (nothing to build).
 m admission-warn "the admission binding only warns"
+# shellcheck disable=SC2016 # the chart's template text, taken literally
 e install/helm/egress-fence/templates/admission-policy.yaml '  validationActions: {{ toJson $a.validationActions }}' \
   '  validationActions: ["Warn"]'
 t bats bats/installer.bats "the admission policy renders only when enabled"
 t bats bats/installer.bats "the admission policy's CEL gives every request of the corpus its outcome"
+
+m badinput-code-not-a-number "a bad-config corpus case whose expected code is not a number"
+e tests/corpus/netconf/bad/001-malformed-json.expect.json '"code": 6,' '"code": "6",'
+t bats bats/badinput.bats "every case of the bad-config corpus"
 
 m fuzz-corpus-misnamed "a fuzz target's seed directory misnamed (its seeds never replayed)"
 r tests/fuzz/corpus/fuzz_cni_args tests/fuzz/corpus/fuzz_cniargs
@@ -377,11 +379,12 @@ list=0
 baseline=0
 wanted=()
 inside=""
+role=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --list) list=1 ;;
     --baseline) baseline=1 ;;
-    --inside) inside="$2"; shift ;;
+    --inside) inside="$2" role="$3"; shift 2 ;;
     -*) echo "mutate.sh: unknown option $1 (see the header of scripts/mutate.sh)" >&2; exit 2 ;;
     *) wanted+=("$1") ;;
   esac
@@ -407,8 +410,10 @@ for i in "${!M_NAME[@]}"; do
   n="${M_NAME[i]}"
   [ -z "${seen_name[$n]:-}" ] || { echo "mutate.sh: two mutants named $n" >&2; exit 2; }
   seen_name[$n]=1
-  [ -n "${M_EDITS[i]}" ] && [ -n "${M_TESTS[i]}" ] ||
-    { echo "mutate.sh: mutant $n needs an edit and a test" >&2; exit 2; }
+  if [ -z "${M_EDITS[i]}" ] || [ -z "${M_TESTS[i]}" ]; then
+    echo "mutate.sh: mutant $n needs an edit and a test" >&2
+    exit 2
+  fi
 done
 
 # Prints a test spec (fields separated by \037) readably.
@@ -441,7 +446,7 @@ fi
 # install and helm.sh replace files there, never write into one) are hard
 # links; the rest of .deps/ is copied, since helm.sh rewrites its *.mjs.
 copy_tree() {
-  local dest="$1" f
+  local dest="$1" f d
   mkdir -p "$dest" || return 1
   shopt -s dotglob nullglob
   for f in *; do
@@ -449,11 +454,11 @@ copy_tree() {
       .git | build-*) ;;
       .deps)
         mkdir -p "$dest/.deps/npm" &&
-          for f in .deps/* .deps/npm/*; do
-            case "$f" in
+          for d in .deps/* .deps/npm/*; do
+            case "$d" in
               .deps/npm) ;;
-              .deps/bin | .deps/npm/node_modules) cp -al "$f" "$dest/$f" ;;
-              *) cp -a "$f" "$dest/$f" ;;
+              .deps/bin | .deps/npm/node_modules) cp -al "$d" "$dest/$d" ;;
+              *) cp -a "$d" "$dest/$d" ;;
             esac || return 1
           done
         ;;
@@ -465,38 +470,80 @@ copy_tree() {
 
 if [ -z "$inside" ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "mutate.sh: run as root (the tests create network namespaces; the copy is mounted in a private mount namespace)" >&2
+    echo "mutate.sh: run as root (the tests create network namespaces; the copies are mounted in private mount namespaces)" >&2
     exit 2
   fi
   [ -f build/CMakeCache.txt ] || { echo "mutate.sh: no build/ (run scripts/bootstrap.sh first)" >&2; exit 2; }
+  jobs="${EF_MUTATE_JOBS:-$(nproc)}"
+  [ "$jobs" -le "${#selected[@]}" ] || jobs="${#selected[@]}"
   work="$(mktemp -d /tmp/ef-mutate.XXXXXX)"
   start=$SECONDS
-  mkdir -p "$work/logs"
-  copy_tree "$work/pristine" && copy_tree "$work/tree" || exit 2
-  echo "mutate: tree copied to $work ($((SECONDS - start)) s)"
-  args=()
-  [ "$baseline" -eq 1 ] && args+=(--baseline)
-  unshare --mount --propagation private -- bash "$ROOT/scripts/mutate.sh" --inside "$work" "${args[@]}" "${wanted[@]}"
-  rc=$?
+  mkdir -p "$work/logs" "$work/results"
+  copy_tree "$work/pristine" || exit 2
+  for ((w = 1; w <= jobs; w++)); do copy_tree "$work/tree$w" || exit 2; done
+  echo "mutate: ${#selected[@]} mutants, $jobs at a time; the tree copied to $work ($((SECONDS - start)) s)"
+  # Tests running side by side each put the host's forwarding sysctls back as
+  # they found them, which another had changed: this run puts them back last.
+  sysctls=()
+  for key in net.ipv4.ip_forward net.ipv6.conf.all.forwarding; do sysctls+=("$key=$(sysctl -n "$key")"); done
+  echo 0 >"$work/queue"
+  : >"$work/baseline.failed"
+  if [ "$baseline" -eq 1 ]; then
+    unshare --mount --propagation private -- bash "$ROOT/scripts/mutate.sh" --inside "$work" baseline "${wanted[@]}"
+  fi
+  pids=()
+  for ((w = 1; w <= jobs; w++)); do
+    unshare --mount --propagation private -- bash "$ROOT/scripts/mutate.sh" --inside "$work" "worker$w" "${wanted[@]}" &
+    pids+=("$!")
+  done
+  rc=0
+  for pid in "${pids[@]}"; do wait "$pid" || rc=2; done
+  sysctl -qw "${sysctls[@]}"
+  killed=0
+  bad=()
+  echo
+  echo "===== mutants ($((SECONDS - start)) s in all)"
+  for i in "${selected[@]}"; do
+    res="$work/results/${M_NAME[i]}"
+    if [ -f "$res" ]; then
+      cat "$res"
+      read -r verdict _ <"$res"
+    else
+      verdict=broken
+      printf '%-8s %-28s the run stopped before this mutant\n' broken "${M_NAME[i]}"
+    fi
+    if [ "$verdict" = killed ]; then killed=$((killed + 1)); else bad+=("${M_NAME[i]} ($verdict)"); fi
+  done
+  echo "${#selected[@]} mutants, $killed killed"
   if [ "${EF_MUTATE_KEEP:-0}" = 1 ]; then
     echo "mutate: scratch kept in $work"
   else
     rm -rf "$work"
   fi
+  if [ ${#bad[@]} -gt 0 ]; then
+    echo "mutate: not killed: ${bad[*]}" >&2
+    exit 1
+  fi
   exit "$rc"
 fi
 
-# --- inside the private mount namespace: $ROOT is the working copy ----------------
+# --- inside a private mount namespace: $ROOT is a working copy --------------------
 
 work="$inside"
-TREE="$work/tree"
+case "$role" in
+  baseline) TREE="$work/tree1" ;;
+  worker*) TREE="$work/tree${role#worker}" ;;
+  *) echo "mutate.sh: unknown role $role" >&2; exit 2 ;;
+esac
 PRISTINE="$work/pristine"
 LOGS="$work/logs"
-STAMP="$work/stamp"
+STAMP="$work/stamp.$role"
 timeout_s="${EF_MUTATE_TEST_TIMEOUT:-300}"
 mount --bind "$TREE" "$ROOT" || { echo "mutate.sh: cannot bind the copy over $ROOT" >&2; exit 2; }
 cd "$ROOT" || exit 2
-(cd "$PRISTINE" && find . ! -type d | LC_ALL=C sort) >"$work/pristine.files"
+[ -f "$work/pristine.files" ] ||
+  (cd "$PRISTINE" && find . ! -type d | LC_ALL=C sort) >"$work/pristine.files.$role"
+[ -f "$work/pristine.files" ] || mv "$work/pristine.files.$role" "$work/pristine.files"
 
 # apply_edit FILE FIND REPLACE: FIND must occur exactly once.
 apply_edit() {
@@ -517,7 +564,10 @@ apply_rename() {
   mv "$from" "$to"
 }
 
-# Puts every file changed, made or removed since $STAMP back as the pristine
+# Marks the time from which restore puts files back (2 s early: timestamps are coarse).
+mark() { touch -d "@$(($(date +%s) - 2))" "$STAMP"; }
+
+# Puts every file changed, made or removed since mark back as the pristine
 # copy has it (timestamps included: make then sees nothing to rebuild).
 restore() {
   local p rel
@@ -570,37 +620,50 @@ run_test() {
   return 2
 }
 
-declare -A base_fail=()
-if [ "$baseline" -eq 1 ]; then
-  echo "mutate: baseline (each test on the unmutated copy)"
+if [ "$role" = baseline ]; then
+  echo "mutate: baseline: each test on the unmutated copy"
   declare -A done_spec=()
   for i in "${selected[@]}"; do
     while IFS= read -r spec; do
-      [ -n "$spec" ] && [ -z "${done_spec[$spec]:-}" ] || continue
+      if [ -z "$spec" ] || [ -n "${done_spec[$spec]:-}" ]; then continue; fi
       done_spec[$spec]=1
-      touch -d "@$(($(date +%s) - 2))" "$STAMP"
-      run_test "$spec" "$LOGS/baseline.$(printf '%s' "$spec" | md5sum | cut -c1-8).log"
+      mark
+      start=$SECONDS
+      log="$LOGS/baseline.$(printf '%s' "$spec" | md5sum | cut -c1-8).log"
+      run_test "$spec" "$log"
       case $? in
-        0) ;;
-        1) base_fail[$spec]=failed ;;
-        2) base_fail[$spec]="ran nothing" ;;
+        0) why="" ;;
+        1) why="fails" ;;
+        *) why="runs no test" ;;
       esac
       restore
-      [ -z "${base_fail[$spec]:-}" ] || echo "mutate: baseline: $(spec_text "$spec") ${base_fail[$spec]}"
+      printf 'mutate: baseline %3ss %s %s\n' "$((SECONDS - start))" "$(spec_text "$spec")" "${why:-passes}"
+      [ -z "$why" ] || printf '%s\t%s (log: %s)\n' "$spec" "$why" "$log" >>"$work/baseline.failed"
     done <<<"${M_TESTS[i]}"
   done
+  exit 0
 fi
 
-results=()
-killed=0
-bad=()
-total_start=$SECONDS
-for i in "${selected[@]}"; do
+declare -A base_fail=()
+while IFS=$'\t' read -r spec why; do base_fail[$spec]="$why"; done <"$work/baseline.failed"
+
+# The next mutant from the queue the workers share (an index into selected).
+next_mutant() {
+  local n
+  {
+    flock 9
+    n="$(cat "$work/queue")"
+    echo $((n + 1)) >"$work/queue"
+  } 9>>"$work/queue.lock"
+  [ "$n" -lt "${#selected[@]}" ] && echo "${selected[n]}"
+}
+
+while i="$(next_mutant)"; do
   name="${M_NAME[i]}"
   start=$SECONDS
+  built=0
   verdict="" detail=""
-  # Files touched from here on (2 s back: timestamps are coarse) are put back after.
-  touch -d "@$(($(date +%s) - 2))" "$STAMP"
+  mark
   for k in ${M_EDITS[i]}; do
     if [ "${E_KIND[k]}" = rename ]; then
       why="$(apply_rename "${E_FILE[k]}" "${E_REPL[k]}")"
@@ -616,10 +679,11 @@ for i in "${selected[@]}"; do
   if [ -z "$verdict" ] && [ -n "${M_TARGETS[i]// /}" ]; then
     # shellcheck disable=SC2086 # the targets split on spaces
     if ! cmake --build build -j"$(nproc)" --target ${M_TARGETS[i]} >"$LOGS/$name.build.log" 2>&1; then
-      verdict=broken detail="does not build (log: $LOGS/$name.build.log)"
-      grep -m3 -E 'error' "$LOGS/$name.build.log" | sed 's/^/    /'
+      verdict=broken
+      detail="does not build: $(grep -m1 -E 'error' "$LOGS/$name.build.log") (log: $LOGS/$name.build.log)"
     fi
   fi
+  built=$((SECONDS - start))
   if [ -z "$verdict" ]; then
     n=0 passed_by="" killed_by="" nothing=""
     while IFS= read -r spec; do
@@ -633,7 +697,7 @@ for i in "${selected[@]}"; do
       case $? in
         0) passed_by+="$(spec_text "$spec"); " ;;
         1) killed_by+="$(spec_text "$spec"); " ;;
-        2) nothing+="$(spec_text "$spec") ran no test (log: $LOGS/$name.test$n.log); " ;;
+        *) nothing+="$(spec_text "$spec") ran no test (log: $LOGS/$name.test$n.log); " ;;
       esac
     done <<<"${M_TESTS[i]}"
     if [ -n "$nothing" ]; then
@@ -645,17 +709,8 @@ for i in "${selected[@]}"; do
     fi
   fi
   restore
-  line="$(printf '%-8s %-28s %4ss  %s' "$verdict" "$name" "$((SECONDS - start))" "$detail")"
-  echo "$line"
-  results+=("$line")
-  if [ "$verdict" = killed ]; then killed=$((killed + 1)); else bad+=("$name ($verdict)"); fi
+  line="$(printf '%-8s %-28s build %3ss, tests %3ss  %s' "$verdict" "$name" "$built" \
+    "$((SECONDS - start - built))" "$detail")"
+  echo "$line" | tee "$work/results/$name"
 done
-
-echo
-echo "===== mutants ($((SECONDS - total_start)) s)"
-printf '%s\n' "${results[@]}"
-echo "${#selected[@]} mutants, $killed killed"
-if [ ${#bad[@]} -gt 0 ]; then
-  echo "mutate: not killed: ${bad[*]}" >&2
-  exit 1
-fi
+exit 0
