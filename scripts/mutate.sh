@@ -7,27 +7,31 @@
 # Usage (as root, after scripts/bootstrap.sh built build/):
 #   scripts/mutate.sh               every mutant
 #   scripts/mutate.sh NAME...       only these, e.g. scripts/mutate.sh spoof-output
-#   scripts/mutate.sh --list        the mutants: name, files, tests; runs nothing
+#   scripts/mutate.sh --list        the mutants: name, files, targets, tests; runs nothing
 #   scripts/mutate.sh --baseline [NAME...]
 #                                   first runs each of their tests on the
 #                                   unmutated copy: a test that fails there
 #                                   makes its mutants "broken", not "killed"
-# Env: EF_MUTATE_KEEP=1  keep the scratch dir (copy, logs) and print its path
+# Env: EF_MUTATE_JOBS  mutants at a time (default: nproc)
+#      EF_MUTATE_KEEP=1  keep the scratch dir (copies, build and test logs)
 #      EF_MUTATE_TEST_TIMEOUT  seconds one test run may take (default 300)
 #
-# How: the tree (build/ included, timestamps kept) is copied once to a
-# scratch dir, twice: a working copy and a pristine one. In a private mount
-# namespace the working copy is bound over the tree's own path, so build/'s
-# absolute paths name the copy and make rebuilds only what a mutant touched
-# (its file, the archive, the links); the tree itself is never written. For
-# each mutant: apply its edits (each snippet must occur exactly once in its
-# file, or the mutant is "broken": a mutant must not rot silently when the
-# code moves), build its targets, run each of its tests (every one must fail),
-# then put back from the pristine copy, timestamps and all, every file the
-# edits, the build or the tests changed, made or removed (so the restore
-# costs no compile). Each mutant costs one compile of its file and seconds of
-# tests: keep mutants in few files and their tests narrow (the whole run must
-# stay within ~8 minutes on a 2-core machine).
+# How: the tree (build/ included, timestamps kept; not .git/ nor the other
+# build trees) is copied to a scratch dir: a pristine copy, and a working
+# copy per job. Each job runs in a private mount namespace with its working
+# copy bound over the tree's own path, so build/'s absolute paths name the
+# copy and make rebuilds only what a mutant touched (its file, the archive,
+# the links); the tree itself is never written. A job takes the next mutant,
+# applies its edits (each snippet must occur exactly once in its file, or the
+# mutant is "broken": a mutant must not rot silently when the code moves),
+# builds its targets, runs each of its tests (every one must fail), then puts
+# back from the pristine copy, timestamps and all, every file the edits, the
+# build or the tests changed, made or removed (so the restore costs no
+# compile). A mutant costs one compile of its file and seconds of tests: the
+# whole run must stay within ~8 minutes on a 2-core machine, so each test is
+# one narrow filter. The jobs' tests run side by side, as the suites' own
+# are built to; each test puts the host's forwarding sysctls back as it found
+# them, which another may have changed, so the run puts them back last.
 #
 # A mutant: m NAME "what it breaks"; then its edits, e FILE FIND REPLACE
 # (FIND and REPLACE taken literally, newlines included; REPLACE may be empty)

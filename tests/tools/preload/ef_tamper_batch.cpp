@@ -48,8 +48,7 @@ bool tamper(std::vector<uint8_t>& buf) {
         nlmsghdr h{};
         std::memcpy(&h, buf.data() + off, sizeof h);
         if (h.nlmsg_len < sizeof(nlmsghdr) || h.nlmsg_len > buf.size() - off) break;
-        const bool newchain =
-            (h.nlmsg_type >> 8) == NFNL_SUBSYS_NFTABLES && (h.nlmsg_type & 0xff) == NFT_MSG_NEWCHAIN;
+        const bool newchain = (h.nlmsg_type >> 8) == NFNL_SUBSYS_NFTABLES && (h.nlmsg_type & 0xff) == NFT_MSG_NEWCHAIN;
         const size_t attrs = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg));
         if (newchain && h.nlmsg_len >= attrs) {
             uint8_t* policy = output_policy(buf.data() + off + attrs, buf.data() + off + h.nlmsg_len);
@@ -67,6 +66,7 @@ bool tamper(std::vector<uint8_t>& buf) {
 }  // namespace
 
 // libmnl's mnl_socket_sendto() sends every batch with sendto(2).
+// NOLINTNEXTLINE(readability-inconsistent-declaration-parameter-name): glibc's names are reserved identifiers
 extern "C" ssize_t sendto(int fd, const void* buf, size_t len, int flags, const sockaddr* to, socklen_t tolen) {
     using Sendto = ssize_t (*)(int, const void*, size_t, int, const sockaddr*, socklen_t);
     static const auto real = reinterpret_cast<Sendto>(dlsym(RTLD_NEXT, "sendto"));
