@@ -37,10 +37,15 @@ teardown() {
 # --- rendering -------------------------------------------------------------------
 
 # render OUT.json [helm args...]: `helm template` output as a JSON array of objects.
+# With metrics.enabled=false unless the args say otherwise: these tests run the
+# installer's containers as kubelet would (command, mounts, no capability); the
+# metrics server the chart adds by default (its capabilities, the POD_IP it
+# listens on, the /healthz probes) is tested in bats/metrics.bats and
+# bats/ops.bats, and runs for real in bats/runtime.bats.
 render() {
   local out="$1"
   shift
-  "$EF_HELM" template ef "$CHART" --namespace kube-system "$@" >"${out%.json}.yaml"
+  "$EF_HELM" template ef "$CHART" --namespace kube-system --set metrics.enabled=false "$@" >"${out%.json}.yaml"
   node "$EF_NPM/tojson.mjs" "${out%.json}.yaml" >"$out"
 }
 
@@ -481,6 +486,13 @@ ADMISSION="$EF_ROOT/tests/chart/admission"
     assert_success
     refute_output --partial nettle_sha256
   fi
+  # The metrics server's libraries (prometheus-cpp, civetweb) are egress-fence-ctl's
+  # alone: the plugin never loads them (scripts/image.sh runs the ctl in an empty root).
+  run -0 readelf -d "$BIN_DIR/egress-fence.d/egress-fence.real"
+  refute_output --partial prometheus
+  refute_output --partial civetweb
+  run -0 readelf -d "$BIN_DIR/egress-fence.d/egress-fence-ctl.real"
+  assert_output --partial libprometheus-cpp-pull
   # A sanitized build (scripts/sanitize.sh) cannot run LSan without /proc.
   run env -i ${ASAN_OPTIONS:+ASAN_OPTIONS=detect_leaks=0} CNI_COMMAND=VERSION "$(command -v chroot)" "$HOST" /opt/cni/bin/egress-fence </dev/null
   assert_success

@@ -211,7 +211,7 @@ probe_tcp() { ef_probe connect tcp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --ti
   ef_fenced_pod
   local rendered="$EF_TMP/render.nft"
   "$EF_BIN/egress-fence-ctl" render --config "$EF_CONFLIST" --namespace "$EF_POD_NAMESPACE" \
-    --name "$EF_POD_NAME" --ifname eth0 >"$rendered"
+    --name "$EF_POD_NAME" --ifname eth0 --onlink "$EF_SUBNET6" >"$rendered"
   run diff <(ef_nft list ruleset | ef_normalise_counters) <(ef_normalise_counters <"$rendered")
   assert_success
   assert_output ""

@@ -11,7 +11,9 @@
 #     chain from the conflist the chart's pod wrote, with its own conf watcher,
 #     netns and annotations;
 #   - workloads are containers from a one-file image holding a static probe
-#     (exit status = errno: 111 refused, 0 connected).
+#     (exit status = errno: 111 refused, 0 connected);
+#   - the chart's pod serves the node's metrics, scraped like Prometheus would
+#     (on the pod's address; hostNetwork, so the node's).
 # Destinations are listeners in a sandbox of an unselected namespace on the
 # same test bridge; pods get no gateway and no default route (IPAM routes only
 # the test subnet), so nothing leaves the machine even without the fence.
@@ -25,6 +27,8 @@ RT_PAUSE_IMAGE="localhost/ef-runtime-pause:1"
 RT_PROBE_IMAGE="localhost/ef-runtime-probe:1"
 RT_ALLOWED_PORT=8080
 RT_DENIED_PORT=9090
+# The chart's default metrics.port; the pod is hostNetwork, so it is taken on this machine.
+RT_METRICS_PORT=9739
 
 # --- once per file: helm, images, private podman storage --------------------------
 
@@ -447,6 +451,15 @@ EOF
 # (with the ConfigMap). restartPolicy OnFailure: kubelet re-runs an init
 # container only when it fails; podman 4.3 gives init containers the pod's
 # policy (podman#16343), so "Always" would restart a finished init container.
+# What kubelet does that podman 4.3 does not, done here: the env var from
+# status.podIP gets the value kubelet gives a hostNetwork pod, the node's
+# address (here $RT_POD_IP, an address of lo; podman cannot resolve that
+# fieldRef on this machine: "route ip+net: no such network interface"), and
+# $(VAR) in the command is expanded from the env (podman passes it as it is).
+# The containers' ports are dropped: kubelet publishes nothing for a
+# hostNetwork pod, podman refuses them ("PortMappings can only be used with
+# Bridge or slirp4netns networking"); the probes find theirs in the rendered spec.
+RT_POD_IP=127.0.0.2
 rt_render() {
   local out="$1" tag="${2:-$RT_VERSION}"
   "$EF_HELM" template "ef-$EF_ID" "$CHART" --namespace kube-system -f "$(rt_values "$tag")" >"$out.yaml"
@@ -455,7 +468,14 @@ rt_render() {
     (.[] | select(.kind == "DaemonSet") | {apiVersion: "v1", kind: "Pod",
       metadata: {name: .metadata.name, namespace: .metadata.namespace,
                  labels: .spec.template.metadata.labels, annotations: .spec.template.metadata.annotations},
-      spec: (.spec.template.spec + {restartPolicy: "OnFailure"})})' "$out.json" |
+      spec: (.spec.template.spec + {restartPolicy: "OnFailure"}
+        | .containers |= map(
+            (if .env then .env |= map(if .valueFrom.fieldRef.fieldPath == "status.podIP"
+              then {name, value: $ip} else . end) else . end)
+            | . as $c
+            | (if .env then .command |= map(reduce ($c.env[] | select(.value)) as $e (.;
+                gsub("\\$\\(" + $e.name + "\\)"; $e.value))) else . end)
+            | del(.ports)))})' --arg ip "$RT_POD_IP" "$out.json" |
     sed '1!s/^/---\n/' >"$out.pod.yaml"
 }
 
@@ -479,15 +499,43 @@ rt_play() {
   RT_MAIN="ef-$EF_ID-$(rt_pod_spec "$out" | jq -r '.containers[0].name')"
   [ "$(rt_podman inspect --format '{{.State.Status}}' "$RT_MAIN")" = running ] ||
     { cat "$EF_TMP/play.log" >&2; rt_podman logs "$RT_MAIN" >&2; return 1; }
+  # The main container installs, then serves its probes over HTTP: until it
+  # answers at all, kubelet's probes would only be retried.
+  if rt_pod_spec "$out" | jq -e '.containers[0].readinessProbe.httpGet' >/dev/null; then
+    local _
+    for _ in $(seq 1 200); do
+      if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$RT_POD_IP:$RT_METRICS_PORT/healthz")" != 000 ]; then return 0; fi
+      sleep 0.05
+    done
+    echo "the main container's /healthz never answered" >&2
+    rt_podman logs "$RT_MAIN" >&2
+    return 1
+  fi
 }
 
-# rt_probe OUT_BASE liveness|readiness: the probe's exec command, exactly as
-# rendered, executed in the running main container, as kubelet does. (podman's
-# own healthcheck would wrap it in /bin/sh -c, which the image does not have.)
+# rt_probe OUT_BASE liveness|readiness: the probe as kubelet runs it. An exec
+# probe: its command, exactly as rendered, in the running main container
+# (podman's own healthcheck would wrap it in /bin/sh -c, which the image does
+# not have). An httpGet probe: a GET from the node to the pod's address (or
+# the probe's host) at its port, which passes with a status of 200-399;
+# prints the body.
 rt_probe() {
+  local probe
+  probe="$(rt_pod_spec "$1" | jq -c ".containers[0].${2}Probe")"
+  [ "$probe" != null ] || { echo "no $2 probe rendered" >&2; return 1; }
+  if jq -e '.httpGet' <<<"$probe" >/dev/null; then
+    local port host code
+    port="$(rt_pod_spec "$1" | jq -r --argjson p "$probe" '$p.httpGet.port as $want |
+      if ($want | type) == "number" then $want else (.containers[0].ports[] | select(.name == $want) | .containerPort) end')"
+    host="$(jq -r --arg ip "$RT_POD_IP" '.httpGet.host // $ip' <<<"$probe")"
+    code="$(curl -s -o "$EF_TMP/probe.body" -w '%{http_code}' --max-time "$(rt_pod_spec "$1" | jq ".containers[0].${2}Probe.timeoutSeconds // 1")" \
+      "http://$host:$port$(jq -r '.httpGet.path' <<<"$probe")")" || true
+    cat "$EF_TMP/probe.body" 2>/dev/null
+    if [ "$code" -ge 200 ] && [ "$code" -lt 400 ]; then return 0; fi
+    return 1
+  fi
   local cmd
-  mapfile -t cmd < <(rt_pod_spec "$1" | jq -r ".containers[0].${2}Probe.exec.command[]")
-  [ "${#cmd[@]}" -gt 0 ] || { echo "no $2 probe rendered" >&2; return 1; }
+  mapfile -t cmd < <(jq -r '.exec.command[]' <<<"$probe")
   rt_podman exec "$RT_MAIN" "${cmd[@]}"
 }
 
@@ -571,28 +619,48 @@ rt_install() {
   run env -i CNI_COMMAND=VERSION "$RT_BIN/egress-fence" </dev/null
   assert_success
 
-  # The main container's command is the rendered one.
+  # The main container's command is the rendered one ($(POD_IP) expanded as kubelet does).
   run rt_podman inspect "$RT_MAIN"
   assert_success
   local inspect="$output"
-  diff <(jq -c '.containers[0].command' <<<"$spec") \
+  jq -e '.containers[0].command | index("--metrics-listen=$(POD_IP)")' <<<"$spec"
+  diff <(jq -c --arg ip "$RT_POD_IP" '.containers[0].command | map(sub("\\$\\(POD_IP\\)"; $ip))' <<<"$spec") \
     <(jq -c '.[0] | [(.Config.Entrypoint | if type == "string" then split(" ") else . end)[], (.Config.Cmd // [])[]]' <<<"$inspect")
   jq -e '.[0].State.Status == "running"' <<<"$inspect"
   # hostNetwork: the container is in the host's network namespace.
   [ "$(readlink "/proc/$(jq -r '.[0].State.Pid' <<<"$inspect")/ns/net")" = "$(readlink /proc/self/ns/net)" ]
 
-  # securityContext, seen on the running process from the host: uid 0, no
-  # capability in any set, no_new_privs, seccomp filter, read-only root.
+  # securityContext, seen on the running process from the host: uid 0, of
+  # the capabilities only those the metrics server needs (NET_ADMIN and
+  # SYS_ADMIN to read the pod netns, SETUID and SETGID to fork its HTTP side
+  # off as nobody: 0x2010c0), none inheritable or ambient, no_new_privs, a
+  # seccomp filter, a read-only root.
   local pid
   pid="$(jq -r '.[0].State.Pid' <<<"$inspect")"
   grep -qE '^Uid:\s+0\s' "/proc/$pid/status"
-  for set in CapInh CapPrm CapEff CapBnd CapAmb; do
+  for set in CapPrm CapEff CapBnd; do
+    grep -qE "^$set:\s+00000000002010c0$" "/proc/$pid/status" || fail "$(grep "^$set" "/proc/$pid/status")"
+  done
+  for set in CapInh CapAmb; do
     grep -qE "^$set:\s+0000000000000000$" "/proc/$pid/status"
   done
   grep -qE '^NoNewPrivs:\s+1$' "/proc/$pid/status"
   grep -qE '^Seccomp:\s+2$' "/proc/$pid/status"
   awk '$5 == "/" {print $6}' "/proc/$pid/mountinfo" | grep -qE '(^|,)ro(,|$)'
   jq -e '.containers[0].securityContext.readOnlyRootFilesystem == true and .containers[0].securityContext.capabilities.drop == ["ALL"]' <<<"$spec"
+  # The process that listens (on the pod's address and loopback) is its child:
+  # uid/gid 65534, no capability in any set but the bounding one, no_new_privs.
+  local http
+  http="$(ss -Hltnp "sport = :$RT_METRICS_PORT" | grep -o 'pid=[0-9]*' | sort -u | cut -d= -f2)"
+  [ "$(wc -w <<<"$http")" = 1 ] || fail "listeners on $RT_METRICS_PORT: $(ss -Hltnp "sport = :$RT_METRICS_PORT")"
+  [ "$(ss -Hltn "sport = :$RT_METRICS_PORT" | awk '{print $4}' | sort | paste -sd' ')" = "127.0.0.1:$RT_METRICS_PORT $RT_POD_IP:$RT_METRICS_PORT" ]
+  assert_equal "$(awk '/^PPid:/ {print $2}' "/proc/$http/status")" "$pid"
+  grep -qE '^Uid:\s+65534\s+65534\s+65534\s+65534$' "/proc/$http/status"
+  grep -qE '^Gid:\s+65534\s+65534\s+65534\s+65534$' "/proc/$http/status"
+  for set in CapInh CapPrm CapEff CapAmb; do
+    grep -qE "^$set:\s+0000000000000000$" "/proc/$http/status" || fail "$(grep "^$set" "/proc/$http/status")"
+  done
+  grep -qE '^NoNewPrivs:\s+1$' "/proc/$http/status"
 
   # Volumes: the hostPath dirs at the rendered mount paths, the ConfigMap read-only.
   local mounts
@@ -600,15 +668,81 @@ rt_install() {
   jq -e --arg b "$RT_BIN" '.[] | select(.dst == "/host/cni/bin") | .src == $b and .rw' <<<"$mounts"
   jq -e --arg c "$RT_CONF" '.[] | select(.dst == "/host/cni/net.d") | .src == $c and .rw' <<<"$mounts"
   jq -e '.[] | select(.dst == "/etc/egress-fence") | .rw == false' <<<"$mounts"
+  jq -e '.[] | select(.dst == "/run/netns") | .src == "/run/netns" and .rw == false' <<<"$mounts"
   run rt_podman exec "$RT_MAIN" /opt/egress-fence/bin/egress-fence-ctl validate --config /etc/egress-fence/config.json
   assert_success
 
-  # Readiness and liveness: the rendered verify command in the running container.
+  # Readiness and liveness: GET /healthz, which answers what verify says.
+  jq -e '.containers[0] | .readinessProbe.httpGet.path == "/healthz" and .livenessProbe.httpGet.path == "/healthz"' <<<"$spec"
   run rt_probe "$EF_TMP/chart" readiness
   assert_success
   assert_output --partial "fenced: 00-egress-fence.conflist"
   run rt_probe "$EF_TMP/chart" liveness
   assert_success
+  run rt_podman exec "$RT_MAIN" /opt/egress-fence/bin/egress-fence-ctl verify --cni-conf-dir=/host/cni/net.d \
+    --cni-bin-dir=/host/cni/bin --plugin-config=/etc/egress-fence/config.json
+  assert_success
+  assert_equal "$(rt_probe "$EF_TMP/chart" liveness)" "$output"
+}
+
+# --- the node's metrics, scraped from the chart's pod -------------------------------------
+
+# rt_scrape NAME: GET /metrics from the chart's pod at its address, as
+# Prometheus would (the target is the pod IP and the metrics port), into
+# $EF_TMP/NAME.prom.
+rt_scrape() {
+  curl -sf --max-time 15 -o "$EF_TMP/$1.prom" "http://$RT_POD_IP:$RT_METRICS_PORT/metrics" ||
+    { rt_podman logs "$RT_MAIN" >&2; return 1; }
+}
+
+@test "metrics: the chart's pod serves the containerd sandboxes' fences (counters as nft has them, matching the config) and a failed ADD counted with its code; promtool passes" {
+  rt_install
+  rt_world
+  local id netns
+  id="$(rt_pod agent sandboxes)"
+  netns="$(rt_netns "$id")"
+  run rt_connect agent 1000 "$RT_DEST" "$RT_DENIED_PORT"
+  assert_failure 111
+  # A sandbox egress-fence refuses (a proxy-UID annotation of 0): RunPodSandbox fails.
+  run rt_pod bad openshell --annotation openshell.ai/cni=enabled --annotation openshell.ai/proxy-uid=0
+  assert_failure
+  local code
+  code="$(jq -r 'select(.verb == "ADD" and .outcome == "error" and .pod == "openshell/bad") | .errorCode' "$EF_LOGFILE" | sort -u)"
+  [ -n "$code" ] && [ "$(wc -l <<<"$code")" = 1 ] || fail "the log's failed ADDs of openshell/bad: $code"
+
+  rt_scrape node
+  run -0 promtool check metrics <"$EF_TMP/node.prom"
+  assert_output ""
+  # The fenced sandbox, named as the runtime named it, with the 12 characters of its id.
+  local labels="namespace=\"sandboxes\",pod=\"agent\",sandbox_id=\"${id:0:12}\",profile=\"proxy-only\""
+  local refused
+  refused="$(nsenter --net="$netns" nft -j list counter inet egress_fence tcp_refused | jq '.nftables[] | select(.counter) | .counter.packets')"
+  ((refused >= 1)) || fail "nft counts $refused refused packets"
+  grep -qxF "egress_fence_packets_total{$labels,table=\"inet\",counter=\"tcp_refused\",verdict=\"denied\"} $refused" "$EF_TMP/node.prom" ||
+    fail "no tcp_refused $refused for the agent: $(grep -F 'pod="agent"' "$EF_TMP/node.prom")"
+  grep -qxF "egress_fence_matches_config{$labels} 1" "$EF_TMP/node.prom"
+  grep -qF "egress_fence_packets_total{$labels,table=\"netdev\",counter=\"raw_dropped\",verdict=\"denied\"} " "$EF_TMP/node.prom"
+  # The unselected sandbox has no fence, so no series.
+  run grep -F 'pod="world"' "$EF_TMP/node.prom"
+  assert_failure
+  # Every ADD the log holds, counted by result and code: the refused one with its code.
+  assert_equal "$(grep -F "egress_fence_invocations_total{verb=\"ADD\",result=\"error\",code=\"$code\"} " "$EF_TMP/node.prom" | awk '{print $NF}')" \
+    "$(jq -s --argjson c "$code" '[.[] | select(.verb == "ADD" and .outcome == "error" and .errorCode == $c)] | length' "$EF_LOGFILE")"
+  assert_equal "$(grep -F 'egress_fence_invocations_total{verb="ADD",result="error",code="'"$code"'"} ' "$EF_TMP/node.prom" | awk '{print $NF}')" 1
+  assert_equal "$(grep -F 'egress_fence_invocations_total{verb="ADD",result="fenced",code="0"} ' "$EF_TMP/node.prom" | awk '{print $NF}')" \
+    "$(jq -s '[.[] | select(.verb == "ADD" and .outcome == "fenced")] | length' "$EF_LOGFILE")"
+  grep -qE "^egress_fence_last_failure_timestamp_seconds\{verb=\"ADD\",code=\"$code\"\} [0-9.e+]+$" "$EF_TMP/node.prom"
+  assert_equal "$(awk '$1 == "egress_fence_scrape_incomplete" {print $2}' "$EF_TMP/node.prom")" 0
+  # The container's log (kubectl logs) shows the failure as the plugin wrote it.
+  rt_podman logs "$RT_MAIN" 2>&1 | grep -F '"pod":"openshell/bad"' | grep -qF '"outcome":"error"'
+  # The same on loopback (kubectl port-forward).
+  run -0 curl -sf -o /dev/null "http://127.0.0.1:$RT_METRICS_PORT/metrics"
+  # Gone with the sandbox.
+  rt_cri stop-pod "$id" >/dev/null
+  rt_cri remove-pod "$id" >/dev/null
+  rt_scrape after
+  run grep -F "sandbox_id=\"${id:0:12}\"" "$EF_TMP/after.prom"
+  assert_failure
 }
 
 # --- containerd creates the pods -------------------------------------------------------

@@ -3,15 +3,19 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <iostream>
 
 #include "cni/error.h"
 #include "commands.h"
 #include "config_file.h"
+#include "inspect/families.h"
 #include "inspect/inspect.h"
 #include "install/files.h"
+#include "metrics_server.h"
 #include "netns/netns.h"
 #include "nft/nft.h"
+#include "prom.h"
 
 namespace ef::ctl {
 namespace {
@@ -34,22 +38,8 @@ std::optional<config::PluginConfig> current_config(const std::string& path) {
     return std::nullopt;
 }
 
-struct Scan {
-    std::vector<inspect::PodFence> pods;
-    std::vector<std::string> unreadable;
-};
-
-Scan scan(const ScanOptions& o, const config::PluginConfig* cfg) {
-    Scan s;
-    auto dirs = o.netns_dirs.empty() ? inspect::kDefaultNetnsDirs : o.netns_dirs;
-    for (const auto& path : inspect::list_netns(dirs)) {
-        try {
-            if (auto pod = inspect::read_pod(path, cfg)) s.pods.push_back(std::move(*pod));
-        } catch (const cni::Error& e) {
-            s.unreadable.push_back(path + ": " + e.msg);
-        }
-    }
-    return s;
+inspect::NodeScan scan(const ScanOptions& o, const config::PluginConfig* cfg) {
+    return inspect::scan_node(o.netns_dirs.empty() ? inspect::kDefaultNetnsDirs : o.netns_dirs, cfg);
 }
 
 // What CHECK warns about in this netns: base chains on our hooks that are not ours.
@@ -106,7 +96,7 @@ void run_inspect(const ScanOptions& o) {
             throw cni::Error(2, "the fence differs from what the config demands");
         return;
     }
-    Scan s = scan(o, cfgp);
+    inspect::NodeScan s = scan(o, cfgp);
     if (o.json) {
         std::cout << nlohmann::json{{"pods", inspect::to_json(s.pods)}, {"unreadable", s.unreadable}}.dump(2) << "\n";
         return;
@@ -118,10 +108,37 @@ void run_inspect(const ScanOptions& o) {
             for (const auto& d : p.differences) std::cout << p.netns << ": " << d << "\n";
 }
 
-void run_metrics(const ScanOptions& o, const std::string& textfile) {
+struct MetricsOptions {
+    std::string textfile;
+    std::vector<std::string> listen;
+    int port = kDefaultMetricsPort;
+    double scan_timeout = 5;
+    std::string follow_log;
+};
+
+void run_metrics(const ScanOptions& o, const MetricsOptions& m) {
+    if (!m.listen.empty()) {
+        MetricsServerOptions server;
+        server.addresses = m.listen;
+        server.port = m.port;
+        server.netns_dirs = o.netns_dirs;
+        server.scan_timeout_seconds = m.scan_timeout;
+        server.follow_log = m.follow_log;
+        std::string config = o.config;
+        server.config = [config] { return current_config(config); };
+        serve_metrics(server);
+        return;
+    }
+    auto start = std::chrono::steady_clock::now();
     auto cfg = current_config(o.config);
-    Scan s = scan(o, cfg ? &*cfg : nullptr);
-    std::string text = inspect::to_prometheus(s.pods, s.unreadable.size());
+    inspect::NodeScan s = scan(o, cfg ? &*cfg : nullptr);
+    std::vector<inspect::Family> families = {inspect::build_info()};
+    for (auto& f : inspect::fence_families(s.pods, s.unreadable.size(), cfg.has_value()))
+        families.push_back(std::move(f));
+    double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    for (auto& f : inspect::scan_families(false, took)) families.push_back(std::move(f));
+    std::string text = to_text(families);
+    const std::string& textfile = m.textfile;
     if (textfile.empty()) {
         std::cout << text;
         return;
@@ -150,12 +167,32 @@ void add_inspect(CLI::App& app) {
     inspect->callback([o] { run_inspect(*o); });
 
     auto m = std::make_shared<ScanOptions>();
-    auto textfile = std::make_shared<std::string>();
-    auto* metrics = app.add_subcommand("metrics",
-                                       "the same data as Prometheus text (for node_exporter's textfile collector)");
-    metrics->add_option("--textfile", *textfile, "write atomically to this file instead of stdout");
+    auto mo = std::make_shared<MetricsOptions>();
+    auto* metrics = app.add_subcommand(
+        "metrics", "the same data as Prometheus text (stdout, a node_exporter textfile, or served over HTTP)");
+    auto* textfile = metrics->add_option("--textfile", mo->textfile, "write atomically to this file instead of stdout");
+    auto* listen = metrics
+                       ->add_option("--listen", mo->listen,
+                                    "serve /metrics (a fresh scan per scrape) and /healthz on this IPv4 address until "
+                                    "SIGTERM (repeatable)")
+                       ->excludes(textfile);
+    metrics->add_option("--port", mo->port, "with --listen: the TCP port")
+        ->check(CLI::Range(1, 65535))
+        ->capture_default_str()
+        ->needs(listen);
+    metrics
+        ->add_option("--scan-timeout", mo->scan_timeout,
+                     "with --listen: seconds a scrape may spend reading netns before it answers with what it has")
+        ->check(CLI::Range(0.0, 600.0))
+        ->capture_default_str()
+        ->needs(listen);
+    metrics
+        ->add_option("--follow-log", mo->follow_log,
+                     "with --listen: print and count every line the plugin appends to its logFile "
+                     "(egress_fence_invocations_total)")
+        ->needs(listen);
     add_scan_options(metrics, *m);
-    metrics->callback([m, textfile] { run_metrics(*m, *textfile); });
+    metrics->callback([m, mo] { run_metrics(*m, *mo); });
 }
 
 }  // namespace ef::ctl

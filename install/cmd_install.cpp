@@ -11,12 +11,14 @@
 #include "cni/error.h"
 #include "commands.h"
 #include "config/config.h"
+#include "config_file.h"
 #include "inspect/inspect.h"
 #include "install/bin_dir.h"
 #include "install/bundle.h"
 #include "install/conflist.h"
 #include "install/files.h"
 #include "install/log_follow.h"
+#include "metrics_server.h"
 
 namespace ef::ctl {
 namespace {
@@ -33,6 +35,11 @@ struct InstallFlags {
     bool then_pause = false;
     bool skip_bin_dir_check = false;
     std::string follow_log;
+    // While paused: serve the node's metrics (metrics_server.h).
+    std::vector<std::string> metrics_listen;
+    int metrics_port = kDefaultMetricsPort;
+    std::vector<std::string> metrics_netns_dirs;
+    double metrics_scan_timeout = 5;
 };
 
 // Refuses a bin dir that does not hold `network`'s plugins (install/bin_dir.h).
@@ -42,7 +49,7 @@ void require_runtime_bin_dir(const install::Network& network, const std::string&
 
 // The plugin config as its entry (the file may hold the entry or a whole
 // conflist). Every problem is reported at once; nothing is touched before.
-Json load_entry(const std::string& path) {
+Json load_install_entry(const std::string& path) {
     std::string text = install::read_file(path);
     nlohmann::json doc;
     try {
@@ -158,9 +165,59 @@ void follow_until_signal(const std::string& file) {
     }
 }
 
+struct VerifyFlags {
+    std::string conf_dir, bin_dir, plugin_config;
+    bool skip_bin_dir_check = false;
+};
+
+// What verify says when the node is fenced; throws cni::Error saying why not.
+std::string verify_text(const VerifyFlags& fl) {
+    std::optional<Json> expected;
+    if (!fl.plugin_config.empty()) expected = load_install_entry(fl.plugin_config);
+    auto files = install::read_conf_dir(fl.conf_dir);
+    auto verdict = install::verify(files, expected);
+    if (verdict.fenced && !fl.bin_dir.empty()) {
+        if (auto problem = install::plugin_problem(fl.bin_dir)) verdict = {false, verdict.file, *problem};
+    }
+    // The chain the runtime uses must find its plugins where ours is.
+    if (verdict.fenced && !fl.bin_dir.empty() && !fl.skip_bin_dir_check) {
+        auto chosen = install::discover(files, true).chosen;
+        if (chosen)
+            if (auto p = install::bin_dir_problem(*chosen, fl.bin_dir))
+                throw cni::Error(cni::kInvalidConfig, "not fenced: " + p->msg, p->details);
+    }
+    if (!verdict.fenced) throw cni::Error(cni::kInvalidConfig, "not fenced: " + verdict.reason);
+    return "fenced: " + verdict.reason;
+}
+
+void run_verify(const VerifyFlags& fl) { std::cout << verify_text(fl) << "\n"; }
+
+// The main container's wait: the node's metrics server (which also follows
+// the log), or the log alone, or nothing.
+void pause_after_install(const InstallFlags& fl) {
+    if (!fl.metrics_listen.empty()) {
+        MetricsServerOptions m;
+        m.addresses = fl.metrics_listen;
+        m.port = fl.metrics_port;
+        m.netns_dirs = fl.metrics_netns_dirs;
+        m.scan_timeout_seconds = fl.metrics_scan_timeout;
+        m.follow_log = fl.follow_log;
+        std::string config = fl.plugin_config;
+        m.config = [config]() -> std::optional<config::PluginConfig> { return load_config(config); };
+        // /healthz is the liveness probe's verify.
+        VerifyFlags ve{fl.conf_dir, fl.bin_dir, fl.plugin_config, fl.skip_bin_dir_check};
+        m.health = [ve] { return verify_text(ve); };
+        serve_metrics(m);
+    } else if (!fl.follow_log.empty()) {
+        follow_until_signal(fl.follow_log);
+    } else {
+        pause_until_signal();
+    }
+}
+
 void run_install(const InstallFlags& fl) {
     // Everything that can refuse comes before anything is written.
-    Json entry = load_entry(fl.plugin_config);
+    Json entry = load_install_entry(fl.plugin_config);
     auto primary = wait_for_primary(fl.conf_dir, fl.wait_for_primary);
     install::check_chainable(primary);
     if (!fl.skip_bin_dir_check) require_runtime_bin_dir(primary, fl.bin_dir);
@@ -168,8 +225,7 @@ void run_install(const InstallFlags& fl) {
     bool copied = install::install_plugin(plugin, fl.bin_dir);
     std::cout << (copied ? "installed " : "unchanged ") << fl.bin_dir << "/" << install::kPluginName << "\n";
     write_config(fl, entry, primary);
-    if (fl.then_pause && !fl.follow_log.empty()) follow_until_signal(fl.follow_log);
-    else if (fl.then_pause) pause_until_signal();
+    if (fl.then_pause) pause_after_install(fl);
 }
 
 struct UninstallFlags {
@@ -268,30 +324,6 @@ void run_uninstall_status(const UninstallFlags& fl) {
     std::cout << "uninstalled: no egress-fence config in " << fl.conf_dir << ", no plugin in " << fl.bin_dir << "\n";
 }
 
-struct VerifyFlags {
-    std::string conf_dir, bin_dir, plugin_config;
-    bool skip_bin_dir_check = false;
-};
-
-void run_verify(const VerifyFlags& fl) {
-    std::optional<Json> expected;
-    if (!fl.plugin_config.empty()) expected = load_entry(fl.plugin_config);
-    auto files = install::read_conf_dir(fl.conf_dir);
-    auto verdict = install::verify(files, expected);
-    if (verdict.fenced && !fl.bin_dir.empty()) {
-        if (auto problem = install::plugin_problem(fl.bin_dir)) verdict = {false, verdict.file, *problem};
-    }
-    // The chain the runtime uses must find its plugins where ours is.
-    if (verdict.fenced && !fl.bin_dir.empty() && !fl.skip_bin_dir_check) {
-        auto chosen = install::discover(files, true).chosen;
-        if (chosen)
-            if (auto p = install::bin_dir_problem(*chosen, fl.bin_dir))
-                throw cni::Error(cni::kInvalidConfig, "not fenced: " + p->msg, p->details);
-    }
-    if (!verdict.fenced) throw cni::Error(cni::kInvalidConfig, "not fenced: " + verdict.reason);
-    std::cout << "fenced: " << verdict.reason << "\n";
-}
-
 }  // namespace
 
 void add_install(CLI::App& app) {
@@ -321,6 +353,21 @@ void add_install(CLI::App& app) {
         ->add_option("--follow-log", fl->follow_log,
                      "while paused, print every line the plugin appends to this log file (its logFile)")
         ->needs(then_pause);
+    install
+        ->add_option("--metrics-listen", fl->metrics_listen,
+                     "while paused, serve the node's metrics (/metrics, and /healthz: verify) on this IPv4 address "
+                     "(repeatable)")
+        ->needs(then_pause);
+    install->add_option("--metrics-port", fl->metrics_port, "the metrics server's TCP port")
+        ->check(CLI::Range(1, 65535))
+        ->capture_default_str();
+    install->add_option("--metrics-netns-dir", fl->metrics_netns_dirs,
+                        "where the metrics server finds pod netns (repeatable; default /var/run/netns, /run/netns)");
+    install
+        ->add_option("--metrics-scan-timeout", fl->metrics_scan_timeout,
+                     "seconds a scrape may spend reading netns before it answers with what it has")
+        ->check(CLI::Range(0.0, 600.0))
+        ->capture_default_str();
     install->callback([fl] { run_install(*fl); });
 
     auto un = std::make_shared<UninstallFlags>();

@@ -3,8 +3,8 @@
 
 #include "cni/error.h"
 #include "commands.h"
-#include "config_file.h"
 #include "config/values.h"
+#include "config_file.h"
 #include "fence/compile.h"
 
 namespace ef::ctl {
@@ -28,8 +28,8 @@ fence::Attachment attachment(const RenderOptions& o) {
         std::string why;
         auto c = config::parse_cidr(text, why);
         if (!c || !c->v6)
-            throw cni::Error(cni::kInvalidConfig, "--onlink \"" + text + "\" is not an IPv6 prefix" +
-                                                      (why.empty() ? "" : ": " + why));
+            throw cni::Error(cni::kInvalidConfig,
+                             "--onlink \"" + text + "\" is not an IPv6 prefix" + (why.empty() ? "" : ": " + why));
         a.onlink6.push_back(*c);
     }
     return a;

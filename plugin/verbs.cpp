@@ -42,7 +42,7 @@ const std::string& pod_interface(const Invocation& in) {
 // /16: a neighbour could then be anywhere; /128: no neighbour at all).
 std::optional<config::Cidr> onlink_prefix(const nlohmann::json& address) {
     if (!address.is_string()) return std::nullopt;
-    const std::string& text = address.get_ref<const std::string&>();
+    const auto& text = address.get_ref<const std::string&>();
     auto slash = text.find('/');
     if (slash == std::string::npos) return std::nullopt;
     config::Cidr c{true, {}, 0};

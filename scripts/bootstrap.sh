@@ -10,6 +10,9 @@ APT_PACKAGES=(build-essential cmake pkg-config libnftnl-dev libmnl-dev nettle-de
   iptables
   # scripts/lint.sh: shellcheck, and python3 for scripts/bats-lint.py (bats/ops.bats runs it too).
   shellcheck python3
+  # egress-fence-ctl's metrics server (prometheus-cpp: core, pull on civetweb),
+  # and promtool (package prometheus) with curl for the metrics tests.
+  prometheus-cpp-dev prometheus curl
   # bats/runtime.bats: a real containerd and podman, the image built with buildah,
   # the CRI client (tests/drivers/ef-cri) generated from its .proto.
   containerd runc podman buildah catatonit protobuf-compiler golang-goprotobuf-dev

@@ -45,10 +45,17 @@ trap 'rm -rf "$context"' EXIT
 mkdir -p "$context/opt/egress-fence/bin"
 cp -a "$bundle/." "$context/opt/egress-fence/bin/"
 
-# The root must stand alone: a missing library or loader shows here, not on a node.
+# The root must stand alone: a missing library or loader shows here, not on a
+# node. The plugin, and egress-fence-ctl with the libraries only it links
+# (prometheus-cpp, civetweb, zlib: its metrics).
 if ! out="$(env -i CNI_COMMAND=VERSION "$(command -v chroot)" "$context" /opt/egress-fence/bin/egress-fence </dev/null 2>&1)" ||
   ! grep -q supportedVersions <<<"$out"; then
   echo "image.sh: the bundle does not run in an empty root: $out" >&2
+  exit 1
+fi
+if ! out="$(env -i "$(command -v chroot)" "$context" /opt/egress-fence/bin/egress-fence-ctl metrics --netns-dir /none </dev/null 2>&1)" ||
+  ! grep -q '^egress_fence_build_info' <<<"$out"; then
+  echo "image.sh: egress-fence-ctl does not run in an empty root: $out" >&2
   exit 1
 fi
 

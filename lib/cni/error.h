@@ -21,13 +21,13 @@ enum Code : int {
     kTryAgain = 11,
     kNotAvailable = 50,  // STATUS: the plugin cannot serve ADDs on this node
 
-    kNetnsUnusable = 100,   // CNI_NETNS missing, not a netns, or cannot be entered
-    kNftRejected = 101,     // nf_tables refused the batch (errno in details)
-    kCheckMismatch = 102,   // CHECK: the table differs from what the config demands
-    kNetlinkFailure = 103,  // a netlink socket/dump failed
-    kPodSelection = 104,    // annotations forbidden or never delivered; a profile the pod userns breaks
+    kNetnsUnusable = 100,       // CNI_NETNS missing, not a netns, or cannot be entered
+    kNftRejected = 101,         // nf_tables refused the batch (errno in details)
+    kCheckMismatch = 102,       // CHECK: the table differs from what the config demands
+    kNetlinkFailure = 103,      // a netlink socket/dump failed
+    kPodSelection = 104,        // annotations forbidden or never delivered; a profile the pod userns breaks
     kAttachmentConflict = 105,  // another attachment of the pod is fenced differently
-    kInternal = 199,        // a bug: please report
+    kInternal = 199,            // a bug: please report
 };
 
 struct Error : std::exception {

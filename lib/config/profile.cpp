@@ -14,7 +14,8 @@ using namespace shape;
 
 namespace {
 
-constexpr std::array<std::string_view, 6> kProfileKeys = {"exemptUids", "allow", "tcpDeny", "mode", "log", "inboundPeers"};
+constexpr std::array<std::string_view, 6> kProfileKeys = {"exemptUids", "allow", "tcpDeny",
+                                                          "mode",       "log",   "inboundPeers"};
 // More than a profile's inbound peers need; the set is looked up only by a
 // connection's first inbound packet.
 constexpr std::size_t kMaxInboundPeers = 4096;
@@ -40,8 +41,8 @@ std::vector<Cidr> read_inbound_peers(const json& v, const std::string& path, std
     std::vector<Cidr> out;
     if (!expect_array(v, path, problems)) return out;
     if (v.size() > kMaxInboundPeers)
-        add(problems, path, "lists " + std::to_string(v.size()) + " prefixes; at most " +
-                                std::to_string(kMaxInboundPeers));
+        add(problems, path,
+            "lists " + std::to_string(v.size()) + " prefixes; at most " + std::to_string(kMaxInboundPeers));
     for (std::size_t i = 0; i < v.size() && i < kMaxInboundPeers; ++i)
         if (auto c = read_cidr(v[i], item(path, i), problems)) out.push_back(*c);
     std::sort(out.begin(), out.end(), [](const Cidr& a, const Cidr& b) {

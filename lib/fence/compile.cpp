@@ -181,11 +181,11 @@ void listener_reports(std::vector<Rule>& rules) {
     const Stmt link_local = ip6_saddr(v6({0xfe, 0x80}), 10), unspecified = ip6_saddr(Bytes(16), 128);
     const Stmt tail[] = {CounterRef{kCounterMldAccepted}, Verdict{VerdictKind::accept}};
     for (const Stmt& src : {link_local, unspecified}) {
-        rules.push_back(Rule{{Icmpv6TypeRange{kMld2Report, kMld2Report}, hop, src,
-                              ip6_daddr(v6({0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x16}), 128), tail[0],
-                              tail[1]}});
-        rules.push_back(Rule{{Icmpv6TypeRange{kMld1Report, kMld1Done}, hop, src, ip6_daddr(v6({0xff, 0x02}), 16),
-                              tail[0], tail[1]}});
+        rules.push_back(
+            Rule{{Icmpv6TypeRange{kMld2Report, kMld2Report}, hop, src,
+                  ip6_daddr(v6({0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x16}), 128), tail[0], tail[1]}});
+        rules.push_back(Rule{
+            {Icmpv6TypeRange{kMld1Report, kMld1Done}, hop, src, ip6_daddr(v6({0xff, 0x02}), 16), tail[0], tail[1]}});
     }
 }
 
@@ -212,7 +212,8 @@ Set onlink_set(const Attachment& a) { return prefix_set(onlink_set_name(a.ifname
 // into `sets`).
 Chain inbound_chain(const config::Profile& p, std::vector<Set>& sets) {
     Chain inbound{"inbound", BaseHook{Hook::prerouting, 0, Policy::accept, ""}, {}};
-    const std::vector<Stmt> from_outside{IifnameNe{"lo"}, CtStateIn{kCtNew}, FibSaddrIifOif{true}};
+    // ct state first: it ends the rule for every packet after a connection's first.
+    const std::vector<Stmt> from_outside{CtStateIn{kCtNew}, IifnameNe{"lo"}, FibSaddrIifOif{true}};
     if (!p.inbound_peers) {
         Rule r{from_outside};
         r.stmts.emplace_back(CtMarkOr{kInboundMark});
@@ -306,8 +307,7 @@ Ruleset compile(const config::Profile& p, const std::vector<config::AllowEntry>&
     // (d) Only the kernel's own packets get this far (TCP ACKs and resets of
     // TIME_WAIT and orphaned connections, ICMP errors, neighbour discovery):
     // those of a connection the pod opened that conntrack knows leave.
-    output.rules.push_back(
-        Rule{{CtDirectionEq{CtDir::original}, CtStateIn{kCtEstablishedRelated}, accept}});
+    output.rules.push_back(Rule{{CtDirectionEq{CtDir::original}, CtStateIn{kCtEstablishedRelated}, accept}});
     neighbour_discovery(output.rules);
     listener_reports(output.rules);
     output.rules.push_back(Rule{{refuse}});
@@ -380,8 +380,7 @@ Ruleset without_attachment(Ruleset rs, const std::string& ifname) {
                 return (d && d->set == set) || (o && o->name == ifname);
             });
         });
-    if (rs.netdev)
-        std::erase_if(rs.netdev->chains, [&](const Chain& c) { return c.base && c.base->device == ifname; });
+    if (rs.netdev) std::erase_if(rs.netdev->chains, [&](const Chain& c) { return c.base && c.base->device == ifname; });
     rs.meta.digest = digest(rs);
     return rs;
 }

@@ -352,11 +352,11 @@ struct SaddrInSet {
     bool operator==(const SaddrInSet&) const = default;
 };
 
-using Stmt = std::variant<OifnameEq, L4ProtoEq, CtStateIn, Icmpv6TypeRange, SkuidInSet, DaddrInSet, DaddrProtoPortInSet,
-                          CounterRef, Limit, Log, Verdict, Reject, Unrecognized, SecmarkSet, SecmarkEq, EtherTypeEq,
-                          DaddrProtoInSet, ThDportRange, OifnameNe, IifnameNe, SkuidAny, FibSaddrNotLocal,
-                          FibSaddrIifOif, CtDirectionEq, CtMarkHas, CtMarkOr, Goto, Ip6HopLimitEq, Ip6AddrPrefix,
-                          SaddrInSet>;
+using Stmt =
+    std::variant<OifnameEq, L4ProtoEq, CtStateIn, Icmpv6TypeRange, SkuidInSet, DaddrInSet, DaddrProtoPortInSet,
+                 CounterRef, Limit, Log, Verdict, Reject, Unrecognized, SecmarkSet, SecmarkEq, EtherTypeEq,
+                 DaddrProtoInSet, ThDportRange, OifnameNe, IifnameNe, SkuidAny, FibSaddrNotLocal, FibSaddrIifOif,
+                 CtDirectionEq, CtMarkHas, CtMarkOr, Goto, Ip6HopLimitEq, Ip6AddrPrefix, SaddrInSet>;
 
 struct Rule {
     std::vector<Stmt> stmts;

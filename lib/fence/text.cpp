@@ -186,11 +186,11 @@ const char* hook_name(Hook h) {
 // nft's name for one ICMPv6 type (it prints a range as numbers).
 std::string icmpv6_type_text(uint8_t lo, uint8_t hi) {
     static const std::pair<uint8_t, const char*> names[] = {
-        {1, "destination-unreachable"}, {2, "packet-too-big"},       {3, "time-exceeded"},
-        {4, "parameter-problem"},       {128, "echo-request"},       {129, "echo-reply"},
+        {1, "destination-unreachable"}, {2, "packet-too-big"},        {3, "time-exceeded"},
+        {4, "parameter-problem"},       {128, "echo-request"},        {129, "echo-reply"},
         {130, "mld-listener-query"},    {131, "mld-listener-report"}, {132, "mld-listener-done"},
-        {133, "nd-router-solicit"},     {134, "nd-router-advert"},   {135, "nd-neighbor-solicit"},
-        {136, "nd-neighbor-advert"},    {137, "nd-redirect"},        {138, "router-renumbering"},
+        {133, "nd-router-solicit"},     {134, "nd-router-advert"},    {135, "nd-neighbor-solicit"},
+        {136, "nd-neighbor-advert"},    {137, "nd-redirect"},         {138, "router-renumbering"},
         {141, "ind-neighbor-solicit"},  {142, "ind-neighbor-advert"}, {143, "mld2-listener-report"}};
     if (lo == hi)
         for (auto [type, name] : names)
@@ -228,7 +228,9 @@ std::string to_nft_text(const Stmt& s) {
             [](const IifnameNe& x) { return "iifname != \"" + x.name + "\""; },
             [](const SkuidAny&) { return std::string("meta skuid 0-4294967295"); },
             [](const FibSaddrNotLocal&) { return std::string("fib saddr type != local"); },
-            [](const FibSaddrIifOif& x) { return std::string("fib saddr . iif oif ") + (x.exists ? "exists" : "missing"); },
+            [](const FibSaddrIifOif& x) {
+                return std::string("fib saddr . iif oif ") + (x.exists ? "exists" : "missing");
+            },
             [](const CtDirectionEq& x) {
                 return std::string("ct direction ") + (x.dir == CtDir::reply ? "reply" : "original");
             },

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "cni/error.h"
 #include "fence/compile.h"
 #include "fence/diff.h"
 #include "netns/netns.h"
@@ -86,6 +87,26 @@ std::optional<PodFence> read_pod(const std::string& netns, const config::PluginC
     return assess(netns, std::move(*actual), cfg);
 }
 
+NodeScan scan_node(const std::vector<std::string>& dirs, const config::PluginConfig* cfg,
+                   std::optional<std::chrono::steady_clock::time_point> deadline,
+                   const std::function<void()>& between) {
+    NodeScan s;
+    auto paths = list_netns(dirs);
+    for (size_t i = 0; i < paths.size(); ++i) {
+        if (deadline && std::chrono::steady_clock::now() >= *deadline) {
+            s.not_reached = paths.size() - i;
+            break;
+        }
+        try {
+            if (auto pod = read_pod(paths[i], cfg)) s.pods.push_back(std::move(*pod));
+        } catch (const cni::Error& e) {
+            s.unreadable.push_back(paths[i] + ": " + e.msg);
+        }
+        if (between) between();
+    }
+    return s;
+}
+
 uint64_t counter_packets(const fence::Ruleset& rs, const std::string& name) {
     for (const auto& c : rs.counters)
         if (c.name == name) return c.packets;
@@ -127,20 +148,6 @@ const CounterColumn kColumns[] = {{fence::kCounterExempt, "EXEMPT"},
 std::string pod_name(const fence::Metadata& m) { return m.pod_namespace + "/" + m.pod_name; }
 
 std::string short_id(const std::string& id) { return id.substr(0, 12); }
-
-// Label values escape backslash, quote and newline (exposition format).
-std::string label(const std::string& v) {
-    std::string out;
-    for (char c : v) {
-        if (c == '\\' || c == '"') out += '\\';
-        if (c == '\n') {
-            out += "\\n";
-            continue;
-        }
-        out += c;
-    }
-    return out;
-}
 
 }  // namespace
 
@@ -193,60 +200,6 @@ nlohmann::json to_json(const std::vector<PodFence>& pods) {
                        {"counters", counters}});
     }
     return out;
-}
-
-std::string to_prometheus(const std::vector<PodFence>& pods, size_t unreadable) {
-    std::ostringstream o;
-    o << "# HELP egress_fence_fenced_pods Pod network namespaces on this node holding an egress-fence table.\n"
-         "# TYPE egress_fence_fenced_pods gauge\n"
-      << "egress_fence_fenced_pods " << pods.size() << "\n";
-    o << "# HELP egress_fence_unreadable_netns Network namespaces that could not be read.\n"
-         "# TYPE egress_fence_unreadable_netns gauge\n"
-      << "egress_fence_unreadable_netns " << unreadable << "\n";
-    o << "# HELP egress_fence_matches_config 1 when the pod's fence is exactly what the current config demands.\n"
-         "# TYPE egress_fence_matches_config gauge\n";
-    auto labels = [](const PodFence& p) {
-        // The container label keeps series apart when a pod's sandbox was
-        // re-created and the old netns is still there.
-        return "namespace=\"" + label(p.actual.meta.pod_namespace) + "\",pod=\"" + label(p.actual.meta.pod_name) +
-               "\",container=\"" + label(short_id(p.actual.meta.container_id)) + "\",profile=\"" +
-               label(p.actual.meta.profile) + "\"";
-    };
-    for (const auto& p : pods)
-        o << "egress_fence_matches_config{" << labels(p) << "} " << (p.match == Match::matches) << "\n";
-    struct Family {
-        const char* counter;
-        const char* metric;
-        const char* help;
-    };
-    const Family families[] = {
-        {fence::kCounterExempt, "egress_fence_exempt_accepted_packets_total",
-         "Packets accepted because their socket belongs to an exempt UID."},
-        {fence::kCounterAllowed, "egress_fence_allowed_accepted_packets_total",
-         "Packets accepted for an allowed destination."},
-        {fence::kCounterTcpRefused, "egress_fence_tcp_refused_packets_total",
-         "TCP packets refused (reset or dropped)."},
-        {fence::kCounterUdpRefused, "egress_fence_udp_refused_packets_total",
-         "UDP packets refused with ICMP port unreachable."},
-        {fence::kCounterOtherDropped, "egress_fence_other_dropped_packets_total",
-         "Packets of other protocols dropped."},
-        {fence::kCounterWouldRefuseTcp, "egress_fence_audit_would_refuse_tcp_packets_total",
-         "Audit profiles: TCP packets that enforcement would refuse (let through)."},
-        {fence::kCounterWouldRefuseUdp, "egress_fence_audit_would_refuse_udp_packets_total",
-         "Audit profiles: UDP packets that enforcement would refuse (let through)."},
-        {fence::kCounterWouldDropOther, "egress_fence_audit_would_drop_other_packets_total",
-         "Audit profiles: other packets that enforcement would drop (let through)."},
-        {fence::kCounterRawDropped, "egress_fence_raw_dropped_packets_total",
-         "Frames dropped at the pod interface's egress hook: sent without passing the inet chains (raw sockets)."},
-        {fence::kCounterWouldDropRaw, "egress_fence_audit_would_drop_raw_packets_total",
-         "Audit profiles: raw frames that enforcement would drop (let through)."},
-    };
-    for (const auto& f : families) {
-        o << "# HELP " << f.metric << " " << f.help << "\n# TYPE " << f.metric << " counter\n";
-        for (const auto& p : pods)
-            o << f.metric << "{" << labels(p) << "} " << counter_packets(p.actual, f.counter) << "\n";
-    }
-    return o.str();
 }
 
 }  // namespace ef::inspect

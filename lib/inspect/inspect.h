@@ -3,6 +3,8 @@
 // demands. Reading is the only kernel access (nft::read_ruleset in each netns).
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,6 +52,22 @@ PodFence assess(std::string netns, fence::Ruleset actual, const config::PluginCo
 // Throws cni::Error when the netns cannot be entered or read.
 std::optional<PodFence> read_pod(const std::string& netns, const config::PluginConfig* cfg);
 
+// What a scan of the node found.
+struct NodeScan {
+    std::vector<PodFence> pods;
+    std::vector<std::string> unreadable;  // "<netns>: <why>"
+    size_t not_reached = 0;               // netns left unread at the deadline
+};
+
+// Reads every netns of list_netns(dirs) with read_pod. With a deadline, stops
+// before the next netns once it has passed (one netns is read whole, so the
+// scan can end up to one read late) and counts those left in not_reached.
+// `between` runs after each netns (the metrics server answers its health
+// checks there while a long scan goes on).
+NodeScan scan_node(const std::vector<std::string>& dirs, const config::PluginConfig* cfg,
+                   std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt,
+                   const std::function<void()>& between = {});
+
 // A counter's value from the table, 0 when absent.
 uint64_t counter_packets(const fence::Ruleset& rs, const std::string& name);
 
@@ -59,7 +77,5 @@ const char* match_text(Match m);
 std::string to_table(const std::vector<PodFence>& pods);
 // The same for machines.
 nlohmann::json to_json(const std::vector<PodFence>& pods);
-// Prometheus text exposition format (version 0.0.4).
-std::string to_prometheus(const std::vector<PodFence>& pods, size_t unreadable = 0);
 
 }  // namespace ef::inspect

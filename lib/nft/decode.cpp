@@ -16,8 +16,8 @@
 #include <linux/netfilter/nf_log.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
-#include <net/if.h>
 #include <linux/rtnetlink.h>
+#include <net/if.h>
 #include <net/if_arp.h>
 
 #include <endian.h>
@@ -199,8 +199,7 @@ Match ifname_ne(const Exprs& x, size_t i) {
 
 // `meta skuid 0-4294967295`
 Match skuid_any(const Exprs& x, size_t i) {
-    if (i + 3 >= x.size() || !meta_load(x[i], NFT_META_SKUID, NFT_REG_1) || !hton(x[i + 1], NFT_REG_1, 4, 4))
-        return {};
+    if (i + 3 >= x.size() || !meta_load(x[i], NFT_META_SKUID, NFT_REG_1) || !hton(x[i + 1], NFT_REG_1, 4, 4)) return {};
     const uint8_t* lo = cmp_data(x[i + 2], NFT_CMP_GTE, 4);
     const uint8_t* hi = cmp_data(x[i + 3], NFT_CMP_LTE, 4);
     static constexpr uint8_t kZero[4] = {0, 0, 0, 0}, kOnes[4] = {0xff, 0xff, 0xff, 0xff};
@@ -313,7 +312,8 @@ Match icmpv6_type(const Exprs& x, size_t i, const Ctx& c) {
         !payload_load(x[k + 2], NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1))
         return {};
     uint8_t proto = d ? NFPROTO_IPV6 : 0;
-    if (const uint8_t* eq = cmp_data(x[k + 3], NFT_CMP_EQ, 1)) return {k + 4 - i, fence::Icmpv6TypeRange{*eq, *eq}, -1, proto};
+    if (const uint8_t* eq = cmp_data(x[k + 3], NFT_CMP_EQ, 1))
+        return {k + 4 - i, fence::Icmpv6TypeRange{*eq, *eq}, -1, proto};
     if (k + 4 >= x.size()) return {};
     const uint8_t* lo = cmp_data(x[k + 3], NFT_CMP_GTE, 1);
     const uint8_t* hi = cmp_data(x[k + 4], NFT_CMP_LTE, 1);
@@ -464,7 +464,7 @@ Match ip6_prefix(const Exprs& x, size_t i, const Ctx& c) {
         for (uint32_t len = 1; len <= 16; ++len) {
             if (!payload_load(x[i + d], NFT_PAYLOAD_NETWORK_HEADER, offset, len, NFT_REG_1)) continue;
             size_t k = i + d + 1;
-            uint8_t bits = static_cast<uint8_t>(len * 8);
+            auto bits = static_cast<uint8_t>(len * 8);
             if (len == 16 && x[k].name == "bitwise") {
                 bits = address_mask(x[k], 16);
                 if (bits == 0 || bits % 8 == 0 || ++k >= x.size()) return {};

@@ -18,7 +18,9 @@
 #             entries) vs unfenced
 #   parallel  32 pod startups through the go-cni runtime driver, concurrent
 #             vs sequential
-#   inspect   egress-fence-ctl inspect / metrics over 500 fenced netns
+#   inspect   egress-fence-ctl inspect / metrics over 500 fenced netns, and a
+#             scrape of its metrics server (what the DaemonSet serves) over
+#             them: time per scrape, the server's peak RSS
 # Prints a table; writes tests/bench/out/results.csv, raw samples and PNG plots.
 # Each figure is the median (and p90) of EF_BENCH_RUNS (20) runs after
 # warm-up, taken in EF_BENCH_CHUNKS (4) chunks that alternate between the
@@ -57,6 +59,7 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+CURL="$(command -v curl)" || { echo "run.sh: curl is missing (scripts/bootstrap.sh installs it)" >&2; exit 1; }
 for tool in egress-fence egress-fence-ctl ef_bench_time ef_bench_floor ef_bench_batch ef_bench_phases ef_bench_load efprobe; do
   [ -x "$BIN/$tool" ] || { echo "run.sh: $BIN/$tool is missing (build first)" >&2; exit 1; }
 done
@@ -155,6 +158,7 @@ TABLE="$OUT/table.txt"
 : >"$TABLE"
 say() { printf '%s\n' "$*" | tee -a "$TABLE"; }
 row() { printf "%-52s %9s %9s %9s %9s %7s %5s\n" "$@" | tee -a "$TABLE"; }
+dprow() { printf "%-24s %9s %9s %9s %9s %7s %9s %7s\n" "$@" | tee -a "$TABLE"; }
 
 # --- inputs ----------------------------------------------------------------------
 
@@ -279,30 +283,42 @@ v_firewall() {
     --netns "/run/netns/$FW_NODE" "${env[@]}" --stdin "$TMP/firewall.json" "$@" -- "$FIREWALL"
 }
 
+# build_plugin_at REF DIR: the plugin as of commit REF, built into DIR; sets
+# BUILT_BIN (empty on failure) and BUILT_WHY.
+build_plugin_at() {
+  local ref="$1" dir="$2"
+  BUILT_BIN="" BUILT_WHY=""
+  if ! git -C "$ROOT" rev-parse --verify -q "$ref^{commit}" >/dev/null; then
+    BUILT_WHY="commit $ref is not in this checkout"
+    return 0
+  fi
+  mkdir -p "$dir/src"
+  git -C "$ROOT" archive "$ref" | tar -x -C "$dir/src"
+  # The build type of the build it is compared with (scripts/bootstrap.sh: Release).
+  local type
+  type="$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$BIN/../CMakeCache.txt" 2>/dev/null || true)"
+  # Older CMakeLists have -Werror unconditionally, and GCC 12's false positives
+  # (-Wrestrict, -Wstringop-overread) fire at -O3 (issue 13): a baseline is
+  # only measured, so its copy is built without -Werror.
+  sed -i 's/^add_compile_options(-Wall -Wextra -Werror)$/add_compile_options(-Wall -Wextra)/' "$dir/src/CMakeLists.txt"
+  if cmake -S "$dir/src" -B "$dir/build" -DCMAKE_BUILD_TYPE="${type:-Release}" >"$dir/build.log" 2>&1 &&
+    cmake --build "$dir/build" -j"$(nproc)" --target egress-fence >>"$dir/build.log" 2>&1; then
+    BUILT_BIN="$dir/build/bin"
+  else
+    tail -n 20 "$dir/build.log" >&2
+    BUILT_WHY="the build of $ref failed (its log's end is above)"
+  fi
+}
+
 BASE_REF="${EF_BENCH_BASE_REF:-7f0b26f}"
 BASE_BIN="" BASE_WHY=""
 if section_on add; then
   if [ -n "${EF_BENCH_BASE_BIN:-}" ]; then
     BASE_BIN="$EF_BENCH_BASE_BIN"
-  elif git -C "$ROOT" rev-parse --verify -q "$BASE_REF^{commit}" >/dev/null; then
-    log "add: building the baseline plugin from $BASE_REF"
-    mkdir -p "$TMP/base-src"
-    git -C "$ROOT" archive "$BASE_REF" | tar -x -C "$TMP/base-src"
-    # The build type of the build it is compared with (scripts/bootstrap.sh: Release).
-    base_type="$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$BIN/../CMakeCache.txt" 2>/dev/null || true)"
-    # Its CMakeLists has -Werror unconditionally, and GCC 12's false positives
-    # (-Wrestrict, -Wstringop-overread) fire at -O3 (issue 13): the baseline is
-    # only measured, so its copy is built without -Werror.
-    sed -i 's/^add_compile_options(-Wall -Wextra -Werror)$/add_compile_options(-Wall -Wextra)/' "$TMP/base-src/CMakeLists.txt"
-    if cmake -S "$TMP/base-src" -B "$TMP/base-build" -DCMAKE_BUILD_TYPE="${base_type:-Release}" >"$TMP/base-build.log" 2>&1 &&
-      cmake --build "$TMP/base-build" -j"$(nproc)" --target egress-fence >>"$TMP/base-build.log" 2>&1; then
-      BASE_BIN="$TMP/base-build/bin"
-    else
-      tail -n 20 "$TMP/base-build.log" >&2
-      BASE_WHY="the build of $BASE_REF failed (its log's end is above)"
-    fi
   else
-    BASE_WHY="commit $BASE_REF is not in this checkout (set EF_BENCH_BASE_BIN=DIR)"
+    log "add: building the baseline plugin from $BASE_REF"
+    build_plugin_at "$BASE_REF" "$TMP/base"
+    BASE_BIN="$BUILT_BIN" BASE_WHY="$BUILT_WHY"
   fi
   log "add: ADD on a fresh pod netns"
   ip netns add "$FW_NODE"
@@ -399,20 +415,46 @@ if section_on scale; then
 fi
 
 # === datapath =======================================================================
-# Three pairs of netns, each pod -- server over one veth (10.251.0.2 -> .1, no
-# other address, no route): unfenced, and fenced by the plugin's ADD with 10
-# and with 100,000 entries of the mixed shape (every set kind a new flow is
-# looked up in). Both allowlists include the server (tcp and udp 5201); 5202
-# is not allowed.
-DP_CASES=(unfenced f10 f100k)
-dp_client() { # CASE MODE COUNT [options]
-  local c="$1" mode="$2" count="$3"
+# Four pairs of netns, each pod -- server over one veth (10.251.0.2 -> .1, no
+# other address, no route): unfenced; fenced with 10 entries of the mixed shape
+# by the plugin as of EF_BENCH_DP_BASE_REF (default 006cf3a, the fence before
+# issue 17: conntrack state accepted first); and fenced by this plugin with 10
+# and with 100,000 entries (every set kind a new flow is looked up in). The
+# allowlists include the server (tcp and udp 5201); 5202 is not allowed.
+# Loads: new flows (tcp-connect, udp-send) as root, which is not exempt; the
+# proxy's established flows (tcp-bulk, udp-rr as UID 1337, exempt); an allowed
+# established flow of the workload (udp-rr as UID 1000).
+DP_CASES=(unfenced before f10 f100k)
+DP_LOADS=(tcp-connect udp-send proxy-bulk proxy-rr workload-rr)
+dp_client() { # CASE LOAD COUNT [options]
+  local c="$1" load="$2" count="$3" mode uid=()
   shift 3
-  "$TIME" --label "datapath/$mode/$c" --netns "/run/netns/$P-dp-pod-$c" "$@" -- \
-    "$BIN/ef_bench_load" "$mode" 10.251.0.1 5201 --count "$count" --seconds 20
+  case "$load" in
+    proxy-bulk) mode=tcp-bulk uid=(--uid 1337) ;;
+    proxy-rr) mode=udp-rr uid=(--uid 1337) ;;
+    workload-rr) mode=udp-rr uid=(--uid 1000) ;;
+    *) mode="$load" ;;
+  esac
+  "$TIME" --label "datapath/$load/$c" --netns "/run/netns/$P-dp-pod-$c" "$@" -- \
+    "$BIN/ef_bench_load" "$mode" 10.251.0.1 5201 --count "$count" --seconds 20 "${uid[@]}"
 }
-DP_COUNT_TCP=2000 DP_COUNT_UDP=20000
+dp_count() { # LOAD
+  case "$1" in
+    tcp-connect) echo 2000 ;;
+    udp-send) echo 20000 ;;
+    proxy-bulk) echo 4000 ;;   # 256 MiB in 64 KiB writes
+    *) echo 10000 ;;
+  esac
+}
+DP_BASE_REF="${EF_BENCH_DP_BASE_REF:-006cf3a}"
+DP_BASE_WHY=""
 if section_on datapath; then
+  log "datapath: building the plugin as of $DP_BASE_REF (the fence before issue 17)"
+  build_plugin_at "$DP_BASE_REF" "$TMP/dp-base"
+  DP_BASE_BIN="$BUILT_BIN" DP_BASE_WHY="$BUILT_WHY"
+  if [ -z "$DP_BASE_BIN" ]; then
+    DP_CASES=(unfenced f10 f100k)
+  fi
   log "datapath: setting up"
   bash tests/bench/gen-config.sh "$TMP/dp-10.json" --entries 10 --shape mixed --target 10.251.0.1:5201 --log "$TMP/egress-fence.log"
   bash tests/bench/gen-config.sh "$TMP/dp-100000.json" --entries 100000 --shape mixed --target 10.251.0.1:5201 --log "$TMP/egress-fence.log"
@@ -427,9 +469,14 @@ if section_on datapath; then
       ip -n "$ns" link set lo up
       ip -n "$ns" link set eth0 up
     done
-    "$NSENTER" --net="/run/netns/$srv" "$BIN/ef_bench_load" serve 10.251.0.1 5201 --seconds 600 >"$TMP/srv-$c.out" 2>&1 &
+    "$NSENTER" --net="/run/netns/$srv" "$BIN/ef_bench_load" serve 10.251.0.1 5201 --seconds 900 >"$TMP/srv-$c.out" 2>&1 &
     SERVERS+=($!)
   done
+  if [ -n "$DP_BASE_BIN" ]; then
+    CNI_COMMAND=ADD CNI_CONTAINERID=bench CNI_NETNS="/run/netns/$P-dp-pod-before" CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni \
+      CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=sandboxes;K8S_POD_NAME=pod;K8S_POD_INFRA_CONTAINER_ID=bench" \
+      "$DP_BASE_BIN/egress-fence" <"$TMP/dp-10.json" >/dev/null
+  fi
   "$TMP/fence.sh" "/run/netns/$P-dp-pod-f10" "$TMP/dp-10.json"
   "$TMP/fence.sh" "/run/netns/$P-dp-pod-f100k" "$TMP/dp-100000.json"
   for c in "${DP_CASES[@]}"; do
@@ -445,7 +492,7 @@ if section_on datapath; then
   log "datapath: measuring"
   variants=()
   for c in "${DP_CASES[@]}"; do
-    variants+=("dp_client $c tcp-connect $DP_COUNT_TCP" "dp_client $c udp-send $DP_COUNT_UDP")
+    for load in "${DP_LOADS[@]}"; do variants+=("dp_client $c $load $(dp_count "$load")"); done
   done
   interleave "${variants[@]}"
   for pid in "${SERVERS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -513,6 +560,12 @@ v_metrics() {
   "$TIME" --label inspect/metrics "$@" -- "$BIN/egress-fence-ctl" metrics --netns-dir "$TMP/netns500" \
     --config conf/examples/design-example.json
 }
+# A scrape (the whole HTTP request, curl) of the metrics server the
+# DaemonSet's main container runs, over the same netns.
+v_scrape() {
+  "$TIME" --label inspect/scrape "$@" -- "$CURL" -sf -o /dev/null "http://127.0.0.1:$SCRAPE_PORT/metrics"
+}
+SCRAPE_PORT="" SCRAPE_PID=""
 if section_on inspect; then
   log "inspect: creating and fencing $INSPECT_N netns"
   mkdir -p "$TMP/netns500"
@@ -527,8 +580,29 @@ if section_on inspect; then
   fence_all_ms=$((($(date +%s%N) - t0) / 1000000))
   fenced=$("$BIN/egress-fence-ctl" inspect --netns-dir "$TMP/netns500" --json | jq '.pods | length')
   [ "$fenced" = "$INSPECT_N" ] || { echo "run.sh: inspect lists $fenced fenced netns, expected $INSPECT_N" >&2; exit 1; }
+  for SCRAPE_PORT in $(seq 39700 39799); do [ -z "$(ss -Hltn "sport = :$SCRAPE_PORT")" ] && break; done
+  "$BIN/egress-fence-ctl" metrics --listen 127.0.0.1 --port "$SCRAPE_PORT" --netns-dir "$TMP/netns500" \
+    --config conf/examples/design-example.json >"$TMP/server.out" 2>&1 &
+  SCRAPE_PID=$!
+  SERVERS+=("$SCRAPE_PID")
+  for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$SCRAPE_PORT/healthz" && break; sleep 0.05; done
+  # Every netns read, none cut by the scan's time limit (5 s).
+  curl -sf -o "$TMP/scrape.prom" "http://127.0.0.1:$SCRAPE_PORT/metrics"
+  if ! grep -qx "egress_fence_fenced_pods $INSPECT_N" "$TMP/scrape.prom" ||
+    ! grep -qx 'egress_fence_scrape_incomplete 0' "$TMP/scrape.prom"; then
+    echo "run.sh: the metrics server did not read all $INSPECT_N netns: $(grep -E '^egress_fence_(fenced_pods|scrape)' "$TMP/scrape.prom")" >&2
+    exit 1
+  fi
   log "inspect: measuring"
-  interleave v_inspect v_metrics
+  interleave v_inspect v_metrics v_scrape
+  # Peak RSS of the server's two processes: the one that scans, the one that serves HTTP.
+  SCAN_HWM="$(awk '/^VmHWM:/ {print $2}' "/proc/$SCRAPE_PID/status")"
+  HTTP_HWM="$(awk '/^VmHWM:/ {print $2}' "/proc/$(pgrep -P "$SCRAPE_PID" | head -1)/status")"
+  curl -sf -o "$TMP/scrape.prom" "http://127.0.0.1:$SCRAPE_PORT/metrics"
+  SCRAPE_BYTES="$(stat -c %s "$TMP/scrape.prom")" SCRAPE_SERIES="$(grep -vc '^#' "$TMP/scrape.prom")"
+  SCRAPE_SCAN="$(awk '$1 == "egress_fence_scrape_duration_seconds" {printf "%.1f", $2 * 1000}' "$TMP/scrape.prom")"
+  kill "$SCRAPE_PID"
+  wait "$SCRAPE_PID" || true
   for f in "$TMP/netns500"/*; do umount "$f" && rm -f "$f"; done
 fi
 
@@ -698,36 +772,33 @@ fi
 
 if section_on datapath; then
   say ""
-  say "== datapath: pod netns -> server netns over a veth, one client process =="
-  row "load (median of n runs)" "unfenced" "10 entries" "100000" "10/unf" "100k/10"
+  say "== datapath: pod netns -> server netns over a veth, one client process, CPU us per operation =="
+  dprow "load (median)" "unfenced" "before 17" "10 entries" "100000" "10/unf" "10/before" "100k/10"
   : >"$OUT/datapath.dat"
-  for mode in tcp-connect udp-send; do
-    unit=connection
-    [ "$mode" = udp-send ] && unit=packet
-    for metric in stat_cpu_per_op_us stat_rate_per_s; do
-      u=$(get "datapath/$mode/unfenced" $metric) a=$(get "datapath/$mode/f10" $metric) b=$(get "datapath/$mode/f100k" $metric)
-      if [ $metric = stat_cpu_per_op_us ]; then
-        what="$mode: CPU us per $unit"
-      else
-        what="$mode: ${unit}s per second (wall)"
-      fi
-      if [ $metric = stat_rate_per_s ]; then
-        row "$what" "$(fmt0 "$u")" "$(fmt0 "$a")" "$(fmt0 "$b")" "$(ratio "$a" "$u")" "$(ratio "$b" "$a")"
-      else
-        row "$what" "$u" "$a" "$b" "$(ratio "$a" "$u")" "$(ratio "$b" "$a")"
-      fi
-      for c in unfenced f10 f100k; do
-        csv datapath "$mode $c" "${metric#stat_}" "$(get "datapath/$mode/$c" $metric)" "" "$(get "datapath/$mode/$c" n)" "" ""
-      done
-      csv ratio "datapath $mode ${metric#stat_}: 10 entries / unfenced" ratio "$(ratio "$a" "$u")" "" "" x ""
-      csv ratio "datapath $mode ${metric#stat_}: 100000 entries / 10 entries" ratio "$(ratio "$b" "$a")" "" "" x "flat = 1.00"
-      if [ $metric = stat_cpu_per_op_us ]; then echo "$mode $u $a $b" >>"$OUT/datapath.dat"; fi
+  for load in "${DP_LOADS[@]}"; do
+    u=$(get "datapath/$load/unfenced" stat_cpu_per_op_us) o=$(get "datapath/$load/before" stat_cpu_per_op_us)
+    a=$(get "datapath/$load/f10" stat_cpu_per_op_us) b=$(get "datapath/$load/f100k" stat_cpu_per_op_us)
+    dprow "$load" "$u" "${o:--}" "$a" "$b" "$(ratio "$a" "$u")" "$(ratio "$a" "$o")" "$(ratio "$b" "$a")"
+    for c in unfenced before f10 f100k; do
+      csv datapath "$load $c" cpu_per_op_us "$(get "datapath/$load/$c" stat_cpu_per_op_us)" "" "$(get "datapath/$load/$c" n)" "" ""
     done
+    target=""
+    case "$load" in
+      proxy-*) target="target <= 1.10 (the proxy's established flows)" ;;
+      tcp-connect | udp-send) target="new flows: 10 entries / before issue 17 <= 1.05" ;;
+    esac
+    csv ratio "datapath $load cpu: 10 entries / unfenced" ratio "$(ratio "$a" "$u")" "" "" x "${target#new flows*}"
+    csv ratio "datapath $load cpu: 10 entries / before issue 17" ratio "$(ratio "$a" "$o")" "" "" x "$target"
+    csv ratio "datapath $load cpu: 100000 entries / 10 entries" ratio "$(ratio "$b" "$a")" "" "" x "flat = 1.00"
+    echo "$load $u ${o:-0} $a $b" >>"$OUT/datapath.dat"
   done
+  [ -n "$DP_BASE_WHY" ] && say "before 17: not measured: $DP_BASE_WHY"
   say "CPU us: the client's user + system time per operation (netfilter and veth work run in its send calls;"
   say "unlike wall time it is not inflated when the machine's other work preempts it)."
-  say "tcp-connect: connect + reset-close, $DP_COUNT_TCP per run (every SYN is a new flow: allow-set lookup);"
-  say "udp-send: $DP_COUNT_UDP datagrams on one unanswered flow per run (ct state new: allow-set lookup per packet)."
+  say "tcp-connect: connect + reset-close per op (every SYN a new flow); udp-send: one datagram on an unanswered flow"
+  say "(ct state new: allow-set lookup per packet); proxy-bulk: one 64 KiB write on the proxy's (UID 1337) TCP flow;"
+  say "proxy-rr / workload-rr: one request/answer round trip on an established UDP flow, as the proxy / as UID 1000"
+  say "to an allowed destination. before 17: the plugin as of $DP_BASE_REF (conntrack state accepted first)."
 fi
 
 if section_on parallel; then
@@ -753,12 +824,17 @@ if section_on inspect; then
   say ""
   say "== egress-fence-ctl over $INSPECT_N fenced netns (--config given: each is compared with the config) =="
   row "command" "median ms" "p90 ms" "per netns" "RSS KiB" "n"
-  for c in inspect metrics; do
+  for c in inspect metrics scrape; do
     m=$(get "inspect/$c" median_us)
     row "$c" "$(ms "$m")" "$(ms "$(get "inspect/$c" p90_us)")" "$(awk -v m="$m" -v n=$INSPECT_N 'BEGIN { printf "%.0f us", m / n }')" \
       "$(get "inspect/$c" maxrss_kib)" "$(get "inspect/$c" n)"
     csv_wall inspect "$c over $INSPECT_N netns" "inspect/$c"
   done
+  say "scrape: GET /metrics of \`egress-fence-ctl metrics --listen\` (curl's RSS above); the server's own scan $SCRAPE_SCAN ms;"
+  say "  $SCRAPE_SERIES series, $SCRAPE_BYTES bytes; server peak RSS: scanning process $SCAN_HWM KiB, HTTP process $HTTP_HWM KiB"
+  csv inspect "metrics server over $INSPECT_N netns: scanning process" peak_rss "$SCAN_HWM" "" 1 KiB "VmHWM"
+  csv inspect "metrics server over $INSPECT_N netns: HTTP process" peak_rss "$HTTP_HWM" "" 1 KiB "VmHWM"
+  csv inspect "metrics server over $INSPECT_N netns: exposition" size "$SCRAPE_BYTES" "" 1 bytes "$SCRAPE_SERIES series"
   say "fencing the $INSPECT_N netns (plugin ADD, 4 at a time): $fence_all_ms ms"
   csv inspect "fence $INSPECT_N netns, xargs -P 4" wall "$fence_all_ms" "" 1 ms ""
 fi
@@ -816,7 +892,7 @@ set style histogram clustered gap 1
 set style fill solid 0.6 border -1
 set yrange [0:*]
 set grid ytics
-plot "$OUT/datapath.dat" using 2:xtic(1) title "unfenced", "" using 3 title "fenced, 10 entries", "" using 4 title "fenced, 100,000 entries"
+plot "$OUT/datapath.dat" using 2:xtic(1) title "unfenced", "" using 3 title "before issue 17, 10 entries", "" using 4 title "fenced, 10 entries", "" using 5 title "fenced, 100,000 entries"
 EOF
 fi
 

@@ -46,7 +46,6 @@
 #include <netinet/ip_icmp.h>
 #include <poll.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -54,13 +53,16 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -148,6 +150,13 @@ bool wait_readable(int fd, int ms) {
     return poll(&p, 1, ms) == 1;
 }
 
+// A port a child printed; 0 for anything else.
+uint16_t port_of(const std::string& text) {
+    unsigned v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    return ec == std::errc() && end != text.data() && v <= 65535 ? static_cast<uint16_t>(v) : 0;
+}
+
 // --- the workload's privileges -------------------------------------------------
 
 // Becomes `uid` for good, with no capability in any set and no way to regain
@@ -221,7 +230,7 @@ std::optional<Seen> parse(const uint8_t* p, size_t n, uint16_t ethertype) {
     if (ethertype == ETH_P_IP) {
         if (n < sizeof(iphdr)) return std::nullopt;
         const auto* ip = reinterpret_cast<const iphdr*>(p);
-        off = ip->ihl * 4u;
+        off = size_t{ip->ihl} * 4;
         s.proto = ip->protocol;
         s.src = ntop(AF_INET, &ip->saddr);
         s.dst = ntop(AF_INET, &ip->daddr);
@@ -243,7 +252,7 @@ std::optional<Seen> parse(const uint8_t* p, size_t n, uint16_t ethertype) {
         l4n >= 4) {
         s.sport = be16(l4);
         s.dport = be16(l4 + 2);
-        payload = s.proto == IPPROTO_TCP ? (l4n >= 20 ? ((l4[12] >> 4) * 4u) : l4n) : 8;
+        payload = s.proto == IPPROTO_TCP ? (l4n >= 20 ? size_t{static_cast<uint8_t>(l4[12] >> 4)} * 4 : l4n) : 8;
         if (s.proto == IPPROTO_TCP && l4n >= 14) s.tcp_flags = l4[13];
     } else if ((s.proto == IPPROTO_ICMP || s.proto == IPPROTO_ICMPV6) && l4n >= 8) {
         s.icmp_type = l4[0];
@@ -264,21 +273,16 @@ std::string serialize(const Seen& s) {
 }
 
 std::optional<Seen> deserialize(const std::string& line) {
+    std::istringstream in(line);
     Seen s;
-    char src[64], dst[64], token[32];
-    unsigned proto, sport, dport, flags, type, id;
-    if (std::sscanf(line.c_str(), "%u %63s %u %63s %u %u %u %u %31s", &proto, src, &sport, dst, &dport, &flags, &type,
-                    &id, token) != 9)
-        return std::nullopt;
-    s.proto = static_cast<int>(proto);
-    s.src = src;
-    s.dst = dst;
+    unsigned sport = 0, dport = 0, flags = 0, type = 0, id = 0;
+    if (!(in >> s.proto >> s.src >> sport >> s.dst >> dport >> flags >> type >> id >> s.token)) return std::nullopt;
     s.sport = static_cast<uint16_t>(sport);
     s.dport = static_cast<uint16_t>(dport);
     s.tcp_flags = static_cast<uint8_t>(flags);
     s.icmp_type = static_cast<uint8_t>(type);
     s.echo_id = static_cast<uint16_t>(id);
-    s.token = std::string(token) == "-" ? "" : token;
+    if (s.token == "-") s.token.clear();
     return s;
 }
 
@@ -387,8 +391,12 @@ struct Signature {
 
 struct Attempt {
     Attempt(std::string f, std::string p, std::string src, std::string re, std::string pr, std::string who = "workload")
-        : family(std::move(f)), proto(std::move(p)), source(std::move(src)), reuse(std::move(re)),
-          prep(std::move(pr)), actor(std::move(who)) {}
+        : family(std::move(f)),
+          proto(std::move(p)),
+          source(std::move(src)),
+          reuse(std::move(re)),
+          prep(std::move(pr)),
+          actor(std::move(who)) {}
     std::string family, proto, source, reuse, prep, actor;
     int err = 0;  // the attempt's last socket error (0: the send went out)
     std::string note;
@@ -459,8 +467,8 @@ int send_token(int fd, const std::string& proto, const Addr& to, const std::stri
     std::string data = token;
     if (proto == "icmp") {
         // An echo request: type, code, checksum (the kernel fills it and the id), sequence.
-        uint8_t hdr[8] = {static_cast<uint8_t>(to.family == AF_INET ? ICMP_ECHO : ICMP6_ECHO_REQUEST), 0, 0, 0,
-                          0, 0, 0, 1};
+        uint8_t hdr[8] = {
+            static_cast<uint8_t>(to.family == AF_INET ? ICMP_ECHO : ICMP6_ECHO_REQUEST), 0, 0, 0, 0, 0, 0, 1};
         data = std::string(reinterpret_cast<const char*>(hdr), sizeof hdr) + token;
     }
     iovec iov{data.data(), data.size()};
@@ -472,7 +480,7 @@ int send_token(int fd, const std::string& proto, const Addr& to, const std::stri
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in6_pktinfo))] = {};
     if (pktinfo) {
         m.msg_control = control;
-        cmsghdr* c = reinterpret_cast<cmsghdr*>(control);
+        auto* c = reinterpret_cast<cmsghdr*>(control);
         if (to.family == AF_INET) {
             m.msg_controllen = CMSG_SPACE(sizeof(in_pktinfo));
             c->cmsg_level = IPPROTO_IP;
@@ -538,7 +546,7 @@ class Escape {
         return x.empty() ? peer(f) : x;
     }
     static std::string fam(int f) { return f == AF_INET ? "v4" : "v6"; }
-    uint16_t next_port() { return static_cast<uint16_t>(30000 + next_id_); }
+    uint16_t next_port() const { return static_cast<uint16_t>(30000 + next_id_); }
 
     void start_peer() {
         int p[2];
@@ -561,7 +569,7 @@ class Escape {
     }
 
     // As containerd does for every pod: ping sockets open to every group.
-    void setup_pod() {
+    void setup_pod() const {
         in_child(
             o_.pod_netns, [] {},
             [] {
@@ -585,7 +593,7 @@ class Escape {
         drain();
     }
 
-    std::map<std::string, uint64_t> counters() {
+    std::map<std::string, uint64_t> counters() const {
         std::map<std::string, uint64_t> out;
         try {
             ef::netns::ScopedNetns inside(o_.pod_netns);
@@ -613,11 +621,9 @@ class Escape {
         auto after = counters();
         for (const auto& [name, v] : after)
             if (v > before[name]) a.moved[name] = v - before[name];
-        int err = 0;
-        char note[512] = {};
-        if (std::sscanf(out.c_str(), "%d %511[^\n]", &err, note) < 1) die("an attempt reported nothing");
-        a.err = err;
-        a.note = note;
+        std::istringstream in(out);
+        if (!(in >> a.err)) die("an attempt reported nothing");
+        std::getline(in >> std::ws, a.note);
         attempts_.push_back(std::move(a));
     }
 
@@ -705,7 +711,8 @@ class Escape {
                 if (bind(answer, own.sa(), own.len) != 0) return report(errno, "bind the answering socket");
                 if (proto == "tcp") {
                     listen(answer, 1);
-                    int e = send_token(plant, "tcp", own, "");  // the looped SYN; the listener's SYN-ACK goes to the peer
+                    int e = send_token(plant, "tcp", own,
+                                       "");  // the looped SYN; the listener's SYN-ACK goes to the peer
                     return report(e == 0 ? 0 : e, "looped SYN");
                 }
                 int planted = send_token(plant, "udp", own, "prep");
@@ -744,7 +751,7 @@ class Escape {
             int id = next_id_++;
             std::string tok = token_of(id);
             bool live = c.how.starts_with("live");
-            uint16_t dport = c.proto == "udp"                                   ? kEchoPort
+            uint16_t dport = c.proto == "udp"                                 ? kEchoPort
                              : c.how.find("by the peer") != std::string::npos ? kServerClosesPort
                                                                               : kClientClosesPort;
             // The proxy's flow, in the pod as the proxy UID.
@@ -765,7 +772,7 @@ class Escape {
                     return std::to_string(idn);
                 }
                 if (proto == "udp") {
-                    connect(fd, to.sa(), to.len);
+                    (void)connect(fd, to.sa(), to.len);
                     send(fd, "PROXY", 5, 0);
                     wait_readable(fd, 1000);
                 } else {
@@ -782,11 +789,9 @@ class Escape {
                 return std::to_string(local_port(fd));
             };
             if (!live) {
-                sport = static_cast<uint16_t>(
-                    std::atoi(in_child(o_.pod_netns, [puid] { become_proxy(puid); }, [&] {
-                                  std::string p = flow();
-                                  return p;  // the socket closes as the child exits
-                              }).c_str()));
+                std::string printed = in_child(
+                    o_.pod_netns, [puid] { become_proxy(puid); }, flow);
+                sport = port_of(printed);  // the flow's socket closed as the child exited
                 std::this_thread::sleep_for(std::chrono::milliseconds(100));
             } else {
                 int portpipe[2];
@@ -809,7 +814,7 @@ class Escape {
                 char b;
                 while (read(portpipe[0], &b, 1) == 1 && b != '\n') p += b;
                 close(portpipe[0]);
-                sport = static_cast<uint16_t>(std::atoi(p.c_str()));
+                sport = port_of(p);
             }
             if (sport == 0) die("the proxy's " + c.proto + " flow did not start");
             Attempt a{fam(f), c.proto, "pod address", "the proxy's " + c.proto + " flow, " + c.how, "-"};
@@ -859,16 +864,23 @@ class Escape {
             // exact tuple (the pod's address as source: IP_TRANSPARENT as root).
             uid_t puid = o_.proxy;
             Addr to = addr(peer(f), kEchoPort);
-            uint16_t sport = static_cast<uint16_t>(std::atoi(in_child(o_.pod_netns, [puid] { become_proxy(puid); }, [&] {
-                                                                 int fd = open_socket(f, "udp");
-                                                                 connect(fd, to.sa(), to.len);
-                                                                 send(fd, "PROXY", 5, 0);
-                                                                 wait_readable(fd, 1000);
-                                                                 return std::to_string(local_port(fd));
-                                                             }).c_str()));
+            std::string printed = in_child(
+                o_.pod_netns, [puid] { become_proxy(puid); },
+                [&] {
+                    int fd = open_socket(f, "udp");
+                    (void)connect(fd, to.sa(), to.len);
+                    send(fd, "PROXY", 5, 0);
+                    wait_readable(fd, 1000);
+                    return std::to_string(local_port(fd));
+                });
+            uint16_t sport = port_of(printed);
             int id = next_id_++;
             std::string tok = token_of(id);
-            Attempt a{fam(f), "udp", "the pod's address (IP_TRANSPARENT)", "the proxy's udp flow, finished", "-",
+            Attempt a{fam(f),
+                      "udp",
+                      "the pod's address (IP_TRANSPARENT)",
+                      "the proxy's udp flow, finished",
+                      "-",
                       "root in a nested netns"};
             // IPv4 input drops a packet that arrives with a local source
             // (martian) before any forward hook; IPv6 leaves it to the fence.
@@ -899,7 +911,7 @@ class Escape {
                 int on = 1;
                 setsockopt(fd, f == AF_INET ? SOL_IP : SOL_IPV6, f == AF_INET ? IP_TRANSPARENT : IPV6_TRANSPARENT, &on,
                            sizeof on);
-                bind(fd, spoofed.sa(), spoofed.len);
+                (void)bind(fd, spoofed.sa(), spoofed.len);
                 send_token(fd, "udp", own, "prep");
                 return std::string();
             });
@@ -926,9 +938,8 @@ class Escape {
         else if (!a.kernel_drops.empty()) {
             a.verdict = "blocked";
             a.note += (a.note.empty() ? "" : "; ") + a.kernel_drops;
-        }
-        else if (a.err == EINVAL || a.err == EADDRINUSE || a.err == EADDRNOTAVAIL || a.err == ENETUNREACH ||
-                 a.err == EHOSTUNREACH || a.err == EOPNOTSUPP)
+        } else if (a.err == EINVAL || a.err == EADDRINUSE || a.err == EADDRNOTAVAIL || a.err == ENETUNREACH ||
+                   a.err == EHOSTUNREACH || a.err == EOPNOTSUPP)
             a.verdict = "blocked";
         else a.verdict = "unexplained";
     }
@@ -962,7 +973,7 @@ class Escape {
         }
         int got = 0;
         for (const auto& a : attempts_) got += a.got_out && a.actor.find("control") == std::string::npos;
-        std::fflush(stdout);
+        (void)std::fflush(stdout);
         std::fprintf(stderr, "ef_escape: %zu attempts, %d got out\n", attempts_.size(), got);
         kill(peer_pid_, SIGKILL);
         waitpid(peer_pid_, nullptr, 0);

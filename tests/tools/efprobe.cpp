@@ -72,11 +72,11 @@ struct Options {
     bool expect_reply = false;
     long count = 0;  // listen: 0 = serve until killed
     std::string ready_file;
-    long bytes = 0;             // transfer
+    long bytes = 0;  // transfer
     std::string close = "client";
-    bool sink = false;          // listen tcp: read to EOF before closing
-    long close_after = 0;       // listen tcp: read this many bytes, then close first
-    std::string source;         // connect: bind this address first
+    bool sink = false;     // listen tcp: read to EOF before closing
+    long close_after = 0;  // listen tcp: read this many bytes, then close first
+    std::string source;    // connect: bind this address first
 };
 
 long parse_number(std::string_view text, long lo, long hi, const char* what) {

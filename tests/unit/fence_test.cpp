@@ -4,8 +4,8 @@
 #include <doctest/doctest.h>
 #include <algorithm>
 
-#include "fence/allow_sets.h"
 #include "cni/error.h"
+#include "fence/allow_sets.h"
 #include "fence/compile.h"
 
 using namespace ef;
@@ -87,12 +87,12 @@ TEST_CASE("the example profile compiles to the invariant's rule order") {
                                    "meta l4proto udp counter name \"udp_refused\" reject",
                                    "counter name \"other_dropped\" drop"});
     CHECK(!chain(rs, "refuse").base);
-    CHECK(rule_texts(chain(rs, "neighbours")) ==
-          std::vector<std::string>{"ip6 daddr fe80::/10 accept", "ip6 daddr ff02::/16 accept",
-                                   "oifname \"eth0\" goto refuse", "accept"});
+    CHECK(rule_texts(chain(rs, "neighbours")) == std::vector<std::string>{"ip6 daddr fe80::/10 accept",
+                                                                          "ip6 daddr ff02::/16 accept",
+                                                                          "oifname \"eth0\" goto refuse", "accept"});
     CHECK(rule_texts(chain(rs, "inbound")) ==
           std::vector<std::string>{
-              "iifname != \"lo\" ct state new fib saddr . iif oif exists ct mark set ct mark | 0x40000000"});
+              "ct state new iifname != \"lo\" fib saddr . iif oif exists ct mark set ct mark | 0x40000000"});
     REQUIRE(chain(rs, "inbound").base);
     CHECK(chain(rs, "inbound").base->hook == Hook::prerouting);
     CHECK(chain(rs, "inbound").base->policy == Policy::accept);
@@ -270,13 +270,11 @@ TEST_CASE("no allow entries and no exempt UIDs: only loopback, replies, the kern
     auto rules = rule_texts(chain(rs, "output"));
     REQUIRE(rules.size() > 6);
     CHECK(std::vector<std::string>(rules.begin(), rules.begin() + 6) ==
-          std::vector<std::string>{"meta secmark set 1162215424",
-                                   "meta skuid 0-4294967295 fib saddr type != local counter name "
-                                   "\"spoofed_dropped\" drop",
-                                   "oifname \"lo\" accept",
-                                   "ct direction reply ct mark & 0x40000000 == 0x40000000 accept",
-                                   "meta skuid 0-4294967295 goto refuse",
-                                   "ct direction original ct state established,related accept"});
+          std::vector<std::string>{
+              "meta secmark set 1162215424",
+              std::string("meta skuid 0-4294967295 fib saddr type != local counter name ") + "\"spoofed_dropped\" drop",
+              "oifname \"lo\" accept", "ct direction reply ct mark & 0x40000000 == 0x40000000 accept",
+              "meta skuid 0-4294967295 goto refuse", "ct direction original ct state established,related accept"});
     CHECK(rules.back() == "goto refuse");
     for (const auto& r : rules) CHECK(r.find("exempt") == std::string::npos);
 }
@@ -436,8 +434,7 @@ TEST_CASE("every attachment gets its raw-frame chain, and its on-link prefixes f
     CHECK(rs.netdev->chains[0].name == "egress_eth0");
     CHECK(rs.netdev->chains[1].name == "egress_net1");
     CHECK(element_texts(set_named(rs, "onlink6_eth0")) == std::vector<std::string>{"fd00:1::/64"});
-    CHECK(element_texts(set_named(rs, "onlink6_net1")) ==
-          std::vector<std::string>{"fd00:2::/64", "fd00:3::/112"});
+    CHECK(element_texts(set_named(rs, "onlink6_net1")) == std::vector<std::string>{"fd00:2::/64", "fd00:3::/112"});
     CHECK(rule_texts(chain(rs, "neighbours")) ==
           std::vector<std::string>{"ip6 daddr fe80::/10 accept", "ip6 daddr ff02::/16 accept",
                                    "oifname \"eth0\" ip6 daddr @onlink6_eth0 accept", "oifname \"eth0\" goto refuse",
@@ -484,11 +481,12 @@ TEST_CASE("inboundPeers: only connections from the listed prefixes are marked fo
     config::Profile p = example_profile();
     p.inbound_peers = std::vector<config::Cidr>{cidr("10.0.0.0/8"), cidr("10.1.0.0/16"), cidr("fd00::/8")};
     Ruleset rs = compile(p, pod());
-    CHECK(rule_texts(chain(rs, "inbound")) ==
-          std::vector<std::string>{"iifname != \"lo\" ct state new fib saddr . iif oif exists ip saddr @inbound_peers4 "
-                                   "ct mark set ct mark | 0x40000000",
-                                   "iifname != \"lo\" ct state new fib saddr . iif oif exists ip6 saddr @inbound_peers6 "
-                                   "ct mark set ct mark | 0x40000000"});
+    CHECK(
+        rule_texts(chain(rs, "inbound")) ==
+        std::vector<std::string>{"ct state new iifname != \"lo\" fib saddr . iif oif exists ip saddr @inbound_peers4 "
+                                 "ct mark set ct mark | 0x40000000",
+                                 "ct state new iifname != \"lo\" fib saddr . iif oif exists ip6 saddr @inbound_peers6 "
+                                 "ct mark set ct mark | 0x40000000"});
     CHECK(element_texts(set_named(rs, "inbound_peers4")) == std::vector<std::string>{"10.0.0.0/8", "10.1.0.0/16"});
     CHECK(element_texts(set_named(rs, "inbound_peers6")) == std::vector<std::string>{"fd00::/8"});
     // No IPv6 peer listed: no IPv6 connection is answered.

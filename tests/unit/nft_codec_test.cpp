@@ -378,11 +378,11 @@ TEST_CASE("an address mask that is not a prefix of it decodes as unrecognized") 
 TEST_CASE("the raw-frame parts: encode_batch sends byte for byte what nft 1.0.6 sends") {
     Ruleset rs;
     rs.chains = {Chain{"output", BaseHook{Hook::output, 0, Policy::drop, ""}, {rule({SecmarkSet{1162215424}})}}};
-    rs.netdev = NetdevTable{{Counter{"raw_dropped"}},
-                            {Chain{"egress",
-                                   BaseHook{Hook::egress, 0, Policy::drop, "eth0"},
-                                   {rule({EtherTypeEq{0x0806}, Verdict{VerdictKind::accept}}),
-                                    rule({CounterRef{"raw_dropped"}})}}}};
+    rs.netdev = NetdevTable{
+        {Counter{"raw_dropped"}},
+        {Chain{"egress",
+               BaseHook{Hook::egress, 0, Policy::drop, "eth0"},
+               {rule({EtherTypeEq{0x0806}, Verdict{VerdictKind::accept}}), rule({CounterRef{"raw_dropped"}})}}}};
     auto ours = payloads(nft::encode_batch(rs, 1));
     std::multiset<std::pair<uint16_t, std::string>> nft;
     for (auto [type, hex] : nft_golden::kRawMessages) nft.insert({type, hex});

@@ -71,7 +71,52 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end -}}
 
+{{/* The metrics server runs in the main container (values.yaml "metrics"); not while uninstalling. */}}
+{{- define "egress-fence.metricsOn" -}}
+{{- if and .Values.metrics.enabled (not .Values.uninstall) }}true{{ end -}}
+{{- end -}}
+
+{{/* The main container's arguments for the metrics server, after --then-pause. */}}
+{{- define "egress-fence.metricsArgs" -}}
+{{- if .Values.metrics.listenAddress -}}
+- --metrics-listen={{ .Values.metrics.listenAddress }}
+{{- else -}}
+- --metrics-listen=$(POD_IP)
+- --metrics-listen=127.0.0.1
+{{- end }}
+- --metrics-port={{ .Values.metrics.port }}
+- --metrics-netns-dir=/run/netns
+- --metrics-scan-timeout={{ .Values.metrics.scanTimeoutSeconds }}
+{{- end -}}
+
+{{/* The probes' request when the metrics server answers them: verify, over /healthz. */}}
+{{- define "egress-fence.healthzProbe" -}}
+httpGet:
+  path: /healthz
+  port: metrics
+  {{- with .Values.metrics.listenAddress }}
+  {{- if ne . "0.0.0.0" }}
+  host: {{ . }}
+  {{- end }}
+  {{- end }}
+{{- end -}}
+
+{{/* Labels of the metrics Service, and what the ServiceMonitor selects. */}}
+{{- define "egress-fence.metricsLabels" -}}
+{{ include "egress-fence.selectorLabels" . }}
+app.kubernetes.io/component: metrics
+{{- end -}}
+
+{{/* The monitors' relabeling: the node the target runs on becomes the node label. */}}
+{{- define "egress-fence.nodeRelabeling" -}}
+- sourceLabels: [__meta_kubernetes_pod_node_name]
+  targetLabel: node
+  action: replace
+{{- end -}}
+
+{{/* securityContext of a container: (dict "root" $ "main" true) for the main container. */}}
 {{- define "egress-fence.securityContext" -}}
+{{- $root := .root -}}
 # root for the host's root-owned CNI dirs; nothing else.
 runAsUser: 0
 runAsGroup: 0
@@ -82,15 +127,29 @@ readOnlyRootFilesystem: true
 capabilities:
   drop: ["ALL"]
   {{- /* uninstall reads every pod netns's tables: setns needs SYS_ADMIN, nf_tables NET_ADMIN */}}
-  {{- $caps := .Values.extraCapabilities | default list }}
-  {{- if .Values.uninstall }}{{ $caps = concat $caps (list "NET_ADMIN" "SYS_ADMIN") }}{{ end }}
+  {{- $caps := $root.Values.extraCapabilities | default list }}
+  {{- if $root.Values.uninstall }}{{ $caps = concat $caps (list "NET_ADMIN" "SYS_ADMIN") }}{{ end }}
+  {{- /* the metrics server reads them at every scrape, and forks its HTTP side off as uid/gid 65534 */}}
+  {{- if and .main (include "egress-fence.metricsOn" $root) }}{{ $caps = concat $caps (list "NET_ADMIN" "SYS_ADMIN" "SETUID" "SETGID") }}{{ end }}
   {{- with $caps }}
   add: {{ toJson . }}
   {{- end }}
 seccompProfile:
   type: RuntimeDefault
-{{- with include "egress-fence.seLinuxType" . }}
+{{- with include "egress-fence.seLinuxType" $root }}
 seLinuxOptions:
   type: {{ . }}
 {{- end }}
+{{- end -}}
+
+{{/* An alert's runbook, in its description: (list .Values.metrics.rules "EgressFenceX"). */}}
+{{- define "egress-fence.runbookText" -}}
+Runbook: egress-fence README, "Alerts and their runbooks", {{ index . 1 }}.
+{{- end -}}
+
+{{/* runbook_url when metrics.rules.runbookBaseUrl is set: (list .Values.metrics.rules "EgressFenceX"). */}}
+{{- define "egress-fence.runbookUrl" -}}
+{{- with (index . 0).runbookBaseUrl -}}
+runbook_url: {{ printf "%s#%s" . (lower (index $ 1)) }}
+{{- end -}}
 {{- end -}}
