@@ -8,6 +8,8 @@
 #   scripts/mutate.sh               every mutant
 #   scripts/mutate.sh NAME...       only these, e.g. scripts/mutate.sh spoof-output
 #   scripts/mutate.sh --list        the mutants: name, files, targets, tests; runs nothing
+#   scripts/mutate.sh --check       whether every mutant's snippets still occur
+#                                   exactly once (seconds, no root, no build)
 #   scripts/mutate.sh --baseline [NAME...]
 #                                   first runs each of their tests on the
 #                                   unmutated copy: a test that fails there
@@ -144,7 +146,7 @@ b egress-fence
 t bats bats/bypass.bats "replies to inbound connections"
 
 m inbound-marks-all "the inbound chain marks every new connection, from lo or a forged source too"
-e $FENCE '    const std::vector<Stmt> from_outside{IifnameNe{"lo"}, CtStateIn{kCtNew}, FibSaddrIifOif{true}};' \
+e $FENCE '    const std::vector<Stmt> from_outside{CtStateIn{kCtNew}, IifnameNe{"lo"}, FibSaddrIifOif{true}};' \
   '    const std::vector<Stmt> from_outside{CtStateIn{kCtNew}};'
 b egress-fence
 t bats bats/escape.bats "$ESCAPE_ALL"
@@ -162,8 +164,7 @@ b egress-fence
 t bats bats/openshell.bats "the only ICMPv6 the fence passes by type"
 
 m kernel-packets-refused "the kernel's own packets of known connections (TIME_WAIT ACKs) are refused"
-e $FENCE '    output.rules.push_back(
-        Rule{{CtDirectionEq{CtDir::original}, CtStateIn{kCtEstablishedRelated}, accept}});
+e $FENCE '    output.rules.push_back(Rule{{CtDirectionEq{CtDir::original}, CtStateIn{kCtEstablishedRelated}, accept}});
 ' ''
 b egress-fence
 t bats bats/conntrack.bats "bulk tcp transfers"
@@ -387,6 +388,7 @@ role=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --list) list=1 ;;
+    --check) list=2 ;;
     --baseline) baseline=1 ;;
     --inside) inside="$2" role="$3"; shift 2 ;;
     -*) echo "mutate.sh: unknown option $1 (see the header of scripts/mutate.sh)" >&2; exit 2 ;;
@@ -430,6 +432,51 @@ spec_text() {
     *) printf '%s' "${f[*]}" ;;
   esac
 }
+
+# apply_edit FILE FIND REPLACE: FIND must occur exactly once.
+apply_edit() {
+  local file="$1" find="$2" repl="$3" text rest
+  [ -f "$file" ] || { echo "$file does not exist"; return 1; }
+  text="$(cat "$file" && printf x)" || return 1
+  text="${text%x}"
+  rest="${text#*"$find"}"
+  [ "$rest" != "$text" ] || { echo "the snippet is not in $file"; return 1; }
+  case "$rest" in *"$find"*) echo "the snippet occurs more than once in $file"; return 1 ;; esac
+  printf '%s' "${text%%"$find"*}$repl$rest" >"$file"
+}
+
+apply_rename() {
+  local from="$1" to="$2"
+  [ -e "$from" ] || { echo "$from does not exist"; return 1; }
+  [ ! -e "$to" ] || { echo "$to exists already"; return 1; }
+  mv "$from" "$to"
+}
+
+# --check: each edit applied to a scratch copy of its file.
+if [ "$list" -eq 2 ]; then
+  scratch="$(mktemp -d /tmp/ef-mutate-check.XXXXXX)"
+  rotten=0
+  for i in "${selected[@]}"; do
+    for k in ${M_EDITS[i]}; do
+      if [ "${E_KIND[k]}" = rename ]; then
+        why="$([ -e "${E_FILE[k]}" ] && [ ! -e "${E_REPL[k]}" ] || echo "cannot rename ${E_FILE[k]} to ${E_REPL[k]}")"
+      else
+        why="${E_FILE[k]} does not exist"
+        if cp "${E_FILE[k]}" "$scratch/file" 2>/dev/null; then
+          why="$(apply_edit "$scratch/file" "${E_FIND[k]}" "${E_REPL[k]}")" || why="${why//$scratch\/file/${E_FILE[k]}}"
+        fi
+      fi
+      if [ -n "$why" ]; then
+        echo "broken   ${M_NAME[i]}: $why"
+        rotten=$((rotten + 1))
+      fi
+    done
+  done
+  rm -rf "$scratch"
+  echo "${#selected[@]} mutants, $rotten broken edits"
+  [ "$rotten" -eq 0 ]
+  exit
+fi
 
 if [ "$list" -eq 1 ]; then
   for i in "${selected[@]}"; do
@@ -548,25 +595,6 @@ cd "$ROOT" || exit 2
 [ -f "$work/pristine.files" ] ||
   (cd "$PRISTINE" && find . ! -type d | LC_ALL=C sort) >"$work/pristine.files.$role"
 [ -f "$work/pristine.files" ] || mv "$work/pristine.files.$role" "$work/pristine.files"
-
-# apply_edit FILE FIND REPLACE: FIND must occur exactly once.
-apply_edit() {
-  local file="$1" find="$2" repl="$3" text rest
-  [ -f "$file" ] || { echo "$file does not exist"; return 1; }
-  text="$(cat "$file" && printf x)" || return 1
-  text="${text%x}"
-  rest="${text#*"$find"}"
-  [ "$rest" != "$text" ] || { echo "the snippet is not in $file"; return 1; }
-  case "$rest" in *"$find"*) echo "the snippet occurs more than once in $file"; return 1 ;; esac
-  printf '%s' "${text%%"$find"*}$repl$rest" >"$file"
-}
-
-apply_rename() {
-  local from="$1" to="$2"
-  [ -e "$from" ] || { echo "$from does not exist"; return 1; }
-  [ ! -e "$to" ] || { echo "$to exists already"; return 1; }
-  mv "$from" "$to"
-}
 
 # Marks the time from which restore puts files back (2 s early: timestamps are coarse).
 mark() { touch -d "@$(($(date +%s) - 2))" "$STAMP"; }
