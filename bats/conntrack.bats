@@ -169,6 +169,26 @@ far_netns() {
   assert_equal "$(ef_counter other_dropped)" "$((before + 1))"
 }
 
+@test "the kernel's own neighbour probe to an address off the pod's links is refused and counted" {
+  run ef_pod_add
+  assert_success
+  # Root in the pod puts fd00:dead::/64 on eth0 with a stale neighbour there;
+  # an exempt datagram to it makes the kernel probe that neighbour (unicast
+  # NS, no socket) a second later: not an address a neighbour of eth0 can have.
+  ip -n "$EF_POD" -6 route add fd00:dead::/64 dev eth0
+  ip -n "$EF_POD" -6 neigh add fd00:dead::1 lladdr 02:00:00:00:de:ad dev eth0 nud stale
+  ef_in_pod sysctl -qw net.ipv6.neigh.eth0.delay_first_probe_time=1
+  ef_tap_add probe6 ip6 daddr fd00:dead::1 icmpv6 type nd-neighbor-solicit
+  local before
+  before="$(ef_counter other_dropped)"
+  run -0 ef_probe udp fd00:dead::1 53 --uid "$EF_PROXY_UID" --timeout-ms 100
+  sleep 2
+  local sent
+  sent="$(ef_tap probe6)"
+  ((sent > 0)) || fail "the kernel sent no neighbour probe to fd00:dead::1"
+  assert_equal "$(ef_counter other_dropped)" "$((before + sent))"
+}
+
 @test "inboundPeers: a listed peer's connection is answered, another peer's is refused (v4, v6)" {
   local tmp="$EF_TMP/conflist"
   jq --arg w4 "$EF_WORLD4/32" --arg w6 "$EF_WORLD6/128" \

@@ -66,6 +66,21 @@ ef_conntrack_shortcut() {
   assert_line --regexp '^v6 +udp +pod address +reuse=the proxy.s udp flow, finished +prep=- .* got-out'
 }
 
+@test "a capture that sees nothing fails the tool: its control row, the proxy's own datagram, must arrive" {
+  # The peer and its capture in a netns of its own that holds the peer's
+  # addresses but is wired to nothing: the pod's packets go to the world as
+  # ever, and none reaches the capture, the control's included.
+  local decoy
+  decoy="$(ef_new_netns decoy)"
+  ip -n "$decoy" link set lo up
+  ip -n "$decoy" addr add "$EF_DENY4/32" dev lo
+  ip -n "$decoy" addr add "$EF_DENY6/128" dev lo
+  run ef_escape --family 4 --peer-netns "/run/netns/$decoy"
+  echo "$output" >&3
+  assert_failure 2
+  assert_line --regexp '^v4 +udp +unbound .*actor=proxy \(control\) +CAPTURE BROKEN'
+}
+
 @test "a root process in a netns nested in the pod gets nothing out through the forward chain, nor plants an entry for the workload" {
   ef_nested_netns
   run ef_escape --family both --nested-netns "/run/netns/$NESTED" --nested4 10.200.0.2 --nested6 fd00:200::2

@@ -211,6 +211,21 @@ EOF
   assert_success
 }
 
+@test "faults: nf_tables holding other than the batch it acked fails ADD with 101, naming the difference" {
+  bare_pod
+  local shim="$EF_BIN/ef_tamper_batch.so"
+  [ -f "$shim" ] || fail "no $shim (cmake --build build --target ef_tamper_batch)"
+  # The shim turns the output chain's policy drop into accept on the way to
+  # the kernel, which acks the batch: only ADD's read-back can tell.
+  LD_PRELOAD="$shim" run plugin_add
+  assert_failure
+  assert_equal "$(head -n1 <<<"$output" | jq -r .code)" 101
+  assert_output --partial "holds something else: chain output: hook output priority 0 policy accept, expected hook output priority 0 policy drop"
+  # What the kernel holds is what the shim made of the batch.
+  run -0 ef_nft list chain inet egress_fence output
+  assert_output --partial "policy accept;"
+}
+
 @test "faults: nf_tables refusing the batch fails the whole chain's ADD through cnitool with 101" {
   ef_setup_pod
   EF_TEST_FAIL_BATCH=1 run ef_pod_add

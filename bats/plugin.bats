@@ -113,6 +113,11 @@ probe_udp() { ef_probe udp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --expect-rep
   assert_output --partial "@allow6_ranges "
   run -0 probe_tcp "$EF_WORLD4" 8080
   run -0 probe_tcp "$EF_DENY4" 8080
+  # Just outside the /30, inside the /29: a mask one bit short lets it through.
+  local outside4="${EF_WORLD4%.*}.204"
+  ip -n "$EF_WORLD" addr add "$outside4/24" dev eth0
+  ef_world_listen tcp "$outside4" 8080
+  run -111 probe_tcp "$outside4" 8080
   run -0 probe_udp "$EF_DENY4" 53
   run -0 probe_udp "$EF_WORLD4" 53
   run -0 probe_tcp "$EF_WORLD6" 8080
