@@ -113,6 +113,7 @@ check_names_only() {
   large_profile
   EF_TEST_NO_SET_COUNT=1 EF_TEST_DROP_ELEMENT=1 run ef_pod_add
   assert_failure
+  # shellcheck disable=SC2016 # the backticks are the error text's own, nothing expands
   assert_output --regexp 'nf_tables accepted the fence but holds something else: set allow4: missing element `100\.[0-9.]+ \. tcp \. 443`'
 }
 

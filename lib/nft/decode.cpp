@@ -464,8 +464,9 @@ Match ip6_exthdr_exists(const Exprs& x, size_t i, const Ctx& c) {
     auto type = a.u8(NFTA_EXTHDR_TYPE);
     if (e.name != "exthdr" || !type || !u32_is(a, NFTA_EXTHDR_DREG, NFT_REG_1) ||
         !u32_is_or_unset(a, NFTA_EXTHDR_OFFSET, 0) || !u32_is(a, NFTA_EXTHDR_LEN, 1) ||
-        !u32_is(a, NFTA_EXTHDR_FLAGS, NFT_EXTHDR_F_PRESENT) || !u32_is_or_unset(a, NFTA_EXTHDR_OP, NFT_EXTHDR_OP_IPV6) ||
-        a.has(NFTA_EXTHDR_SREG) || !cmp_u8_is(x[i + d + 1], NFT_CMP_EQ, 1))
+        !u32_is(a, NFTA_EXTHDR_FLAGS, NFT_EXTHDR_F_PRESENT) ||
+        !u32_is_or_unset(a, NFTA_EXTHDR_OP, NFT_EXTHDR_OP_IPV6) || a.has(NFTA_EXTHDR_SREG) ||
+        !cmp_u8_is(x[i + d + 1], NFT_CMP_EQ, 1))
         return {};
     return {d + 2, fence::Ip6ExthdrExists{*type}, -1, NFPROTO_IPV6};
 }

@@ -32,11 +32,11 @@
 // preempt it) for ef_bench_time, and exits 0 only when all N operations
 // succeeded in time.
 #include <arpa/inet.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <grp.h>
 #include <unistd.h>
 
 #include <cerrno>

@@ -273,8 +273,9 @@ TEST_CASE("no allow entries and no exempt UIDs: only loopback, replies, the kern
           std::vector<std::string>{
               "meta secmark set 1162215424",
               std::string("meta skuid 0-4294967295 fib saddr type != local counter name ") + "\"spoofed_dropped\" drop",
-              "oifname \"lo\" accept", "exthdr rt exists goto refuse", "ct direction reply ct mark & 0x40000000 == 0x40000000 accept",
-              "meta skuid 0-4294967295 goto refuse", "ct direction original ct state established,related accept"});
+              "oifname \"lo\" accept", "exthdr rt exists goto refuse",
+              "ct direction reply ct mark & 0x40000000 == 0x40000000 accept", "meta skuid 0-4294967295 goto refuse",
+              "ct direction original ct state established,related accept"});
     CHECK(rules.back() == "goto refuse");
     for (const auto& r : rules) CHECK(r.find("exempt") == std::string::npos);
 }
