@@ -107,6 +107,27 @@ rt_counters() {
   echo "$line"
 }
 
+# rt_try_out MARKER WHAT ATTACK ARGS...: the workload's attack (with MARKER
+# among its ARGS) under a capture of the world for MARKER, which must not
+# see it (WHAT names the frame that would have got out).
+rt_try_out() {
+  local marker="$1" what="$2"
+  shift 2
+  rt_sniff_start "$EF_WORLD" "$marker" 3000
+  run rt_attack "$EF_WORKLOAD_UID" "$@"
+  assert_success
+  rt_counters
+  rt_refute_out "$what"
+}
+
+# rt_mld1_querier: the world sends one MLDv1 general query, so the pod answers
+# in MLDv1 from then on.
+rt_mld1_querier() {
+  run "$RT" mld1-query --netns "/run/netns/$EF_WORLD" eth0
+  assert_success
+  sleep 0.1 # the pod's softirq takes the query in; the join must come after it
+}
+
 # --- MLD: the listener reports the kernel sends for the workload ------------------
 # The output chain once let the kernel's MLD reports out, so that MLD snooping
 # keeps delivering the pod's solicitations. But what a report says is the
@@ -152,47 +173,31 @@ rt_counters() {
   rt_capture_works "$EF_WORLD" "$EF_DENY6"
   local marker
   marker="$(rt_marker 3)"
-  rt_sniff_start "$EF_WORLD" "$marker" 3000
-  run rt_attack "$EF_WORKLOAD_UID" mld-solicited eth0 "$marker" 300
-  assert_success
-  rt_counters
-  rt_refute_out "a report naming ff02::1:ff${marker:0:2}:${marker:2:4}, a group no address of the pod has"
+  rt_try_out "$marker" "a report naming ff02::1:ff${marker:0:2}:${marker:2:4}, a group no address of the pod has" mld-solicited eth0 "$marker" 300
 }
 
 # With an MLDv1 querier on the segment (the world sends one general query, as
 # an old switch or router does), the pod answers in MLDv1 for minutes (RFC 3810
-# 8.2), and the output chain's rule for RFC 2710 reports lets out any report to
+# 8.2), and a rule that let out RFC 2710 reports to
 # link-scope multicast: an MLDv1 report goes to the group it names, so the
 # destination address itself is the workload's: ff02:MARKER::.
 @test "MLDv1 (an MLDv1 querier on the link): no report goes to the workload's own ff02:MARKER:: address" {
   rt_capture_works "$EF_WORLD" "$EF_DENY6"
-  run "$RT" mld1-query --netns "/run/netns/$EF_WORLD" eth0
-  assert_success
-  sleep 0.1 # the pod's softirq takes the query in; the join must come after it
+  rt_mld1_querier
   local marker
   marker="$(rt_marker)"
-  rt_sniff_start "$EF_WORLD" "$marker" 3000
-  run rt_attack "$EF_WORKLOAD_UID" mld-link eth0 "$marker" 300
-  assert_success
-  rt_counters
-  rt_refute_out "an MLDv1 report addressed to ff02:$marker::"
+  rt_try_out "$marker" "an MLDv1 report addressed to ff02:$marker::" mld-link eth0 "$marker" 300
 }
 
 # In MLDv1 the report for a global group (to the group itself) is refused, but
 # leaving the group sends a done message to ff02::2, all routers, with the
-# group in its body; the same rule lets it out.
+# group in its body; the same rule let it out.
 @test "MLDv1 (an MLDv1 querier on the link): no done message carries a global group (ff0e:MARKER::) to ff02::2" {
   rt_capture_works "$EF_WORLD" "$EF_DENY6"
-  run "$RT" mld1-query --netns "/run/netns/$EF_WORLD" eth0
-  assert_success
-  sleep 0.1 # the pod's softirq takes the query in; the join must come after it
+  rt_mld1_querier
   local marker
   marker="$(rt_marker)"
-  rt_sniff_start "$EF_WORLD" "$marker" 3000
-  run rt_attack "$EF_WORKLOAD_UID" mld-join eth0 "$marker" 300
-  assert_success
-  rt_counters
-  rt_refute_out "an MLDv1 done message to ff02::2 naming ff0e:$marker::"
+  rt_try_out "$marker" "an MLDv1 done message to ff02::2 naming ff0e:$marker::" mld-join eth0 "$marker" 300
 }
 
 # --- routing headers: the allowlist judges the first hop -----------------------------
