@@ -422,7 +422,11 @@ JsonText::JsonText(std::string_view text, bool padded) : text_(text), state_(std
     // nlohmann skips a byte-order mark at the start; simdjson does not.
     if (body.starts_with(kBom)) body.remove_prefix(kBom.size());
     State& s = *state_;
-    s.error = s.parser.parse(body.data(), body.size(), !padded).get(s.root);
+    // An empty view may hold a null pointer, which simdjson would pass to memcpy;
+    // a one-byte empty string stands in, copied (it has no padding after it).
+    static constexpr char kEmpty[1] = "";
+    const bool empty = body.empty();
+    s.error = s.parser.parse(empty ? kEmpty : body.data(), body.size(), empty || !padded).get(s.root);
 }
 
 JsonText::~JsonText() = default;
