@@ -92,6 +92,7 @@ ef_conntrack_shortcut() {
   assert_line --regexp '^v4 +udp +the pod.s address \(IP_TRANSPARENT\) .*actor=root in a nested netns +blocked .*martian'
   assert_line --regexp '^v6 +udp +the pod.s address \(IP_TRANSPARENT\) .*actor=root in a nested netns +refused +spoofed_dropped \+1'
   assert_line --regexp '^v4 +udp +pod address +reuse=- +prep=entry forged from a nested netns .* refused +udp_refused \+1'
+  assert_line --regexp '^v6 +udp +pod address +reuse=- +prep=entry forged from a nested netns .* refused +udp_refused \+1'
 }
 
 @test "the tool finds the nested netns's ways out of a forward chain that trusts conntrack state" {

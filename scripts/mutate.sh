@@ -149,7 +149,7 @@ m inbound-marks-all "the inbound chain marks every new connection, from lo or a 
 e $FENCE '    const std::vector<Stmt> from_outside{CtStateIn{kCtNew}, IifnameNe{"lo"}, FibSaddrIifOif{true}};' \
   '    const std::vector<Stmt> from_outside{CtStateIn{kCtNew}};'
 b egress-fence
-t bats bats/escape.bats "$ESCAPE_ALL"
+t bats bats/escape.bats "a root process in a netns nested in the pod"
 
 m inbound-peers-ignored "inboundPeers does not limit which inbound peers are answered"
 e $FENCE '        r.stmts.emplace_back(SaddrInSet{v6 ? IpFamily::ipv6 : IpFamily::ipv4, peers.name});
@@ -176,7 +176,7 @@ t bats bats/conntrack.bats "an idle dual-stack pod"
 
 m mld-let-out "MLD listener reports leave again, naming the groups and sources a workload joined"
 e $FENCE '                              Verdict{audit ? VerdictKind::accept : VerdictKind::drop}}});' \
-  '                              Verdict{VerdictKind::accept}}});'
+  '                              Verdict{audit || !audit ? VerdictKind::accept : VerdictKind::drop}}});'
 b egress-fence
 t bats bats/redteam.bats "MLDv2: the group a workload joins"
 
@@ -321,7 +321,7 @@ t bats bats/selection.bats "OpenShell selector without a usable proxy-uid annota
 
 # The read-back after ADD.
 m no-readback "ADD does not compare what the kernel holds with what it sent"
-e lib/nft/apply.cpp '    if (same_but_counted(rs, got, counted)) return "";' '    return "";'
+e lib/nft/apply.cpp '    if (same_but_counted(rs, got, counted)) return "";' '    if (same_but_counted(rs, got, counted) || true) return "";'
 b egress-fence
 t bats bats/faults.bats "nf_tables holding other than the batch it acked"
 

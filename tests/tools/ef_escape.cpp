@@ -901,9 +901,11 @@ class Escape {
         }
         {
             // The nested root sends peer:X -> pod:Y (a forged inbound entry),
-            // then the workload answers pod:Y -> peer:X.
+            // then the workload answers pod:Y -> peer:X. Y lies below the
+            // ephemeral range, which the inbound chain accepts unmarked before
+            // judging the source: this entry must meet the marking rule.
             int id = next_id_++;
-            uint16_t x = next_port(), y = static_cast<uint16_t>(x + 5000);
+            uint16_t x = next_port(), y = static_cast<uint16_t>(x - 10000);
             std::string tok = token_of(id);
             Addr spoofed = addr(peer(f), x), own = addr(pod(f), y);
             in_child(o_.nested_netns, root, [=] {
