@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# What must keep working under the conntrack invariant (README "What fenced
+# What must keep working under the conntrack invariant (docs/threat-model.md, "What fenced
 # means": conntrack state is never a pass for a process's packet), each with
 # every refusal counter unchanged: the proxy's bulk transfers closing cleanly
 # from either side (the last ACKs of a closed socket carry no process socket

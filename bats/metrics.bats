@@ -188,23 +188,23 @@ rules() {
   done
 }
 
-@test "alerts: each has a severity, a summary, a description naming its runbook, whose section is in the README; runbook_url when runbookBaseUrl is set" {
+@test "alerts: each has a severity, a summary, a description naming its runbook, whose section is in docs/operating.md; runbook_url when runbookBaseUrl is set" {
   render "$MT/r.json" --set metrics.rules.enabled=true
   rules "$MT/r.json" "$MT/t"
   local alert
   local section
-  section="$(sed -n '/^### Alerts and their runbooks$/,/^### /p' "$EF_ROOT/README.md")"
-  [ -n "$section" ] || fail "no section \"Alerts and their runbooks\" in the README"
+  section="$(sed -n '/^## Alerts and their runbooks$/,/^## /p' "$EF_ROOT/docs/operating.md")"
+  [ -n "$section" ] || fail "no section \"Alerts and their runbooks\" in docs/operating.md"
   for alert in $(jq -r '.groups[].rules[].alert' "$MT/t/rules.json"); do
     jq -e --arg a "$alert" '.groups[].rules[] | select(.alert == $a) |
       (.labels.severity | IN("critical", "warning")) and (.annotations.summary | length > 20)
-      and (.annotations.description | endswith("Runbook: egress-fence README, \"Alerts and their runbooks\", " + $a + "."))
+      and (.annotations.description | endswith("Runbook: egress-fence docs/operating.md, \"Alerts and their runbooks\", " + $a + "."))
       and .annotations.runbook_url == null' "$MT/t/rules.json"
-    grep -qx "#### $alert" <<<"$section" || fail "the README has no runbook section for $alert"
+    grep -qx "### $alert" <<<"$section" || fail "docs/operating.md has no runbook section for $alert"
   done
-  render "$MT/u.json" --set metrics.rules.enabled=true --set metrics.rules.runbookBaseUrl=https://docs.example/egress-fence/README.md
+  render "$MT/u.json" --set metrics.rules.enabled=true --set metrics.rules.runbookBaseUrl=https://docs.example/egress-fence/docs/operating.md
   rules "$MT/u.json" "$MT/u"
-  jq -e '[.groups[].rules[] | .annotations.runbook_url == "https://docs.example/egress-fence/README.md#" + (.alert | ascii_downcase)] | all' "$MT/u/rules.json"
+  jq -e '[.groups[].rules[] | .annotations.runbook_url == "https://docs.example/egress-fence/docs/operating.md#" + (.alert | ascii_downcase)] | all' "$MT/u/rules.json"
   # The threshold comes from values.
   render "$MT/v.json" --set metrics.rules.enabled=true --set metrics.rules.denialsPerSecond=20
   rules "$MT/v.json" "$MT/v"

@@ -189,7 +189,7 @@ probe_udp() { ef_probe udp "$1" "$2" --uid "${3:-$EF_WORKLOAD_UID}" --expect-rep
 # ADD through cnitool, then: the pod's whole ruleset is what render prints;
 # the rendered text loads with nft -f and nft prints back the same ruleset,
 # except the two secmark statements nft 1.0.6 can print but not parse (the
-# raw-frame stamp, README "The ruleset a pod gets"; rawsocket.bats checks them).
+# raw-frame stamp, docs/threat-model.md, "The ruleset a pod gets"; rawsocket.bats checks them).
 render_is_installed_and_loads() {
   run ef_pod_add
   assert_success

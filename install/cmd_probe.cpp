@@ -27,7 +27,7 @@ namespace {
 // so an unfenced pod times out instead of reaching a real host.
 constexpr const char* kDefaultProbeTarget = "192.0.2.1:9";
 
-// Exit codes (README "Operating it"). 2-4 and 8: the fence is missing or
+// Exit codes (docs/operating.md, "Commands"). 2-4 and 8: the fence is missing or
 // cannot be seen; 5-7: it is there, but this process could step around it.
 constexpr int kConnected = 2;
 constexpr int kTimedOut = 3;
@@ -206,7 +206,7 @@ std::vector<Finding> findings_for(const probe::Privileges& p, const ProbeOptions
                            fence_exempt_uids() + ")",
                        paths,
                        "run the workload as a non-root UID with allowPrivilegeEscalation: false and "
-                       "capabilities.drop: [ALL] (README \"What fenced means\")"});
+                       "capabilities.drop: [ALL] (docs/threat-model.md, \"The exempt UID is the one door\")"});
     if (auto reach = probe::capability_reach(p, probe::kCapNetRaw); !reach.empty())
         out.push_back({kNetRawReach,
                        o.allow_net_raw,

@@ -97,7 +97,7 @@ TEST_CASE("the example profile compiles to the invariant's rule order") {
     CHECK(chain(rs, "inbound").base->policy == Policy::accept);
 }
 
-// The invariant (README "What fenced means"): conntrack state never accepts
+// The invariant (docs/threat-model.md, "What fenced means"): conntrack state never accepts
 // a packet that carries a process's socket. In the output chain every rule
 // that accepts on conntrack state alone comes after the rule that sends every
 // such packet to `refuse`; before it, only the exempt UID, the pod's own

@@ -144,7 +144,7 @@ seLinuxOptions:
 
 {{/* An alert's runbook, in its description: (list .Values.metrics.rules "EgressFenceX"). */}}
 {{- define "egress-fence.runbookText" -}}
-Runbook: egress-fence README, "Alerts and their runbooks", {{ index . 1 }}.
+Runbook: egress-fence docs/operating.md, "Alerts and their runbooks", {{ index . 1 }}.
 {{- end -}}
 
 {{/* runbook_url when metrics.rules.runbookBaseUrl is set: (list .Values.metrics.rules "EgressFenceX"). */}}
