@@ -1,5 +1,5 @@
 // The destination allowlist as nftables sets, laid out by the shape of the
-// entries (README "Allow entries and their sets"): the compiler decides, the
+// entries (docs/architecture.md, "Allow entries and their sets"): the compiler decides, the
 // config never says. Internal to lib/fence.
 //
 // Every entry is cut into pieces: address prefix . protocol . one port range

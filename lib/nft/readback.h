@@ -10,7 +10,7 @@
 //    count, is dumped and compared element by element, as always;
 //  - ADD checks a larger set by its count: the batch that filled it is one
 //    transaction, acknowledged message by message, so the kernel took every
-//    element it was sent or none of the fence (README "Fail closed");
+//    element it was sent or none of the fence (docs/threat-model.md);
 //  - CHECK proves a larger set equal to the intended one by its count and a
 //    lookup of every intended element (non-dump GETSETELEM, which answers
 //    each element of its list or fails at the first one missing), and dumps
