@@ -42,7 +42,10 @@ fi
 # build type that ships, and .ci/run checks this tree instead of building a
 # second one.
 jobs=$(nproc)
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DEF_WERROR=ON >/dev/null
+# simdjson compiled in from Debian's source of the installed version, when it
+# can be had (scripts/simdjson-source.sh; otherwise the shared library).
+simdjson_source="$(bash scripts/simdjson-source.sh)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DEF_WERROR=ON -DEF_SIMDJSON_SOURCE="$simdjson_source" >/dev/null
 cmake --build build -j"$jobs"
 
 # Test drivers in Go, built offline from Debian's sources (GOPATH mode). A
