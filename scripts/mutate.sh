@@ -191,6 +191,12 @@ e $FENCE '    if (inbound.rules.empty()) return inbound;' '    return inbound;'
 b egress-fence
 t bats bats/redteam.bats "the proxy's UDP flow answered after conntrack forgot it"
 
+m ephemeral-any-protocol "the ephemeral-port exception reads th dport of every protocol (an ICMP echo's checksum)"
+e $FENCE '        first.push_back(Rule{{CtStateIn{kCtNew}, L4ProtoEq{proto}, ThDportRange{kEphemeralLo, kEphemeralHi},' \
+  '        first.push_back(Rule{{CtStateIn{kCtNew}, ThDportRange{uint16_t(kEphemeralLo + proto - proto), kEphemeralHi},'
+b egress-fence
+t bats bats/conntrack.bats "inbound echo requests"
+
 m nd-anywhere "neighbour solicitations on the pod's link go to any address"
 e $FENCE '        c.rules.push_back(Rule{{OifnameEq{a.ifname}, Goto{kRefuseChain}}});
 ' ''

@@ -209,8 +209,14 @@ Set onlink_set(const Attachment& a) { return prefix_set(onlink_set_name(a.ifname
 // ahead of the marking rules when there are any.
 Chain with_ephemeral_first(Chain inbound) {
     if (inbound.rules.empty()) return inbound;
-    inbound.rules.insert(inbound.rules.begin(), Rule{{CtStateIn{kCtNew}, ThDportRange{kEphemeralLo, kEphemeralHi},
-                                                      Verdict{VerdictKind::accept}}});
+    // TCP and UDP only: `th dport` of any other protocol is whatever its
+    // header holds there (an ICMP echo's checksum), and an inbound echo
+    // request left unmarked that way would have its reply dropped.
+    std::vector<Rule> first;
+    for (uint8_t proto : {kProtoTcp, kProtoUdp})
+        first.push_back(Rule{{CtStateIn{kCtNew}, L4ProtoEq{proto}, ThDportRange{kEphemeralLo, kEphemeralHi},
+                              Verdict{VerdictKind::accept}}});
+    inbound.rules.insert(inbound.rules.begin(), first.begin(), first.end());
     return inbound;
 }
 

@@ -332,9 +332,18 @@ std::string to_nft_text(const Stmt& s) {
 
 std::string to_nft_text(const Rule& r) {
     std::string out;
-    for (const auto& s : r.stmts) {
+    for (size_t i = 0; i < r.stmts.size(); ++i) {
         if (!out.empty()) out += " ";
-        out += to_nft_text(s);
+        // nft lists `meta l4proto tcp th dport N` as `tcp dport N` (the
+        // protocol match is the port's dependency); so do we.
+        const auto* proto = std::get_if<L4ProtoEq>(&r.stmts[i]);
+        const auto* port = i + 1 < r.stmts.size() ? std::get_if<ThDportRange>(&r.stmts[i + 1]) : nullptr;
+        if (proto && port && (proto->proto == IPPROTO_TCP || proto->proto == IPPROTO_UDP)) {
+            out += proto_name(proto->proto) + " dport " + range_text(port->lo, port->hi);
+            ++i;
+            continue;
+        }
+        out += to_nft_text(r.stmts[i]);
     }
     return out;
 }

@@ -705,6 +705,8 @@ cp "$RAW" "$OUT/raw.csv"
 cp "$TMP/summary.txt" "$OUT/summary.txt"
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 say "egress-fence benchmarks: $(nproc) cores, kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
+say "the plugin loads: $(readelf -d "$BIN/egress-fence" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | paste -sd' ') (simdjson $(
+  readelf -d "$BIN/egress-fence" | grep -q 'NEEDED.*libsimdjson' && echo shared || echo 'compiled in'))"
 say "load average at start $LOAD_START, at end $LOAD_END; median / p90 of n runs after warm-up"
 [ "$NFT_OK" = yes ] || say "nft comparisons skipped: the rendered ruleset does not load with nft -f ($NFT_OK)"
 

@@ -90,7 +90,7 @@ TEST_CASE("the example profile compiles to the invariant's rule order") {
                                                                           "oifname \"eth0\" goto refuse", "accept"});
     CHECK(rule_texts(chain(rs, "inbound")) ==
           std::vector<std::string>{
-              "ct state new th dport 32768-60999 accept",
+              "ct state new tcp dport 32768-60999 accept", "ct state new udp dport 32768-60999 accept",
               "ct state new iifname != \"lo\" fib saddr . iif oif exists ct mark set ct mark | 0x40000000"});
     REQUIRE(chain(rs, "inbound").base);
     CHECK(chain(rs, "inbound").base->hook == Hook::prerouting);
@@ -484,7 +484,7 @@ TEST_CASE("inboundPeers: only connections from the listed prefixes are marked fo
     Ruleset rs = compile(p, pod());
     CHECK(
         rule_texts(chain(rs, "inbound")) ==
-        std::vector<std::string>{"ct state new th dport 32768-60999 accept",
+        std::vector<std::string>{"ct state new tcp dport 32768-60999 accept", "ct state new udp dport 32768-60999 accept",
                                  "ct state new iifname != \"lo\" fib saddr . iif oif exists ip saddr @inbound_peers4 "
                                  "ct mark set ct mark | 0x40000000",
                                  "ct state new iifname != \"lo\" fib saddr . iif oif exists ip6 saddr @inbound_peers6 "
@@ -494,7 +494,7 @@ TEST_CASE("inboundPeers: only connections from the listed prefixes are marked fo
     // No IPv6 peer listed: no IPv6 connection is answered.
     p.inbound_peers = std::vector<config::Cidr>{cidr("192.168.0.0/16")};
     Ruleset v4only = compile(p, pod());
-    CHECK(rule_texts(chain(v4only, "inbound")).size() == 2);
+    CHECK(rule_texts(chain(v4only, "inbound")).size() == 3);
     for (const auto& s : v4only.sets) CHECK(s.name != "inbound_peers6");
     // An empty list: nothing is answered at all.
     p.inbound_peers = std::vector<config::Cidr>{};
