@@ -370,11 +370,12 @@ fi
 # of EF_BENCH_BASE_REF (the dump, before issue 19).
 CHECK_N=(10000 100000)
 v_check_scale() { # N VARIANT(ef|dump|base) [options]
-  local n="$1" how="$2" prog="$BIN/egress-fence" extra=() env
+  local n="$1" how="$2" prog="$BIN/egress-fence" extra=() env ns="$P-chk-$1"
   shift 2
-  [ "$how" = base ] && prog="$BASE_BIN/egress-fence"
+  # The base plugin checks a netns it fenced itself (its fence differs).
+  [ "$how" = base ] && prog="$BASE_BIN/egress-fence" ns="$P-chkb-$n"
   [ "$how" = dump ] && extra=(--env EF_TEST_NO_SET_COUNT=1)
-  mapfile -t env < <(cni_env CHECK "/run/netns/$P-chk-$n")
+  mapfile -t env < <(cni_env CHECK "/run/netns/$ns")
   "$TIME" --label "check/$n/$how" "${env[@]}" "${extra[@]}" --stdin "$TMP/check-$n.json" "$@" -- "$prog"
 }
 if section_on check; then
@@ -385,6 +386,12 @@ if section_on check; then
     ip netns add "$P-chk-$n"
     ip -n "$P-chk-$n" link add eth0 type veth peer name eth1
     "$TMP/fence.sh" "/run/netns/$P-chk-$n" "$TMP/check-$n.json"
+    if [ -n "$BASE_BIN" ]; then
+      ip netns add "$P-chkb-$n"
+      ip -n "$P-chkb-$n" link add eth0 type veth peer name eth1
+      sed "s|exec \"$BIN/egress-fence\"|exec \"$BASE_BIN/egress-fence\"|" "$TMP/fence.sh" >"$TMP/fence-base.sh"
+      bash "$TMP/fence-base.sh" "/run/netns/$P-chkb-$n" "$TMP/check-$n.json"
+    fi
   done
   log "check: CHECK of 10,000 and 100,000 entries"
   checkv=()
