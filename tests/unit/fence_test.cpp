@@ -482,13 +482,13 @@ TEST_CASE("inboundPeers: only connections from the listed prefixes are marked fo
     config::Profile p = example_profile();
     p.inbound_peers = std::vector<config::Cidr>{cidr("10.0.0.0/8"), cidr("10.1.0.0/16"), cidr("fd00::/8")};
     Ruleset rs = compile(p, pod());
-    CHECK(
-        rule_texts(chain(rs, "inbound")) ==
-        std::vector<std::string>{"ct state new tcp dport 32768-60999 accept", "ct state new udp dport 32768-60999 accept",
-                                 "ct state new iifname != \"lo\" fib saddr . iif oif exists ip saddr @inbound_peers4 "
-                                 "ct mark set ct mark | 0x40000000",
-                                 "ct state new iifname != \"lo\" fib saddr . iif oif exists ip6 saddr @inbound_peers6 "
-                                 "ct mark set ct mark | 0x40000000"});
+    CHECK(rule_texts(chain(rs, "inbound")) ==
+          std::vector<std::string>{
+              "ct state new tcp dport 32768-60999 accept", "ct state new udp dport 32768-60999 accept",
+              "ct state new iifname != \"lo\" fib saddr . iif oif exists ip saddr @inbound_peers4 "
+              "ct mark set ct mark | 0x40000000",
+              "ct state new iifname != \"lo\" fib saddr . iif oif exists ip6 saddr @inbound_peers6 "
+              "ct mark set ct mark | 0x40000000"});
     CHECK(element_texts(set_named(rs, "inbound_peers4")) == std::vector<std::string>{"10.0.0.0/8", "10.1.0.0/16"});
     CHECK(element_texts(set_named(rs, "inbound_peers6")) == std::vector<std::string>{"fd00::/8"});
     // No IPv6 peer listed: no IPv6 connection is answered.
