@@ -26,11 +26,6 @@
 //   udp-from SRC SPORT ADDR PORT MARKER [WAIT_MS]
 //                                   a datagram from SRC:SPORT (with WAIT_MS: and
 //                                   an answer within WAIT_MS, or ETIMEDOUT)
-//   udp-opt OPTION ADDR PORT MARKER a datagram from a socket with one more option:
-//                                   none, broadcast, mcast-IFNAME, zerocopy,
-//                                   sendfile (from a file into a connected socket), or
-//                                   fastopen (a TCP SYN carrying the marker)
-//   anycast-join IFNAME ADDR        IPV6_JOIN_ANYCAST
 //   udp ADDR PORT MARKER            a datagram carrying the marker (the control:
 //                                   run as the proxy's UID it must arrive)
 //   mld-join IFNAME MARKER [HOLD_MS]
@@ -44,26 +39,9 @@
 //                                   ff02::1:ffM0:M1M2 (the marker's first three bytes)
 //   mld-link IFNAME MARKER [HOLD_MS]
 //                                   join the link-scope group ff02:MARKER:: on IFNAME
-//   igmp-join IFNAME MARKER [HOLD_MS]
-//                                   join the IPv4 group 239.M0.M1.M2 (the marker's
-//                                   first three bytes) on IFNAME
-//   lsrr FIRSTHOP FINAL PORT MARKER a UDP datagram to FINAL with a loose source
-//                                   route through FIRSTHOP (IP_OPTIONS), checksum
-//                                   off (SO_NO_CHECK)
 //   srh FIRSTSEG FINAL PORT MARKER  a UDP datagram to FINAL with a segment
 //                                   routing header whose first segment is FIRSTSEG
 //                                   (IPV6_RTHDR type 4)
-//   bindtodevice IFNAME ADDR PORT MARKER
-//                                   a datagram to ADDR from a socket bound to IFNAME
-//   mptcp ADDR PORT MARKER          an MPTCP connection, then the marker
-//   uring-udp ADDR PORT MARKER      a datagram sent through io_uring (IORING_OP_SENDMSG)
-//   unix-abstract NAME MARKER       connect to an abstract AF_UNIX stream socket
-//   veth-into NETNS_PATH            in a user+net namespace of its own, ask for a
-//                                   veth whose peer is in NETNS_PATH
-//   userns-caps                     in a user namespace of its own, try what
-//                                   CAP_NET_RAW / CAP_NET_ADMIN would allow on
-//                                   the pod's netns (exit 0: none worked)
-//   sysctl-write PATH VALUE         write a /proc/sys file
 //
 // MARKER is hex (8 bytes: 16 digits). Usage errors exit 250; 251 when the
 // workload could not be made what the threat model says.
@@ -71,24 +49,15 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
-#include <linux/if_link.h>
 #include <linux/if_packet.h>
-#include <linux/io_uring.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
-#include <linux/veth.h>
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <poll.h>
 #include <sched.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -103,10 +72,6 @@
 #include <string_view>
 #include <thread>
 #include <vector>
-
-#ifndef IPPROTO_MPTCP
-#define IPPROTO_MPTCP 262
-#endif
 
 namespace {
 
@@ -279,67 +244,6 @@ in6_addr group_from(const std::vector<uint8_t>& marker) {
     return g;
 }
 
-// udp-opt OPTION ADDR PORT MARKER: a datagram from a socket with one more
-// option: broadcast (SO_BROADCAST), mcast-IFNAME (IP(V6)_MULTICAST_IF), fastopen
-// (a TCP SYN with the marker as data, MSG_FASTOPEN), zerocopy (MSG_ZEROCOPY).
-int attack_udp_opt(const std::vector<std::string>& a) {
-    if (a.size() != 4) usage("udp-opt OPTION ADDR PORT MARKER");
-    const std::string& opt = a[0];
-    Addr to = parse_addr(a[1], parse_long(a[2]));
-    auto marker = parse_hex(a[3]);
-    int one = 1;
-    if (opt == "fastopen") {
-        Fd s(socket(to.family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        if (sendto(s.get(), marker.data(), marker.size(), MSG_FASTOPEN, to.sa(), to.len) < 0)
-            fail("sendto fastopen", errno);
-        return 0;
-    }
-    Fd s(socket(to.family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    if (s.get() < 0) fail("socket", errno);
-    if (opt == "sendfile") {
-        // The marker in an unlinked file, spliced into a connected socket.
-        char path[] = "/tmp/rt_tool.XXXXXX";
-        Fd f(mkstemp(path));
-        if (f.get() < 0) fail("mkstemp", errno);
-        unlink(path);
-        if (write(f.get(), marker.data(), marker.size()) != static_cast<ssize_t>(marker.size())) fail("write", errno);
-        if (connect(s.get(), to.sa(), to.len) != 0) fail("connect", errno);
-        off_t off = 0;
-        if (sendfile(s.get(), f.get(), &off, marker.size()) < 0) fail("sendfile", errno);
-        return 0;
-    }
-    int flags = 0;
-    if (opt == "broadcast") {
-        if (setsockopt(s.get(), SOL_SOCKET, SO_BROADCAST, &one, sizeof one) != 0) fail("SO_BROADCAST", errno);
-    } else if (opt.starts_with("mcast-")) {
-        int idx = static_cast<int>(ifindex(opt.substr(6)));
-        if (to.family == AF_INET) {
-            ip_mreqn m{};
-            m.imr_ifindex = idx;
-            if (setsockopt(s.get(), IPPROTO_IP, IP_MULTICAST_IF, &m, sizeof m) != 0) fail("IP_MULTICAST_IF", errno);
-        } else if (setsockopt(s.get(), IPPROTO_IPV6, IPV6_MULTICAST_IF, &idx, sizeof idx) != 0) {
-            fail("IPV6_MULTICAST_IF", errno);
-        }
-    } else if (opt == "zerocopy") {
-        if (setsockopt(s.get(), SOL_SOCKET, SO_ZEROCOPY, &one, sizeof one) != 0) fail("SO_ZEROCOPY", errno);
-        flags = MSG_ZEROCOPY;
-    } else if (opt != "none") {
-        usage("unknown udp-opt " + opt);
-    }
-    if (sendto(s.get(), marker.data(), marker.size(), flags, to.sa(), to.len) < 0) fail("sendto", errno);
-    return 0;
-}
-
-int attack_anycast(const std::vector<std::string>& a) {
-    if (a.size() != 2) usage("anycast-join IFNAME ADDR");
-    Fd s(socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    ipv6_mreq mr{};
-    if (inet_pton(AF_INET6, a[1].c_str(), &mr.ipv6mr_multiaddr) != 1) usage("anycast-join takes IPv6");
-    mr.ipv6mr_interface = ifindex(a[0]);
-    if (setsockopt(s.get(), IPPROTO_IPV6, IPV6_JOIN_ANYCAST, &mr, sizeof mr) != 0) fail("IPV6_JOIN_ANYCAST", errno);
-    return 0;
-}
-
 // udp-from SRC SPORT ADDR PORT MARKER [WAIT_MS]: a datagram from SRC:SPORT;
 // with WAIT_MS, waits that long for an answer and fails (ETIMEDOUT) without one.
 int attack_udp_from(const std::vector<std::string>& a) {
@@ -360,45 +264,39 @@ int attack_udp_from(const std::vector<std::string>& a) {
     return 0;
 }
 
-int attack_mld_join(const std::vector<std::string>& a) {
-    if (a.size() < 2) usage("mld-join IFNAME MARKER [HOLD_MS]");
+// Joins `group` on IFNAME (a[0]) from a socket of its own, held for HOLD_MS
+// (a[at], if given): the kernel reports the membership while it lasts.
+int join_and_hold(const std::vector<std::string>& a, const in6_addr& group, size_t at) {
     Fd s(socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     if (s.get() < 0) fail("socket", errno);
     ipv6_mreq mr{};
-    mr.ipv6mr_multiaddr = group_from(parse_hex(a[1]));
+    mr.ipv6mr_multiaddr = group;
     mr.ipv6mr_interface = ifindex(a[0]);
     if (setsockopt(s.get(), IPPROTO_IPV6, IPV6_JOIN_GROUP, &mr, sizeof mr) != 0) fail("IPV6_JOIN_GROUP", errno);
-    hold(a, 2);
+    hold(a, at);
     return 0;
+}
+
+int attack_mld_join(const std::vector<std::string>& a) {
+    if (a.size() < 2) usage("mld-join IFNAME MARKER [HOLD_MS]");
+    return join_and_hold(a, group_from(parse_hex(a[1])), 2);
 }
 
 int attack_mld_solicited(const std::vector<std::string>& a) {
     if (a.size() < 2) usage("mld-solicited IFNAME MARKER [HOLD_MS]");
     auto marker = parse_hex(a[1]);
     if (marker.size() < 3) usage("mld-solicited needs 3 marker bytes");
-    Fd s(socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    if (s.get() < 0) fail("socket", errno);
-    ipv6_mreq mr{};
-    inet_pton(AF_INET6, "ff02::1:ff00:0", &mr.ipv6mr_multiaddr);
-    std::memcpy(mr.ipv6mr_multiaddr.s6_addr + 13, marker.data(), 3);
-    mr.ipv6mr_interface = ifindex(a[0]);
-    if (setsockopt(s.get(), IPPROTO_IPV6, IPV6_JOIN_GROUP, &mr, sizeof mr) != 0) fail("IPV6_JOIN_GROUP", errno);
-    hold(a, 2);
-    return 0;
+    in6_addr group{};
+    inet_pton(AF_INET6, "ff02::1:ff00:0", &group);
+    std::memcpy(group.s6_addr + 13, marker.data(), 3);
+    return join_and_hold(a, group, 2);
 }
 
 int attack_mld_link(const std::vector<std::string>& a) {
     if (a.size() < 2) usage("mld-link IFNAME MARKER [HOLD_MS]");
-    auto marker = parse_hex(a[1]);
-    Fd s(socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    if (s.get() < 0) fail("socket", errno);
-    ipv6_mreq mr{};
-    mr.ipv6mr_multiaddr = group_from(marker);
-    mr.ipv6mr_multiaddr.s6_addr[1] = 0x02;  // link scope: ff02::/16, what the MLDv1 rule lets out
-    mr.ipv6mr_interface = ifindex(a[0]);
-    if (setsockopt(s.get(), IPPROTO_IPV6, IPV6_JOIN_GROUP, &mr, sizeof mr) != 0) fail("IPV6_JOIN_GROUP", errno);
-    hold(a, 2);
-    return 0;
+    in6_addr group = group_from(parse_hex(a[1]));
+    group.s6_addr[1] = 0x02;  // link scope: ff02::/16, what the MLDv1 rule lets out
+    return join_and_hold(a, group, 2);
 }
 
 int attack_mld_sources(const std::vector<std::string>& a) {
@@ -426,41 +324,6 @@ int attack_mld_sources(const std::vector<std::string>& a) {
     return 0;
 }
 
-int attack_igmp_join(const std::vector<std::string>& a) {
-    if (a.size() < 2) usage("igmp-join IFNAME MARKER [HOLD_MS]");
-    auto marker = parse_hex(a[1]);
-    if (marker.size() < 3) usage("igmp-join needs 3 marker bytes");
-    Fd s(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    if (s.get() < 0) fail("socket", errno);
-    ip_mreqn mr{};
-    uint8_t g[4] = {239, marker[0], marker[1], marker[2]};
-    std::memcpy(&mr.imr_multiaddr, g, 4);
-    mr.imr_ifindex = static_cast<int>(ifindex(a[0]));
-    if (setsockopt(s.get(), IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr) != 0) fail("IP_ADD_MEMBERSHIP", errno);
-    hold(a, 2);
-    return 0;
-}
-
-int attack_lsrr(const std::vector<std::string>& a) {
-    if (a.size() != 4) usage("lsrr FIRSTHOP FINAL PORT MARKER");
-    in_addr hop{};
-    if (inet_pton(AF_INET, a[0].c_str(), &hop) != 1) usage("lsrr takes IPv4");
-    Addr to = parse_addr(a[1], parse_long(a[2]));
-    auto marker = parse_hex(a[3]);
-    Fd s(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    if (s.get() < 0) fail("socket", errno);
-    // NOP, LSRR (type 131) of one hop plus the slot the kernel fills with the
-    // final destination: the header's destination becomes FIRSTHOP.
-    uint8_t opt[12] = {IPOPT_NOP, 131, 11, 4};
-    std::memcpy(opt + 4, &hop, 4);
-    if (setsockopt(s.get(), IPPROTO_IP, IP_OPTIONS, opt, sizeof opt) != 0) fail("IP_OPTIONS", errno);
-    // The UDP checksum covers the first hop, not the final destination: off.
-    int one = 1;
-    if (setsockopt(s.get(), SOL_SOCKET, SO_NO_CHECK, &one, sizeof one) != 0) fail("SO_NO_CHECK", errno);
-    if (sendto(s.get(), marker.data(), marker.size(), 0, to.sa(), to.len) < 0) fail("sendto", errno);
-    return 0;
-}
-
 int attack_srh(const std::vector<std::string>& a) {
     if (a.size() != 4) usage("srh FIRSTSEG FINAL PORT MARKER");
     in6_addr first{};
@@ -481,185 +344,6 @@ int attack_srh(const std::vector<std::string>& a) {
     std::memcpy(rh + 24, &first, 16);
     if (setsockopt(s.get(), IPPROTO_IPV6, IPV6_RTHDR, rh, sizeof rh) != 0) fail("IPV6_RTHDR", errno);
     if (sendto(s.get(), marker.data(), marker.size(), 0, to.sa(), to.len) < 0) fail("sendto", errno);
-    return 0;
-}
-
-int attack_bindtodevice(const std::vector<std::string>& a) {
-    if (a.size() != 4) usage("bindtodevice IFNAME ADDR PORT MARKER");
-    Addr to = parse_addr(a[1], parse_long(a[2]));
-    auto marker = parse_hex(a[3]);
-    Fd s(socket(to.family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    if (s.get() < 0) fail("socket", errno);
-    if (setsockopt(s.get(), SOL_SOCKET, SO_BINDTODEVICE, a[0].c_str(), static_cast<socklen_t>(a[0].size())) != 0) {
-        fail("SO_BINDTODEVICE", errno);
-    }
-    if (sendto(s.get(), marker.data(), marker.size(), 0, to.sa(), to.len) < 0) fail("sendto", errno);
-    return 0;
-}
-
-int attack_mptcp(const std::vector<std::string>& a) {
-    if (a.size() != 3) usage("mptcp ADDR PORT MARKER");
-    Addr to = parse_addr(a[0], parse_long(a[1]));
-    auto marker = parse_hex(a[2]);
-    Fd s(socket(to.family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_MPTCP));
-    if (s.get() < 0) fail("socket mptcp", errno);
-    if (connect(s.get(), to.sa(), to.len) != 0) fail("connect", errno);
-    if (send(s.get(), marker.data(), marker.size(), 0) < 0) fail("send", errno);
-    return 0;
-}
-
-int attack_uring_udp(const std::vector<std::string>& a) {
-    if (a.size() != 3) usage("uring-udp ADDR PORT MARKER");
-    Addr to = parse_addr(a[0], parse_long(a[1]));
-    auto marker = parse_hex(a[2]);
-    Fd s(socket(to.family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    if (s.get() < 0) fail("socket", errno);
-    io_uring_params p{};
-    int ring = static_cast<int>(syscall(__NR_io_uring_setup, 4, &p));
-    if (ring < 0) fail("io_uring_setup", errno);
-    Fd ring_fd(ring);
-    size_t sq_len = p.sq_off.array + p.sq_entries * sizeof(unsigned);
-    size_t cq_len = p.cq_off.cqes + p.cq_entries * sizeof(io_uring_cqe);
-    void* sq = mmap(nullptr, sq_len, PROT_READ | PROT_WRITE, MAP_SHARED, ring, IORING_OFF_SQ_RING);
-    void* cq = mmap(nullptr, cq_len, PROT_READ | PROT_WRITE, MAP_SHARED, ring, IORING_OFF_CQ_RING);
-    void* sqes = mmap(nullptr, p.sq_entries * sizeof(io_uring_sqe), PROT_READ | PROT_WRITE, MAP_SHARED, ring,
-                      IORING_OFF_SQES);
-    if (sq == MAP_FAILED || cq == MAP_FAILED || sqes == MAP_FAILED) fail("mmap ring", errno);
-    iovec iov{marker.data(), marker.size()};
-    msghdr msg{};
-    msg.msg_name = const_cast<sockaddr*>(to.sa());
-    msg.msg_namelen = to.len;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    auto* sqe = static_cast<io_uring_sqe*>(sqes);
-    std::memset(sqe, 0, sizeof *sqe);
-    sqe->opcode = IORING_OP_SENDMSG;
-    sqe->fd = s.get();
-    sqe->addr = reinterpret_cast<uint64_t>(&msg);
-    sqe->len = 1;
-    auto* base = static_cast<uint8_t*>(sq);
-    auto* tail = reinterpret_cast<unsigned*>(base + p.sq_off.tail);
-    auto* mask = reinterpret_cast<unsigned*>(base + p.sq_off.ring_mask);
-    auto* array = reinterpret_cast<unsigned*>(base + p.sq_off.array);
-    array[*tail & *mask] = 0;
-    __atomic_store_n(tail, *tail + 1, __ATOMIC_RELEASE);
-    if (syscall(__NR_io_uring_enter, ring, 1, 1, IORING_ENTER_GETEVENTS, nullptr, 0) < 0) fail("io_uring_enter", errno);
-    auto* cbase = static_cast<uint8_t*>(cq);
-    auto* cqe = reinterpret_cast<io_uring_cqe*>(cbase + p.cq_off.cqes);
-    int res = cqe[0].res;
-    if (res < 0) fail("io_uring sendmsg", -res);
-    return 0;
-}
-
-int attack_unix_abstract(const std::vector<std::string>& a) {
-    if (a.size() != 2) usage("unix-abstract NAME MARKER");
-    auto marker = parse_hex(a[1]);
-    Fd s(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (s.get() < 0) fail("socket", errno);
-    sockaddr_un un{};
-    un.sun_family = AF_UNIX;
-    if (a[0].size() + 1 >= sizeof un.sun_path) usage("name too long");
-    std::memcpy(un.sun_path + 1, a[0].data(), a[0].size());
-    auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + a[0].size());
-    if (connect(s.get(), reinterpret_cast<sockaddr*>(&un), len) != 0) fail("connect @" + a[0], errno);
-    if (send(s.get(), marker.data(), marker.size(), 0) < 0) fail("send", errno);
-    return 0;
-}
-
-int attack_veth_into(const std::vector<std::string>& a) {
-    if (a.size() != 1) usage("veth-into NETNS_PATH");
-    Fd target(open(a[0].c_str(), O_RDONLY | O_CLOEXEC));
-    if (target.get() < 0) fail("open " + a[0], errno);
-    if (unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0) fail("unshare user+net", errno);
-    Fd nl(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
-    if (nl.get() < 0) fail("netlink", errno);
-    // RTM_NEWLINK veth "rtv0" here, its peer "rtv1" in the target netns.
-    std::vector<uint8_t> buf(512, 0);
-    auto* nh = reinterpret_cast<nlmsghdr*>(buf.data());
-    nh->nlmsg_type = RTM_NEWLINK;
-    nh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
-    size_t off = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(ifinfomsg));
-    auto put = [&](uint16_t type, const void* data, size_t len) -> size_t {
-        auto* rta = reinterpret_cast<rtattr*>(buf.data() + off);
-        rta->rta_type = type;
-        rta->rta_len = static_cast<uint16_t>(RTA_LENGTH(len));
-        if (len) std::memcpy(RTA_DATA(rta), data, len);
-        size_t at = off;
-        off += RTA_ALIGN(rta->rta_len);
-        return at;
-    };
-    auto close_nest = [&](size_t at) {
-        reinterpret_cast<rtattr*>(buf.data() + at)->rta_len = static_cast<uint16_t>(off - at);
-    };
-    put(IFLA_IFNAME, "rtv0", 5);
-    size_t linkinfo = put(IFLA_LINKINFO, nullptr, 0);
-    put(IFLA_INFO_KIND, "veth", 5);
-    size_t data = put(IFLA_INFO_DATA, nullptr, 0);
-    size_t peer = put(VETH_INFO_PEER, nullptr, 0);
-    off += NLMSG_ALIGN(sizeof(ifinfomsg));
-    put(IFLA_IFNAME, "rtv1", 5);
-    uint32_t fd = static_cast<uint32_t>(target.get());
-    put(IFLA_NET_NS_FD, &fd, sizeof fd);
-    close_nest(peer);
-    close_nest(data);
-    close_nest(linkinfo);
-    nh->nlmsg_len = static_cast<uint32_t>(off);
-    if (send(nl.get(), buf.data(), off, 0) < 0) fail("send RTM_NEWLINK", errno);
-    std::vector<uint8_t> ack(4096);
-    ssize_t n = recv(nl.get(), ack.data(), ack.size(), 0);
-    if (n < 0) fail("recv", errno);
-    auto* rh = reinterpret_cast<nlmsghdr*>(ack.data());
-    if (rh->nlmsg_type == NLMSG_ERROR) {
-        int err = -reinterpret_cast<nlmsgerr*>(NLMSG_DATA(rh))->error;
-        if (err != 0) fail("RTM_NEWLINK veth with its peer in " + a[0], err);
-    }
-    return 0;
-}
-
-// In a user namespace of its own (still in the pod's netns) the workload holds
-// every capability, over nothing the pod's netns is owned by: each privileged
-// socket operation it tries is listed with the errno it met (0: it worked).
-int attack_userns_caps(const std::vector<std::string>& a) {
-    if (!a.empty()) usage("userns-caps takes nothing");
-    if (unshare(CLONE_NEWUSER) != 0) fail("unshare user", errno);
-    int worked = 0;
-    auto report = [&](const char* what, bool ok) {
-        std::printf("%s: %s\n", what, ok ? "worked" : std::strerror(errno));
-        if (ok) ++worked;
-    };
-    {
-        Fd s(socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL)));
-        report("AF_PACKET socket", s.get() >= 0);
-    }
-    {
-        Fd s(socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_UDP));
-        report("raw IPv4 socket", s.get() >= 0);
-    }
-    Fd u(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    int one = 1;
-    report("IP_TRANSPARENT", setsockopt(u.get(), IPPROTO_IP, IP_TRANSPARENT, &one, sizeof one) == 0);
-    report("SO_MARK", setsockopt(u.get(), SOL_SOCKET, SO_MARK, &one, sizeof one) == 0);
-    uint8_t lsrr[8] = {131, 7, 4, 10, 0, 0, 1, IPOPT_END};
-    report("IP_OPTIONS LSRR", setsockopt(u.get(), IPPROTO_IP, IP_OPTIONS, lsrr, sizeof lsrr) == 0);
-    Fd u6(socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    uint8_t hbh[8] = {0, 0, 1, 4, 0, 0, 0, 0};  // PadN
-    report("IPV6_HOPOPTS", setsockopt(u6.get(), IPPROTO_IPV6, IPV6_HOPOPTS, hbh, sizeof hbh) == 0);
-    {
-        Fd x(socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0));
-        report("AF_XDP socket", x.get() >= 0);
-    }
-    {
-        Fd t(open("/dev/net/tun", O_RDWR | O_CLOEXEC));
-        report("open /dev/net/tun", t.get() >= 0);
-    }
-    return worked == 0 ? 0 : 1;
-}
-
-int attack_sysctl_write(const std::vector<std::string>& a) {
-    if (a.size() != 2) usage("sysctl-write PATH VALUE");
-    Fd f(open(a[0].c_str(), O_WRONLY | O_CLOEXEC));
-    if (f.get() < 0) fail("open " + a[0], errno);
-    if (write(f.get(), a[1].data(), a[1].size()) < 0) fail("write " + a[0], errno);
     return 0;
 }
 
@@ -790,21 +474,10 @@ int main(int argc, char** argv) {
     if (uid != 0) become_workload(static_cast<unsigned>(uid));
     if (name == "udp") return attack_udp(pos);
     if (name == "udp-from") return attack_udp_from(pos);
-    if (name == "udp-opt") return attack_udp_opt(pos);
-    if (name == "anycast-join") return attack_anycast(pos);
     if (name == "mld-join") return attack_mld_join(pos);
     if (name == "mld-solicited") return attack_mld_solicited(pos);
     if (name == "mld-link") return attack_mld_link(pos);
     if (name == "mld-sources") return attack_mld_sources(pos);
-    if (name == "igmp-join") return attack_igmp_join(pos);
-    if (name == "lsrr") return attack_lsrr(pos);
     if (name == "srh") return attack_srh(pos);
-    if (name == "bindtodevice") return attack_bindtodevice(pos);
-    if (name == "mptcp") return attack_mptcp(pos);
-    if (name == "uring-udp") return attack_uring_udp(pos);
-    if (name == "unix-abstract") return attack_unix_abstract(pos);
-    if (name == "veth-into") return attack_veth_into(pos);
-    if (name == "userns-caps") return attack_userns_caps(pos);
-    if (name == "sysctl-write") return attack_sysctl_write(pos);
     usage("unknown attack " + name);
 }
